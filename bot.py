@@ -1,0 +1,213 @@
+"""Rollover: a Webex bot that keeps Webex ↔ Microsoft Entra ID SAML certificates from expiring unnoticed.
+
+``create_app(config=None)`` builds the Flask app (a thin adapter: verify, record,
+acknowledge). ``main()`` is the command line; ``python bot.py --help`` lists it.
+Follow the names from here: ``webhooks.WebhookReceiver`` (the acknowledgement
+path), ``worker.Worker`` (everything after it), ``dispatcher.Dispatcher``
+(which handler answers), ``handlers/`` (the answers), ``cards/`` (what they look like).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+from typing import Any, Mapping
+
+from flask import Flask, Response, request
+
+from dispatcher import Dispatcher, Services
+from handlers import build_registry
+from logging_setup import configure_logging
+from settings import Config, ConfigError, load_config, settings_markdown
+from storage import Storage
+from webex_client import WebexClient, WebexError
+from webhooks import WebhookReceiver, sync_webhooks, webhook_target
+from worker import Worker
+
+VERSION = "0.1.0"
+log = logging.getLogger("rollover")
+
+
+def resolve_config(config: Config | Mapping[str, Any] | None) -> Config:
+    """A Config as is; a mapping of overrides (by setting key) on top of the environment; None: the environment."""
+    if isinstance(config, Config):
+        return config
+    return load_config(**dict(config or {}))
+
+
+def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
+    """The webhook service. Work after the acknowledgement runs in ``serve``'s thread or ``bot.py worker``."""
+    config = resolve_config(config)
+    config.require("webhook_secret")
+    storage = Storage(config.database_path)
+    storage.migrate()
+    wake_callbacks: list = []
+    receiver = WebhookReceiver(config.webhook_secret, storage, config.max_webhook_bytes,
+                               on_recorded=lambda: [wake() for wake in wake_callbacks])
+
+    app = Flask(__name__)
+    app.extensions["rollover"] = {"config": config, "storage": storage, "wake_callbacks": wake_callbacks}
+
+    @app.post("/webhooks/webex")
+    def webex_webhook():
+        answer = receiver.receive(request.get_data(cache=False), request.headers.get("X-Spark-Signature"))
+        return answer.body, answer.status
+
+    @app.get("/healthz")
+    def healthz():
+        try:
+            database_ok = storage.ping()
+        except Exception:
+            log.exception("health check: database unreachable")
+            database_ok = False
+        body = {"status": "ok" if database_ok else "unavailable", "version": VERSION,
+                "database": "ok" if database_ok else "unreachable"}
+        return body, 200 if database_ok else 503
+
+    return app
+
+
+def build_services(config: Config, webex: WebexClient | None = None) -> Services:
+    """Everything the worker's handlers use, built once per process."""
+    storage = Storage(config.database_path)
+    storage.migrate()
+    webex = webex or WebexClient(config.webex_access_token, config.webex_base_url)
+    return Services(config=config, storage=storage, webex=webex, registry=build_registry())
+
+
+def build_worker(services: Services, owner: str | None = None) -> Worker:
+    config = services.config
+    return Worker(services.storage, Dispatcher(services), lease_seconds=config.worker_lease_seconds,
+                  max_attempts=config.worker_max_attempts, poll_seconds=config.worker_poll_seconds,
+                  owner=owner)
+
+
+# --- command line -----------------------------------------------------------------------------------
+
+def _require_live(config: Config) -> None:
+    config.require("webex_access_token", "webhook_secret")
+    config.require_access_control()
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    """One-process install: the webhook service with a worker thread beside it."""
+    from werkzeug.serving import make_server
+    _require_live(config)
+    app = create_app(config)
+    worker = build_worker(build_services(config))
+    app.extensions["rollover"]["wake_callbacks"].append(worker.wake.set)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run_forever, args=(stop,), name="rollover-worker", daemon=True)
+    thread.start()
+    server = make_server(args.host, args.port, app, threaded=True)
+    log.info("Rollover %s listening on http://%s:%d/webhooks/webex", VERSION, args.host, args.port)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, config: Config) -> int:
+    """The Procfile's worker process: runs recorded events until stopped."""
+    _require_live(config)
+    worker = build_worker(build_services(config))
+    stop = threading.Event()
+    try:
+        worker.run_forever(stop)
+    except KeyboardInterrupt:
+        stop.set()
+    return 0
+
+
+def cmd_webhooks(args: argparse.Namespace, config: Config) -> int:
+    config.require("webex_access_token")
+    webex = WebexClient(config.webex_access_token, config.webex_base_url)
+    if args.webhooks_command == "list":
+        for w in webex.list_webhooks():
+            print(f"{w.id}  {w.name:<16} {w.resource}/{w.event:<8} {w.status:<8} {w.target_url}")
+        return 0
+    config.require("webhook_secret")
+    url = args.url or config.public_url
+    if not url:
+        raise ConfigError(["No public URL: pass --url https://YOUR-HOST or set ROLLOVER_PUBLIC_URL."])
+    if not url.startswith("https://") and not args.allow_http:
+        raise ConfigError([f"Webex delivers webhooks over https only; {url!r} is not https "
+                           "(use --allow-http only for a local Webex API)."])
+    report = sync_webhooks(webex, name=config.webhook_name, public_url=url, secret=config.webhook_secret)
+    print(f"Webhooks named {config.webhook_name!r} now deliver to {webhook_target(url)}:")
+    for line in report.lines():
+        print("  " + line)
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace, config: Config | None) -> int:
+    if args.markdown:
+        sys.stdout.write(settings_markdown())
+        return 0
+    for name, value in resolve_config(None).redacted().items():
+        print(f"{name}={value}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, config: Config | None) -> int:
+    import demo
+    return demo.run(interactive=args.interactive, keep_database=args.database)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bot.py", description="Rollover — keeps Webex ↔ Entra ID SAML certificates from expiring unnoticed.",
+        epilog="Settings come from the environment; see docs/settings.md or `bot.py settings`.")
+    parser.add_argument("--version", action="version", version=f"Rollover {VERSION}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the webhook service with a worker thread (one-process install)")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.set_defaults(run=cmd_serve, needs_config=True)
+
+    worker = commands.add_parser("worker", help="process recorded webhook events (the Procfile's worker)")
+    worker.set_defaults(run=cmd_worker, needs_config=True)
+
+    demo = commands.add_parser("demo", help="play a conversation against a local Webex API and SQLite file")
+    demo.add_argument("--interactive", action="store_true", help="type messages yourself as a space member")
+    demo.add_argument("--database", metavar="PATH", help="keep the demo database at PATH instead of a temp file")
+    demo.set_defaults(run=cmd_demo, needs_config=False)
+
+    webhooks = commands.add_parser("webhooks", help="manage the bot's Webex webhooks")
+    webhook_commands = webhooks.add_subparsers(dest="webhooks_command", required=True, metavar="ACTION")
+    sync = webhook_commands.add_parser("sync", help="create/update the messages and attachmentActions webhooks")
+    sync.add_argument("--url", help="public base URL of this bot, e.g. https://rollover.example.com")
+    sync.add_argument("--allow-http", action="store_true", help=argparse.SUPPRESS)
+    webhook_commands.add_parser("list", help="list the bot's webhooks")
+    webhooks.set_defaults(run=cmd_webhooks, needs_config=True)
+
+    settings = commands.add_parser("settings", help="show the current settings (secrets hidden)")
+    settings.add_argument("--markdown", action="store_true", help="print the settings reference as Markdown")
+    settings.set_defaults(run=cmd_settings, needs_config=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config() if args.needs_config else None
+        configure_logging(config)
+        return args.run(args, config)
+    except ConfigError as error:
+        print(f"bot.py {args.command}: {error}", file=sys.stderr)
+        return 2
+    except WebexError as error:
+        print(f"bot.py {args.command}: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

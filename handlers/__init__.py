@@ -1,0 +1,16 @@
+"""Chat commands and card actions, one module each, collected on an explicit registry."""
+
+from handlers import help as help_command
+from handlers.registry import Registry
+
+# Every module whose handlers the bot offers. Adding a command = adding its module here.
+HANDLER_MODULES = (
+    help_command,
+)
+
+
+def build_registry() -> Registry:
+    registry = Registry()
+    for module in HANDLER_MODULES:
+        registry.add_module(module)
+    return registry

@@ -1,0 +1,258 @@
+"""Every setting of the bot, as data: name, default, help, how to parse it.
+
+Settings come from the environment. Where an SDK already has a standard
+variable (``WEBEX_ACCESS_TOKEN`` for webexpythonsdk, ``AZURE_*`` for
+azure-identity) that name is used. ``docs/settings.md`` is generated from this
+table (``python bot.py settings --markdown``) and a test keeps it in step.
+
+Problems are collected and reported together, each naming the setting and
+how to fix it, before anything starts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class ConfigError(Exception):
+    """One or more settings are missing or invalid; the text says how to fix each."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("Invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+# --- parsers: each takes the raw text and returns the value or raises ValueError --------
+
+def parse_text(raw: str) -> str:
+    return raw.strip()
+
+
+def parse_int(raw: str) -> int:
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+
+
+def parse_positive_int(raw: str) -> int:
+    value = parse_int(raw)
+    if value <= 0:
+        raise ValueError("must be a whole number greater than 0")
+    return value
+
+
+def parse_seconds(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError("must be a number of seconds") from None
+    if value <= 0:
+        raise ValueError("must be a number of seconds greater than 0")
+    return value
+
+
+def parse_bool(raw: str) -> bool:
+    text = raw.strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def parse_list(raw: str) -> tuple[str, ...]:
+    """Comma- or space-separated list; lower-cased because e-mails and domains are case-insensitive."""
+    return tuple(item.strip().lower() for item in re.split(r"[,\s]+", raw) if item.strip())
+
+
+def parse_exact_list(raw: str) -> tuple[str, ...]:
+    """Comma- or space-separated list of opaque ids (kept as written)."""
+    return tuple(item.strip() for item in re.split(r"[,\s]+", raw) if item.strip())
+
+
+def parse_days_list(raw: str) -> tuple[int, ...]:
+    try:
+        days = sorted({int(item) for item in parse_exact_list(raw)}, reverse=True)
+    except ValueError:
+        raise ValueError("must be whole numbers of days separated by commas, e.g. 60,30,14,7,1") from None
+    if not days or any(d < 0 for d in days):
+        raise ValueError("must list at least one day count, none negative")
+    return tuple(days)
+
+
+def parse_url(raw: str) -> str:
+    text = raw.strip()
+    if not re.match(r"^https?://[^/\s]+", text):
+        raise ValueError("must be an http(s) URL such as https://bot.example.com")
+    return text
+
+
+def parse_base_url(raw: str) -> str:
+    # webexpythonsdk joins paths with urljoin: without the trailing slash "/v1" would be dropped.
+    text = parse_url(raw)
+    return text if text.endswith("/") else text + "/"
+
+
+def parse_timezone(raw: str) -> str:
+    try:
+        ZoneInfo(raw.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("must be an IANA time zone such as Europe/Stockholm or UTC") from None
+    return raw.strip()
+
+
+def parse_log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+    return level
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str                       # environment variable name
+    key: str                       # attribute name on Config
+    default: str                   # raw default text ("" = unset)
+    help: str
+    parse: Callable[[str], Any] = parse_text
+    secret: bool = False           # never printed, logged or shown
+    fix: str = ""                  # how to fix it when missing/invalid
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # --- Webex -----------------------------------------------------------------------------
+    Setting("WEBEX_ACCESS_TOKEN", "webex_access_token", "",
+            "The bot's access token (developer.webex.com > My Webex Apps > your bot). "
+            "Unset: `demo` uses the local Webex API.", secret=True,
+            fix="create a bot at https://developer.webex.com/my-apps and set its token"),
+    Setting("WEBEX_BASE_URL", "webex_base_url", "https://webexapis.com/v1/",
+            "Base URL of the Webex REST API (a trailing slash is added).", parse_base_url),
+    Setting("ROLLOVER_WEBHOOK_SECRET", "webhook_secret", "",
+            "Shared secret of the Webex webhooks; every delivery's X-Spark-Signature is checked with it.",
+            secret=True,
+            fix="generate one with `python -c 'import secrets; print(secrets.token_hex(32))'`, "
+                "set it, then run `python bot.py webhooks sync --url https://YOUR-HOST`"),
+    Setting("ROLLOVER_PUBLIC_URL", "public_url", "",
+            "Public https URL where Webex reaches this bot (used by `webhooks sync` when --url is not given).",
+            parse_url, fix="set it to the https address of this service, e.g. https://rollover.example.com"),
+    Setting("ROLLOVER_WEBHOOK_NAME", "webhook_name", "rollover",
+            "Name given to the bot's webhooks; `webhooks sync` manages only webhooks of this name."),
+    Setting("ROLLOVER_MAX_WEBHOOK_BYTES", "max_webhook_bytes", "65536",
+            "Largest webhook body accepted; larger deliveries get 413.", parse_positive_int),
+    # --- who may talk to the bot ---------------------------------------------------------------
+    Setting("ROLLOVER_ALLOWED_DOMAINS", "allowed_domains", "",
+            "E-mail domains whose people may use the bot (comma-separated, e.g. example.com).", parse_list,
+            fix="list your organisation's e-mail domains, e.g. ROLLOVER_ALLOWED_DOMAINS=example.com"),
+    Setting("ROLLOVER_ALLOWED_PEOPLE", "allowed_people", "",
+            "E-mail addresses of people allowed in addition to the domains (comma-separated).", parse_list),
+    Setting("ROLLOVER_ALLOWED_ROOMS", "allowed_rooms", "",
+            "Webex room ids the bot answers in (comma-separated). Empty: any room with an allowed person.",
+            parse_exact_list),
+    Setting("ROLLOVER_ALLOW_BOTS", "allow_bots", "false",
+            "Answer messages from other bots (the bot never answers itself).", parse_bool),
+    # --- storage and worker -----------------------------------------------------------------
+    Setting("ROLLOVER_DATABASE", "database_path", "var/rollover.sqlite3",
+            "Path of the SQLite database file (created with its folder when missing).",
+            fix="point it at a writable file path"),
+    Setting("ROLLOVER_WORKER_LEASE_SECONDS", "worker_lease_seconds", "60",
+            "How long a worker owns a claimed event; after a crash the event is retried when the lease ends.",
+            parse_seconds),
+    Setting("ROLLOVER_WORKER_POLL_SECONDS", "worker_poll_seconds", "0.5",
+            "How often an idle worker looks for new events.", parse_seconds),
+    Setting("ROLLOVER_WORKER_MAX_ATTEMPTS", "worker_max_attempts", "8",
+            "Attempts per event (Webex 429/5xx are retried with backoff) before it is marked failed.",
+            parse_positive_int),
+    Setting("ROLLOVER_LOG_LEVEL", "log_level", "INFO", "DEBUG, INFO, WARNING or ERROR.", parse_log_level),
+)
+
+SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Parsed settings. Attribute names are the ``key`` column of ``SETTINGS``."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self.values[key]
+        except KeyError:
+            raise AttributeError(f"no setting named {key!r}") from None
+
+    def replace(self, **changes: Any) -> "Config":
+        unknown = set(changes) - set(SETTINGS_BY_KEY)
+        if unknown:
+            raise KeyError(f"unknown settings: {', '.join(sorted(unknown))}")
+        return Config({**self.values, **changes})
+
+    def require(self, *keys: str) -> None:
+        """Raise ConfigError naming every required setting that is empty."""
+        problems = [_missing_message(SETTINGS_BY_KEY[k]) for k in keys if not self.values.get(k)]
+        if problems:
+            raise ConfigError(problems)
+
+    def require_access_control(self) -> None:
+        """Fail closed: a bot that can change SSO certificates must know who may use it."""
+        if not (self.allowed_domains or self.allowed_people):
+            raise ConfigError([
+                "Nobody is allowed to use the bot: set ROLLOVER_ALLOWED_DOMAINS (e.g. example.com) "
+                "and/or ROLLOVER_ALLOWED_PEOPLE (e-mail addresses)."])
+
+    def redacted(self) -> dict[str, str]:
+        """Values safe to print: secrets show only whether they are set."""
+        return {s.env: ("<set>" if self.values.get(s.key) else "<unset>") if s.secret
+                else _display(self.values.get(s.key)) for s in SETTINGS}
+
+
+def _display(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def _missing_message(setting: Setting) -> str:
+    fix = setting.fix or f"set it ({setting.help})"
+    return f"{setting.env} is not set: {fix}."
+
+
+_EMPTY: dict[Callable[[str], Any], Any] = {parse_list: (), parse_exact_list: (), parse_bool: False}
+
+
+def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+    """Read and validate every setting; overrides (by key) are already-parsed values."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for setting in SETTINGS:
+        raw = environ.get(setting.env, "").strip() or setting.default
+        if not raw:
+            values[setting.key] = _EMPTY.get(setting.parse, "")
+            continue
+        try:
+            values[setting.key] = setting.parse(raw)
+        except ValueError as error:
+            shown = "<hidden>" if setting.secret else repr(raw)
+            fix = f" ({setting.fix})" if setting.fix else ""
+            problems.append(f"{setting.env}={shown} {error}{fix}.")
+    if problems:
+        raise ConfigError(problems)
+    config = Config(values)
+    return config.replace(**overrides) if overrides else config
+
+
+def settings_markdown() -> str:
+    """The settings reference, generated from the table (docs/settings.md)."""
+    lines = ["# Settings", "",
+             "Generated by `python bot.py settings --markdown` from `settings.py`; every setting is read "
+             "from the environment and validated at start-up.", "",
+             "| Variable | Default | Meaning |", "|---|---|---|"]
+    for s in SETTINGS:
+        default = f"`{s.default}`" if s.default else "(unset)"
+        lines.append(f"| `{s.env}` | {default} | {s.help}{' Secret: never logged.' if s.secret else ''} |")
+    return "\n".join(lines) + "\n"
