@@ -23,7 +23,7 @@ bench: $(STAMP)
 	for script in bench/*.py; do $(PY) $$script || exit 1; done
 
 settings-doc: $(STAMP)
-	$(PY) bot.py settings --markdown > docs/settings.md
+	$(PY) bot.py settings --write-docs
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

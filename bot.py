@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 import threading
+from pathlib import Path
 from typing import Any, Mapping
 
 from flask import Flask, Response, request
@@ -21,7 +22,7 @@ from flask import Flask, Response, request
 from dispatcher import Dispatcher, Services
 from handlers import build_registry
 from logging_setup import configure_logging
-from settings import Config, ConfigError, load_config, settings_markdown
+from settings import Config, ConfigError, load_config, readme_with_settings, settings_markdown
 from storage import Storage
 from webex_client import WebexClient, WebexError
 from webhooks import WebhookReceiver, sync_webhooks, webhook_target
@@ -151,6 +152,13 @@ def cmd_settings(args: argparse.Namespace, config: Config | None) -> int:
     if args.markdown:
         sys.stdout.write(settings_markdown())
         return 0
+    if args.write_docs:
+        root = Path(__file__).resolve().parent
+        (root / "docs" / "settings.md").write_text(settings_markdown())
+        readme = root / "README.md"
+        readme.write_text(readme_with_settings(readme.read_text()))
+        print("wrote docs/settings.md and the settings block of README.md")
+        return 0
     for name, value in resolve_config(None).redacted().items():
         print(f"{name}={value}")
     return 0
@@ -191,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     settings = commands.add_parser("settings", help="show the current settings (secrets hidden)")
     settings.add_argument("--markdown", action="store_true", help="print the settings reference as Markdown")
+    settings.add_argument("--write-docs", action="store_true",
+                          help="regenerate docs/settings.md and the README's settings table")
     settings.set_defaults(run=cmd_settings, needs_config=False)
     return parser
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 import bot
-from settings import SETTINGS, ConfigError, load_config, settings_markdown
+from settings import SETTINGS, ConfigError, load_config, readme_with_settings, settings_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -14,6 +14,7 @@ def test_every_setting_is_documented_in_settings_doc_and_readme():
     doc = (ROOT / "docs" / "settings.md").read_text()
     readme = (ROOT / "README.md").read_text()
     assert doc == settings_markdown(), "docs/settings.md is stale: run `make settings-doc`"
+    assert readme == readme_with_settings(readme), "README settings table is stale: run `make settings-doc`"
     for setting in SETTINGS:
         assert setting.help, setting.env
         assert f"`{setting.env}`" in doc
