@@ -23,6 +23,7 @@ from typing import Any, Callable
 import sqlite_utils
 
 Migration = Callable[[sqlite_utils.Database], None]
+ACK_LOCK_WAIT_SECONDS = 10.0
 
 
 # --- migrations: append only; a name, once released, never changes meaning -------------------
@@ -97,9 +98,17 @@ class Storage:
             db = self._local.db = self._connect()
         return db
 
-    def _connect(self) -> sqlite_utils.Database:
-        # timeout: wait for another writer's lock instead of failing at once.
-        conn = sqlite3.connect(self.path, timeout=30)
+    @property
+    def ack_db(self) -> sqlite_utils.Database:
+        """The acknowledgement path's own connection: it waits for locks in fine steps (see record_event)."""
+        db = getattr(self._local, "ack_db", None)
+        if db is None:
+            db = self._local.ack_db = self._connect(busy_timeout=0)
+        return db
+
+    def _connect(self, busy_timeout: float = 30) -> sqlite_utils.Database:
+        # busy_timeout: wait for another writer's lock instead of failing at once.
+        conn = sqlite3.connect(self.path, timeout=busy_timeout)
         db = sqlite_utils.Database(conn, execute_plugins=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
@@ -107,10 +116,11 @@ class Storage:
         return db
 
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        for name in ("db", "ack_db"):
+            db = getattr(self._local, name, None)
+            if db is not None:
+                db.close()
+                setattr(self._local, name, None)
 
     # --- schema ----------------------------------------------------------------------------
 
@@ -139,13 +149,25 @@ class Storage:
 
     def record_event(self, key: str, resource: str, event: str, payload: dict[str, Any],
                      now: float | None = None) -> bool:
-        """Store a delivery durably; False when the same event was already recorded."""
+        """Store a delivery durably; False when the same event was already recorded.
+
+        SQLite's own busy handler sleeps 1, 2, 5, 10 … ms when another process holds the
+        write lock; the insert itself takes ~0.05 ms, so waiting in 0.2 ms steps keeps the
+        acknowledgement's tail latency close to a bare endpoint's.
+        """
         now = time.time() if now is None else now
-        cursor = self.db.execute(
-            "INSERT OR IGNORE INTO events (key, resource, event, payload, available_at, received_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [key, resource, event, json.dumps(payload, separators=(",", ":")), now, now])
-        return cursor.rowcount == 1
+        row = [key, resource, event, json.dumps(payload, separators=(",", ":")), now, now]
+        deadline = time.monotonic() + ACK_LOCK_WAIT_SECONDS
+        while True:
+            try:
+                cursor = self.ack_db.execute(
+                    "INSERT OR IGNORE INTO events (key, resource, event, payload, available_at, received_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", row)
+                return cursor.rowcount == 1
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.0002)
 
     def claim_event(self, owner: str, lease_seconds: float, now: float | None = None) -> Event | None:
         """Lease the oldest ready event to ``owner``; an expired lease (crashed worker) is reclaimable."""

@@ -1,0 +1,127 @@
+"""Benchmark: webhook acknowledgement latency under gunicorn, against the floor.
+
+Sends N signed webhooks at a fixed rate (open loop: a request is sent on schedule
+whether or not earlier ones have answered) to
+  1. the real app (`bot:create_app()`: verify signature, record durably in SQLite, 200), and
+  2. the floor: a bare Flask endpoint on the same gunicorn settings that only verifies the HMAC.
+Prints one line: p50/p99 of both and the p99 ratio (target <= 1.5 at 200 req/s on 2 cores).
+
+    python bench/webhook_ack.py [--rate 200] [--count 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from webhooks import signature_for  # noqa: E402
+
+SECRET = "bench-secret-0123456789"
+GUNICORN_ARGS = ["--workers", "2", "--threads", "4", "--log-level", "warning"]   # as in the Procfile
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_gunicorn(app_spec: str, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", *GUNICORN_ARGS, "--bind", f"127.0.0.1:{port}", app_spec],
+        cwd=ROOT, env={**os.environ, **env})
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process, port
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"gunicorn did not start for {app_spec}")
+
+
+def bodies(count: int, tag: str) -> list[bytes]:
+    return [json.dumps({"id": "WH1", "name": "rollover", "resource": "messages", "event": "created",
+                        "actorId": "P1", "data": {"id": f"{tag}-{i}", "roomId": "R1", "personId": "P1"}}).encode()
+            for i in range(count)]
+
+
+def measure(port: int, payloads: list[bytes], rate: float, senders: int = 16) -> list[float]:
+    """Open-loop load: request i is due at start + i/rate; latency is measured from its send."""
+    latencies: list[float] = [0.0] * len(payloads)
+    start = time.perf_counter() + 0.5
+
+    def sender(offset: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for i in range(offset, len(payloads), senders):
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            body = payloads[i]
+            sent = time.perf_counter()
+            connection.request("POST", "/webhooks/webex", body=body, headers={
+                "Content-Type": "application/json", "X-Spark-Signature": signature_for(SECRET, body)})
+            response = connection.getresponse()
+            response.read()
+            latencies[i] = time.perf_counter() - sent
+            if response.status != 200:
+                raise RuntimeError(f"unexpected status {response.status}")
+        connection.close()
+
+    threads = [threading.Thread(target=sender, args=(k,)) for k in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def run_against(app_spec: str, env: dict[str, str], count: int, rate: float, tag: str) -> tuple[float, float]:
+    process, port = start_gunicorn(app_spec, env)
+    try:
+        measure(port, bodies(min(200, count), f"warm-{tag}"), rate)      # warm-up: imports, connections
+        latencies = measure(port, bodies(count, tag), rate)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    return percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=200.0, help="requests per second")
+    parser.add_argument("--count", type=int, default=2000, help="requests per server")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        app_env = {"ROLLOVER_WEBHOOK_SECRET": SECRET, "ROLLOVER_DATABASE": f"{folder}/bench.sqlite3"}
+        app_p50, app_p99 = run_against("bot:create_app()", app_env, args.count, args.rate, "app")
+        floor_p50, floor_p99 = run_against("bench.floor_app:create_floor_app()", {"FLOOR_SECRET": SECRET},
+                                           args.count, args.rate, "floor")
+    print(f"webhook_ack: {args.count} webhooks at {args.rate:.0f}/s under gunicorn (2 workers x 4 threads): "
+          f"app p50 {app_p50:.2f} ms p99 {app_p99:.2f} ms | floor (HMAC-only Flask) p50 {floor_p50:.2f} ms "
+          f"p99 {floor_p99:.2f} ms | p99 ratio {app_p99 / floor_p99:.2f} (target <= 1.5)")
+
+
+if __name__ == "__main__":
+    main()
