@@ -358,8 +358,9 @@ class LocalWebex:
             return self
         self._server = make_server(self.host, port, self._wsgi, threaded=True,
                                    request_handler=_QuietHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="local-webex",
-                                        daemon=True)
+        # A short poll interval keeps stop() (and so every test) fast.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="local-webex", daemon=True)
         self._thread.start()
         return self
 
@@ -1062,8 +1063,14 @@ class LocalWebex:
                 "ownedBy": "creator", "status": "active", "created": utc_timestamp()}
 
     def _receives(self, owner: Person, resource: str, data: dict[str, Any]) -> bool:
-        """Whether Webex notifies ``owner`` of this event at all."""
+        """Whether Webex notifies ``owner`` of this event at all.
+
+        A bot hears a group space only when mentioned (not even its own posts there); in a direct
+        space it hears everything, its own messages included, hence the SDK's loop-prevention advice.
+        """
         if resource == "messages":
+            if owner.bot and data["roomType"] == "group":
+                return owner.id in data.get("mentionedPeople", [])
             return self._can_see(owner, self._messages[data["id"]])
         card = self._messages.get(data["messageId"])
         return card is not None and card["personId"] == owner.id  # the app that posted the card
