@@ -382,6 +382,7 @@ class LocalWebex:
 
     @property
     def port(self) -> int:
+        """The TCP port being served (after start())."""
         if self._server is None:
             raise RuntimeError("LocalWebex is not started")
         return self._server.server_port
@@ -595,6 +596,7 @@ class LocalWebex:
             return copy.deepcopy(self._files_posted)
 
     def attachment_action(self, action_id: str) -> dict[str, Any]:
+        """A stored attachment action (card submission)."""
         with self._lock:
             return copy.deepcopy(self._actions[action_id])
 
@@ -758,6 +760,8 @@ class LocalWebex:
             mentioned = request.args.get("mentionedPeople")
             if mentioned not in (None, "me", caller.id):
                 raise _ApiFailure(400, "Only me or the person ID of the current user may be specified.")
+            if mentioned and _int_arg(request, "max", 50) > 100:
+                raise _ApiFailure(400, "max cannot exceed 100 when used with mentionedPeople.")
             if caller.bot and room.type == "group" and not mentioned:
                 # Real behaviour: bots must pass mentionedPeople=me to list a group space.
                 raise _ApiFailure(403, "Failed to get activity.")
@@ -1015,11 +1019,8 @@ class LocalWebex:
 
     def _page(self, request: Request, items: list[dict[str, Any]], *, default_max: int) -> Response:
         """One page of ``items`` with an RFC 5988 ``Link: <...>; rel="next"`` pointing at this server."""
-        try:
-            limit = int(request.args.get("max", default_max))
-            offset = int(request.args.get("cursor", 0))
-        except ValueError:
-            raise _ApiFailure(400, "max and cursor must be integers.")
+        limit = _int_arg(request, "max", default_max)
+        offset = _int_arg(request, "cursor", 0)
         if limit < 1 or offset < 0:
             raise _ApiFailure(400, "max must be a positive integer.")
         page = items[offset:offset + limit]
@@ -1143,6 +1144,14 @@ def _json_body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise _ApiFailure(400, "The request body must be a JSON object.")
     return body
+
+
+def _int_arg(request: Request, name: str, default: int) -> int:
+    """An integer query parameter; 400 when it is not one."""
+    try:
+        return int(request.args.get(name, default))
+    except ValueError:
+        raise _ApiFailure(400, f"{name} must be an integer.")
 
 
 def _message_request(request: Request) -> tuple[dict[str, Any], Any]:
@@ -1384,7 +1393,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"WEBEX_ACCESS_TOKEN={bot_token}")
     print(f"bot {bot.email} id={bot.id}")
     print(f"person {alice.email} token={server.issue_token(alice)}")
-    print(f"group room id={group.id}\ndirect room id={direct.id}")
+    print(f"group room id={group.id}\ndirect room id={direct.id}", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
