@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from webexpythonsdk.models.cards import AdaptiveCard
 
-from cards.common import card, facts, heading, paragraph
+from cards.common import MAX_ACTIONS, card, facts, heading, paragraph, submit
 from handlers.registry import CommandSpec
+
+RUN_COMMAND = "run-command"   # card action: run a command as if it had been typed
 
 
 def help_card(commands: list[CommandSpec]) -> AdaptiveCard:
+    buttons = [submit(spec.button, RUN_COMMAND, command=spec.name) for spec in commands if spec.button]
     return card([
         *heading("Rollover", subtitle="Keeps Webex ↔ Entra ID single sign-on certificates from expiring unnoticed."),
         facts((spec.usage, spec.summary) for spec in commands),
         paragraph("In a group space, mention me first: @Rollover status. "
                   "Drop a SAML metadata or certificate file here and I will check it.", subtle=True),
-    ])
+    ], actions=buttons[:MAX_ACTIONS])
 
 
 def help_text(commands: list[CommandSpec]) -> str:

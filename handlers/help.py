@@ -1,7 +1,8 @@
-"""help: the list of commands, generated from the registry."""
+"""help: the list of commands, generated from the registry; its buttons run quick commands."""
 
-from cards.help import help_card, help_text
-from handlers.registry import command
+from cards.help import RUN_COMMAND, help_card, help_text
+from errors import UserError
+from handlers.registry import card_action, command
 
 
 @command("help")
@@ -9,3 +10,13 @@ def show_help(ctx) -> None:
     """Show what I can do."""
     commands = ctx.services.registry.sorted_commands()
     ctx.reply(help_text(commands), card=help_card(commands))
+
+
+@card_action(RUN_COMMAND)
+def run_command_button(ctx) -> None:
+    """A quick button: run the named command with no arguments, as if it had been typed."""
+    spec = ctx.services.registry.find_command(str(ctx.inputs.get("command", "")))
+    if spec is None or spec.button is None:
+        raise UserError("That button runs a command I no longer have; type `help` for the current list.")
+    ctx.text, ctx.args = spec.name, ""
+    spec.handler(ctx)

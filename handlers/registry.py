@@ -23,6 +23,7 @@ class CommandSpec:
     name: str
     usage: str
     handler: Handler
+    button: str | None = None      # title of a quick button on the help card (commands without arguments)
 
     @property
     def summary(self) -> str:
@@ -36,7 +37,7 @@ class ActionSpec:
     handler: Handler
 
 
-def command(name: str, usage: str | None = None) -> Callable[[Handler], Handler]:
+def command(name: str, usage: str | None = None, *, button: str | None = None) -> Callable[[Handler], Handler]:
     """Mark a function as the handler of chat command ``name`` (matched exactly, case-insensitively)."""
     if not name or name != name.lower() or " " in name:
         raise ValueError(f"command names are single lower-case words, got {name!r}")
@@ -44,7 +45,7 @@ def command(name: str, usage: str | None = None) -> Callable[[Handler], Handler]
     def mark(function: Handler) -> Handler:
         if not inspect.getdoc(function):
             raise ValueError(f"command {name!r} needs a docstring: it is the help text")
-        function._rollover_command = CommandSpec(name, usage or name, function)
+        function._rollover_command = CommandSpec(name, usage or name, function, button)
         return function
     return mark
 
