@@ -57,6 +57,7 @@ from msgraph.generated.users.item.check_member_groups.check_member_groups_post_r
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph_core import GraphClientFactory
 
+from certificates.diagnosis import EntraAppFacts, EntraSigningCertificate
 from errors import UserError
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ APP_ID_IN_FILTER_LIMIT = 15   # values per "appId in (...)" clause
 SP_LIST_FIELDS = ["id", "appId", "displayName", "preferredSingleSignOnMode", "preferredTokenSigningKeyThumbprint",
                   "notificationEmailAddresses", "tokenEncryptionKeyId", "keyCredentials"]
 SP_SINGLE_FIELDS = SP_LIST_FIELDS + ["passwordCredentials", "samlSingleSignOnSettings"]
-APP_FIELDS = ["id", "appId", "displayName", "keyCredentials", "passwordCredentials", "requestSignatureVerification"]
+APP_FIELDS = ["id", "appId", "displayName", "identifierUris", "keyCredentials", "passwordCredentials",
+              "requestSignatureVerification"]
 
 READ_PERMISSION_HINT = "the application permission Application.Read.All (with admin consent)"
 WRITE_PERMISSION_HINT = ("Application.ReadWrite.OwnedBy with the bot's app registered as an owner of {target}, "
@@ -216,6 +218,7 @@ class ApplicationInfo:
     allowed_weak_algorithms: Optional[str]
     key_credentials: tuple[KeyCredentialInfo, ...]
     password_credentials: tuple[PasswordCredentialInfo, ...]
+    identifier_uris: tuple[str, ...] = ()
 
     @property
     def verification_certificates(self) -> tuple[KeyCredentialInfo, ...]:
@@ -243,6 +246,7 @@ class SamlAppInventory:
     verification_certificates: tuple[KeyCredentialInfo, ...]
     client_secrets: tuple[PasswordCredentialInfo, ...]
     certificate_credentials: tuple[KeyCredentialInfo, ...]
+    identifier_uris: tuple[str, ...] = ()   # the SAML Identifier (Entity ID) values
 
 
 @dataclass(frozen=True)
@@ -334,7 +338,8 @@ def _application_info(app: Application) -> ApplicationInfo:
         signed_requests_required=verification.is_signed_request_required if verification else None,
         allowed_weak_algorithms=str(weak.value if hasattr(weak, "value") else weak) if weak else None,
         key_credentials=tuple(_key_info(kc) for kc in app.key_credentials or ()),
-        password_credentials=tuple(_password_info(pc) for pc in app.password_credentials or ()))
+        password_credentials=tuple(_password_info(pc) for pc in app.password_credentials or ()),
+        identifier_uris=tuple(app.identifier_uris or ()))
 
 
 def signing_certificates_of(sp: ServicePrincipalInfo) -> tuple[SigningCertificate, ...]:
@@ -374,7 +379,23 @@ def build_inventory_entry(sp: ServicePrincipalInfo, application: Optional[Applic
         requires_signed_requests=application.signed_requests_required if application else None,
         verification_certificates=application.verification_certificates if application else (),
         client_secrets=application.password_credentials if application else (),
-        certificate_credentials=application.key_credentials if application else ())
+        certificate_credentials=application.key_credentials if application else (),
+        identifier_uris=application.identifier_uris if application else ())
+
+
+def to_trust_facts(app: SamlAppInventory) -> EntraAppFacts:
+    """The diagnosis input (certificates.diagnosis) for one inventoried SAML app."""
+    return EntraAppFacts(
+        display_name=app.display_name, app_id=app.app_id,
+        signing_certificates=[
+            EntraSigningCertificate(thumbprint=cert.thumbprint, not_before=cert.not_before,
+                                    not_after=cert.not_after, active=cert.active)
+            for cert in app.signing_certificates if cert.thumbprint and cert.not_before and cert.not_after],
+        requires_signed_requests=app.requires_signed_requests,
+        verification_certificate_thumbprints=[kc.thumbprint for kc in app.verification_certificates if kc.thumbprint],
+        token_encryption_thumbprint=app.token_encryption_thumbprint,
+        notification_emails=list(app.notification_emails),
+        sp_entity_ids=list(app.identifier_uris))
 
 
 def _odata_quote(value: str) -> str:

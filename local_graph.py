@@ -320,7 +320,8 @@ class LocalGraph:
     def add_saml_app(self, display_name: str, *, app_id: Optional[str] = None, sp_id: Optional[str] = None,
                      application_id: Optional[str] = None, bot_is_owner: bool = False,
                      notification_emails: Iterable[str] = (), with_application: bool = True,
-                     requires_signed_requests: Optional[bool] = None) -> dict:
+                     requires_signed_requests: Optional[bool] = None,
+                     identifier_uris: Iterable[str] = ()) -> dict:
         """Create a SAML enterprise app (servicePrincipal + application object); returns the SP JSON."""
         with self._lock:
             app_id = app_id or str(uuid.uuid4())
@@ -338,7 +339,7 @@ class LocalGraph:
             if with_application:
                 application = {
                     "id": application_id or str(uuid.uuid4()), "appId": app_id, "displayName": display_name,
-                    "keyCredentials": [], "passwordCredentials": [],
+                    "identifierUris": list(identifier_uris), "keyCredentials": [], "passwordCredentials": [],
                     "requestSignatureVerification": (
                         None if requires_signed_requests is None else
                         {"isSignedRequestRequired": requires_signed_requests, "allowedWeakAlgorithms": None}),
@@ -357,8 +358,13 @@ class LocalGraph:
                                 display_name: str = SSO_CERT_CN, active: bool = False,
                                 custom_key_identifier: Optional[bytes] = None,
                                 private_key: Optional[rsa.RSAPrivateKey] = None) -> str:
-        """Seed a portal-style signing certificate (Sign + Verify + password); returns its thumbprint."""
-        der, key = make_self_signed_certificate(display_name, not_before, not_after, private_key)
+        """Seed a portal-style signing certificate (Sign + Verify + password); returns its thumbprint.
+
+        Seeding reuses pooled RSA keys (thousands of apps in benches); addTokenSigningCertificate
+        always generates a fresh key.
+        """
+        key = private_key or pooled_rsa_key(len(self._private_keys))
+        der, key = make_self_signed_certificate(display_name, not_before, not_after, key)
         with self._lock:
             sp = self._sp(sp_id)
             thumbprint = self._store_signing_certificate(sp, der, key, display_name, not_before, not_after,
@@ -868,7 +874,8 @@ def _seed_app(graph: LocalGraph, spec: dict, now: dt.datetime) -> None:
         spec["display_name"], app_id=spec.get("app_id"), sp_id=spec.get("sp_id"),
         application_id=spec.get("application_id"), bot_is_owner=spec.get("bot_is_owner", False),
         notification_emails=spec.get("notification_emails", []),
-        requires_signed_requests=spec.get("requires_signed_requests"))
+        requires_signed_requests=spec.get("requires_signed_requests"),
+        identifier_uris=spec.get("identifier_uris", []))
     if spec.get("sso_mode", "saml") != "saml":
         sp["preferredSingleSignOnMode"] = spec["sso_mode"]
     for cert in spec.get("signing_certificates", []):
@@ -880,11 +887,11 @@ def _seed_app(graph: LocalGraph, spec: dict, now: dt.datetime) -> None:
     application = graph._lookup(graph.applications, f"appId='{sp['appId']}'")
     for cert in spec.get("verification_certificates", []):
         der, _key = make_self_signed_certificate(cert["subject"], _relative(now, -cert.get("issued_days_ago", 30)),
-                                                 _relative(now, cert["expires_in_days"]))
+                                                 _relative(now, cert["expires_in_days"]), pooled_rsa_key(1))
         graph.add_verification_certificate(application["id"], der, cert.get("display_name", cert["subject"]))
     if encryption := spec.get("token_encryption_certificate"):
         der, _key = make_self_signed_certificate(encryption["subject"], _relative(now, -30),
-                                                 _relative(now, encryption["expires_in_days"]))
+                                                 _relative(now, encryption["expires_in_days"]), pooled_rsa_key(2))
         graph.add_encryption_certificate(sp["id"], der, encryption["subject"])
     for secret in spec.get("client_secrets", []):
         graph.add_client_secret(application["id"], secret["display_name"], _relative(now, secret["expires_in_days"]))
