@@ -166,6 +166,7 @@ def cmd_settings(args: argparse.Namespace, config: Config | None) -> int:
 
 def cmd_demo(args: argparse.Namespace, config: Config | None) -> int:
     import demo
+    configure_logging(None, level="WARNING")   # the transcript is the output; problems still show
     return demo.run(interactive=args.interactive, keep_database=args.database)
 
 

@@ -46,13 +46,13 @@ def secret_values(config: Config | None) -> list[str]:
     return values
 
 
-def configure_logging(config: Config | None) -> None:
-    level = config.log_level if config is not None else "INFO"
+def configure_logging(config: Config | None, level: str | None = None) -> None:
+    level = level or (config.log_level if config is not None else "INFO")
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactSecrets(secret_values(config)))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("werkzeug", "urllib3", "httpx", "azure"):
+    for noisy in ("werkzeug", "urllib3", "httpx", "azure", "webexpythonsdk"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
