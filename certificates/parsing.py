@@ -17,7 +17,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Iterator, Optional, TypeVar
+from typing import Callable, Optional, TypeVar
 
 import defusedxml
 import defusedxml.ElementTree as SafeET
@@ -475,9 +475,3 @@ def _megabytes(size: int) -> str:
 def _without_utf8_bom(data: bytes) -> bytes:
     return data[len(UTF8_BOM):] if data.startswith(UTF8_BOM) else data
 
-
-def iter_signing_certificates(document: Document, role: str) -> Iterator[FoundCertificate]:
-    """Certificates of ``role`` usable for signing (plain certificate files count as signing)."""
-    for found in document.certificates:
-        if found.role is None or (found.role == role and found.use == "signing"):
-            yield found
