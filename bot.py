@@ -164,6 +164,11 @@ def cmd_settings(args: argparse.Namespace, config: Config | None) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace, config: Config | None) -> int:
+    from certificates.check_cli import run_check
+    return run_check(args.check_args, sys.stdout, sys.stderr)
+
+
 def cmd_demo(args: argparse.Namespace, config: Config | None) -> int:
     import demo
     configure_logging(None, level="WARNING")   # the transcript is the output; problems still show
@@ -190,6 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--database", metavar="PATH", help="keep the demo database at PATH instead of a temp file")
     demo.set_defaults(run=cmd_demo, needs_config=False)
 
+    check = commands.add_parser(
+        "check", help="check certificate files, SAML metadata files or URLs; exit code 0/1/2/3 like a monitoring plugin",
+        add_help=False)
+    check.add_argument("check_args", nargs=argparse.REMAINDER,
+                       help="[--json] [--now ISO-8601] [--warning-days N] [--critical-days N] FILE_OR_URL...")
+    check.set_defaults(run=cmd_check, needs_config=False)
+
     webhooks = commands.add_parser("webhooks", help="manage the bot's Webex webhooks")
     webhook_commands = webhooks.add_subparsers(dest="webhooks_command", required=True, metavar="ACTION")
     sync = webhook_commands.add_parser("sync", help="create/update the messages and attachmentActions webhooks")
@@ -207,7 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # `check` has its own option parser (certificates/check_cli.py); pass its options through untouched.
+    args, passthrough = parser.parse_known_args(argv)
+    if args.command == "check":
+        args.check_args = passthrough + args.check_args
+    elif passthrough:
+        parser.error(f"unrecognized arguments: {' '.join(passthrough)}")
     try:
         config = load_config() if args.needs_config else None
         configure_logging(config)

@@ -104,3 +104,18 @@ def test_log_lines_never_carry_secrets():
     text = stream.getvalue()
     assert secret not in text and "abc.def-ghi" not in text
     assert text.count("***") >= 3
+
+
+def test_check_is_reachable_from_bot_py_with_its_own_options(tmp_path, capsys):
+    import json as json_lib
+    from datetime import datetime, timedelta, timezone
+    from cryptography.hazmat.primitives import serialization
+    from tests.certfactory import make_cert
+    now = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    cert, _ = make_cert("expiring.example.com", now - timedelta(days=300), now + timedelta(days=10))
+    path = tmp_path / "expiring.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    assert bot.main(["check", "--json", "--now", "2026-06-01T00:00:00Z", str(path)]) == 2   # critical
+    report = json_lib.loads(capsys.readouterr().out)
+    assert report["sources"][0]["certificates"][0]["days_left"] == 10
+    assert bot.main(["check", str(tmp_path / "missing.pem")]) == 3
