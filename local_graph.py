@@ -447,6 +447,12 @@ class LocalGraph:
         """GETs with ``$select=...keyCredentials...`` (Graph limits these to 150/min/tenant on SPs)."""
         return sum(1 for entry in self.requests_matching("GET") if entry.selects_key_credentials)
 
+    @property
+    def single_object_key_selects(self) -> int:
+        """The $select=keyCredentials GETs on ONE object: the only ones that return key material."""
+        return sum(1 for entry in self.requests_matching("GET") if entry.selects_key_credentials
+                   and not re.search(r"/(servicePrincipals|applications)$", entry.path))
+
     def clear_log(self) -> None:
         with self._lock:
             self.request_log.clear()
