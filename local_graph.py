@@ -283,7 +283,9 @@ class LocalGraph:
     def start(self, port: int = 0, quiet: bool = True) -> "LocalGraph":
         handler = _QuietRequestHandler if quiet else WSGIRequestHandler
         self._server = make_server("127.0.0.1", port, self.app, threaded=True, request_handler=handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="local-graph", daemon=True)
+        # A short poll interval makes stop() quick (shutdown waits for the serve loop to notice).
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="local-graph", daemon=True)
         self._thread.start()
         return self
 
