@@ -20,6 +20,7 @@ from typing import Any, Mapping
 from flask import Flask, Response, request
 
 from dispatcher import Dispatcher, Services
+from errors import UserError
 from handlers import build_registry
 from logging_setup import configure_logging
 from settings import Config, ConfigError, load_config, readme_with_settings, settings_markdown
@@ -71,12 +72,25 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
-def build_services(config: Config, webex: WebexClient | None = None) -> Services:
+def build_services(config: Config, webex: WebexClient | None = None, entra=None) -> Services:
     """Everything the worker's handlers use, built once per process."""
     storage = Storage(config.database_path)
     storage.migrate()
     webex = webex or WebexClient(config.webex_access_token, config.webex_base_url)
-    return Services(config=config, storage=storage, webex=webex, registry=build_registry())
+    return Services(config=config, storage=storage, webex=webex, registry=build_registry(),
+                    entra=entra if entra is not None else build_entra_client(config))
+
+
+def build_entra_client(config: Config):
+    """The Graph client when Entra credentials (or a local Graph) are configured; None otherwise."""
+    if not config.graph_configured:
+        return None
+    from entra_client import EntraClient
+    return EntraClient.from_settings(
+        config.azure_tenant_id or None, config.azure_client_id or None,
+        client_secret=config.azure_client_secret or None,
+        certificate_path=config.azure_client_certificate_path or None,
+        use_managed_identity=config.graph_managed_identity, base_url=config.graph_base_url)
 
 
 def build_worker(services: Services, owner: str | None = None) -> Worker:
@@ -233,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"bot.py {args.command}: {error}", file=sys.stderr)
         return 2
-    except WebexError as error:
+    except (WebexError, UserError) as error:
         print(f"bot.py {args.command}: {error}", file=sys.stderr)
         return 1
 

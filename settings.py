@@ -155,6 +155,32 @@ SETTINGS: tuple[Setting, ...] = (
             parse_exact_list),
     Setting("ROLLOVER_ALLOW_BOTS", "allow_bots", "false",
             "Answer messages from other bots (the bot never answers itself).", parse_bool),
+    # --- certificates -------------------------------------------------------------------------
+    Setting("ROLLOVER_WARNING_DAYS", "warning_days", "60",
+            "A certificate with this many days left or fewer is 'warning'.", parse_positive_int),
+    Setting("ROLLOVER_CRITICAL_DAYS", "critical_days", "14",
+            "A certificate with this many days left or fewer is 'critical'.", parse_positive_int),
+    Setting("ROLLOVER_MAX_DOCUMENT_BYTES", "max_document_bytes", "5242880",
+            "Largest certificate or metadata document read from a file or URL (bytes).", parse_positive_int),
+    Setting("ROLLOVER_ALLOW_PRIVATE_URLS", "allow_private_urls", "false",
+            "Let `check <url>` fetch from private, loopback and link-local addresses (off: no SSRF into "
+            "your network from chat).", parse_bool),
+    # --- Microsoft Graph (Entra ID) --------------------------------------------------------------
+    Setting("AZURE_TENANT_ID", "azure_tenant_id", "",
+            "Entra tenant id (GUID) of the app registration the bot signs in with (azure-identity's variable)."),
+    Setting("AZURE_CLIENT_ID", "azure_client_id", "",
+            "Application (client) id the bot signs in to Graph with (azure-identity's variable)."),
+    Setting("AZURE_CLIENT_SECRET", "azure_client_secret", "",
+            "Client secret for Graph (or use AZURE_CLIENT_CERTIFICATE_PATH / managed identity).", secret=True),
+    Setting("AZURE_CLIENT_CERTIFICATE_PATH", "azure_client_certificate_path", "",
+            "PEM/PKCS12 file with the certificate and private key the bot signs in to Graph with."),
+    Setting("ROLLOVER_GRAPH_MANAGED_IDENTITY", "graph_managed_identity", "false",
+            "Sign in to Graph with the host's managed identity instead of a secret or certificate.", parse_bool),
+    Setting("ROLLOVER_GRAPH_BASE_URL", "graph_base_url", "https://graph.microsoft.com/v1.0",
+            "Microsoft Graph endpoint (http is accepted only for a local Graph on 127.0.0.1).", parse_url),
+    Setting("ROLLOVER_FEDERATION_METADATA_BASE", "federation_metadata_base", "https://login.microsoftonline.com",
+            "Where Entra publishes per-app federation metadata ({base}/{tenant}/federationmetadata/...).",
+            parse_url),
     # --- storage and worker -----------------------------------------------------------------
     Setting("ROLLOVER_DATABASE", "database_path", "var/rollover.sqlite3",
             "Path of the SQLite database file (created with its folder when missing).",
@@ -196,6 +222,13 @@ class Config:
         problems = [_missing_message(SETTINGS_BY_KEY[k]) for k in keys if not self.values.get(k)]
         if problems:
             raise ConfigError(problems)
+
+    @property
+    def graph_configured(self) -> bool:
+        """Whether Graph credentials (or a loopback Graph) are set; without them Entra features explain how."""
+        loopback = re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])[:/]", self.graph_base_url or "")
+        return bool(self.azure_client_secret or self.azure_client_certificate_path
+                    or self.graph_managed_identity or loopback)
 
     def require_access_control(self) -> None:
         """Fail closed: a bot that can change SSO certificates must know who may use it."""

@@ -62,10 +62,109 @@ def _create_outbox(db: sqlite_utils.Database) -> None:
         )""")
 
 
+def _create_tracking(db: sqlite_utils.Database) -> None:
+    # A source is something a space asked the bot to watch: a dropped file, a metadata URL, an Entra
+    # app. Its certificates are re-derived on every read; ones no longer in the source stay as
+    # history with present = 0 (so a rotated-away certificate gets no more reminders).
+    db.execute("""
+        CREATE TABLE sources (
+            id INTEGER PRIMARY KEY,
+            room_id TEXT NOT NULL,
+            kind TEXT NOT NULL,                 -- file | url | entra-app
+            location TEXT NOT NULL,             -- file name, URL, or service principal id
+            label TEXT NOT NULL,
+            added_by TEXT NOT NULL,
+            added_at REAL NOT NULL,
+            read_at REAL,
+            error TEXT,
+            content BLOB,                       -- the document as read (public certificates/metadata only)
+            UNIQUE (room_id, kind, location)
+        )""")
+    db.execute("""
+        CREATE TABLE tracked_certificates (
+            id INTEGER PRIMARY KEY,
+            source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+            sha1 TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            entity_id TEXT NOT NULL,            -- '' when none (NULLs would defeat the UNIQUE key)
+            role TEXT NOT NULL,                 -- idp | sp | ''
+            use TEXT NOT NULL,                  -- signing | encryption | ''
+            subject TEXT NOT NULL,
+            not_before REAL NOT NULL,
+            not_after REAL NOT NULL,
+            active INTEGER,                     -- Entra: 1 = the app's active signing certificate
+            details TEXT NOT NULL,              -- the health report as JSON
+            first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            present INTEGER NOT NULL DEFAULT 1,
+            UNIQUE (source_id, sha1, entity_id, role, use)
+        )""")
+    db.execute("CREATE INDEX tracked_by_expiry ON tracked_certificates (present, not_after)")
+    db.execute("""
+        CREATE TABLE entra_apps (
+            sp_id TEXT PRIMARY KEY,
+            app_id TEXT NOT NULL,
+            display_name TEXT NOT NULL,
+            facts TEXT NOT NULL,                -- what the diagnosis and cards need, as JSON
+            refreshed_at REAL NOT NULL
+        )""")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_events", _create_events),
     ("0002_outbox", _create_outbox),
+    ("0003_tracking", _create_tracking),
 ]
+
+
+@dataclass(frozen=True)
+class Source:
+    id: int
+    room_id: str
+    kind: str
+    location: str
+    label: str
+    added_by: str
+    added_at: float
+    read_at: float | None
+    error: str | None
+    content: bytes | None
+
+
+@dataclass(frozen=True)
+class TrackedCertificate:
+    id: int
+    source_id: int
+    room_id: str
+    source_label: str
+    source_kind: str
+    sha1: str
+    sha256: str
+    entity_id: str
+    role: str
+    use: str
+    subject: str
+    not_before: float
+    not_after: float
+    active: bool | None
+    details: dict[str, Any]
+    present: bool
+
+
+@dataclass(frozen=True)
+class CertificateRecord:
+    """What a source read says about one certificate (input of ``replace_source_certificates``)."""
+
+    sha1: str
+    sha256: str
+    entity_id: str
+    role: str
+    use: str
+    subject: str
+    not_before: float
+    not_after: float
+    active: bool | None
+    details: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -222,3 +321,106 @@ class Storage:
     def record_sent_message(self, event_key: str, position: int, message_id: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO outbox (event_key, position, message_id, sent_at) "
                         "VALUES (?, ?, ?, ?)", [event_key, position, message_id, time.time()])
+
+    # --- tracked sources and certificates ----------------------------------------------------
+
+    _SOURCE_COLUMNS = "id, room_id, kind, location, label, added_by, added_at, read_at, error, content"
+    _TRACKED_COLUMNS = ("c.id, c.source_id, s.room_id, s.label, s.kind, c.sha1, c.sha256, c.entity_id, c.role, "
+                        "c.use, c.subject, c.not_before, c.not_after, c.active, c.details, c.present")
+
+    def upsert_source(self, *, room_id: str, kind: str, location: str, label: str, added_by: str,
+                      content: bytes | None, now: float, error: str | None = None) -> Source:
+        """Create or refresh a source; re-reading the same location updates it instead of duplicating."""
+        db = self.db
+        with db.atomic():
+            db.execute(
+                "INSERT INTO sources (room_id, kind, location, label, added_by, added_at, read_at, error, content) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (room_id, kind, location) DO UPDATE SET label = excluded.label, "
+                "read_at = excluded.read_at, error = excluded.error, "
+                "content = COALESCE(excluded.content, sources.content)",
+                [room_id, kind, location, label, added_by, now, now, error, content])
+            row = db.execute(f"SELECT {self._SOURCE_COLUMNS} FROM sources WHERE room_id = ? AND kind = ? "
+                             "AND location = ?", [room_id, kind, location]).fetchone()
+        return Source(*row)
+
+    def record_source_error(self, source_id: int, error: str, now: float) -> None:
+        self.db.execute("UPDATE sources SET error = ?, read_at = ? WHERE id = ?", [error, now, source_id])
+
+    def replace_source_certificates(self, source_id: int, records: list[CertificateRecord], now: float) -> None:
+        """Make the source's present certificates exactly ``records``; the rest become history."""
+        db = self.db
+        with db.atomic():
+            db.execute("UPDATE tracked_certificates SET present = 0 WHERE source_id = ?", [source_id])
+            for r in records:
+                db.execute(
+                    "INSERT INTO tracked_certificates (source_id, sha1, sha256, entity_id, role, use, subject, "
+                    "not_before, not_after, active, details, first_seen, last_seen, present) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) "
+                    "ON CONFLICT (source_id, sha1, entity_id, role, use) DO UPDATE SET "
+                    "sha256 = excluded.sha256, subject = excluded.subject, not_before = excluded.not_before, "
+                    "not_after = excluded.not_after, active = excluded.active, details = excluded.details, "
+                    "last_seen = excluded.last_seen, present = 1",
+                    [source_id, r.sha1, r.sha256, r.entity_id, r.role, r.use, r.subject, r.not_before,
+                     r.not_after, None if r.active is None else int(r.active),
+                     json.dumps(r.details, separators=(",", ":")), now, now])
+
+    def sources(self, room_id: str | None = None, kind: str | None = None) -> list[Source]:
+        clauses, params = [], []
+        if room_id is not None:
+            clauses.append("room_id = ?"); params.append(room_id)
+        if kind is not None:
+            clauses.append("kind = ?"); params.append(kind)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        return [Source(*row) for row in self.db.execute(
+            f"SELECT {self._SOURCE_COLUMNS} FROM sources{where} ORDER BY id", params)]
+
+    def delete_source(self, source_id: int) -> None:
+        self.db.execute("DELETE FROM sources WHERE id = ?", [source_id])
+
+    def tracked_certificates(self, *, room_id: str | None = None, present_only: bool = True) -> list[TrackedCertificate]:
+        clauses, params = [], []
+        if room_id is not None:
+            clauses.append("s.room_id = ?"); params.append(room_id)
+        if present_only:
+            clauses.append("c.present = 1")
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.db.execute(
+            f"SELECT {self._TRACKED_COLUMNS} FROM tracked_certificates c JOIN sources s ON s.id = c.source_id"
+            f"{where} ORDER BY c.not_after, c.id", params)
+        return [_tracked(row) for row in rows]
+
+    def tracked_certificate(self, certificate_id: int) -> TrackedCertificate | None:
+        row = self.db.execute(
+            f"SELECT {self._TRACKED_COLUMNS} FROM tracked_certificates c JOIN sources s ON s.id = c.source_id "
+            "WHERE c.id = ?", [certificate_id]).fetchone()
+        return None if row is None else _tracked(row)
+
+    # --- Entra inventory ---------------------------------------------------------------------
+
+    def save_entra_app(self, *, sp_id: str, app_id: str, display_name: str, facts: dict[str, Any],
+                       now: float) -> None:
+        self.db.execute(
+            "INSERT INTO entra_apps (sp_id, app_id, display_name, facts, refreshed_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (sp_id) DO UPDATE SET app_id = excluded.app_id, display_name = excluded.display_name, "
+            "facts = excluded.facts, refreshed_at = excluded.refreshed_at",
+            [sp_id, app_id, display_name, json.dumps(facts, separators=(",", ":")), now])
+
+    def entra_apps(self) -> list[dict[str, Any]]:
+        return [{"sp_id": r[0], "app_id": r[1], "display_name": r[2], "facts": json.loads(r[3]),
+                 "refreshed_at": r[4]}
+                for r in self.db.execute("SELECT sp_id, app_id, display_name, facts, refreshed_at FROM entra_apps "
+                                         "ORDER BY display_name COLLATE NOCASE")]
+
+    def forget_entra_apps_except(self, sp_ids: list[str]) -> None:
+        """Drop apps that left the inventory (deleted, or no longer SAML)."""
+        placeholders = ",".join("?" for _ in sp_ids) or "''"
+        self.db.execute(f"DELETE FROM entra_apps WHERE sp_id NOT IN ({placeholders})", sp_ids)
+
+
+def _tracked(row: tuple) -> TrackedCertificate:
+    (id_, source_id, room_id, label, kind, sha1, sha256, entity_id, role, use, subject, not_before, not_after,
+     active, details, present) = row
+    return TrackedCertificate(id_, source_id, room_id, label, kind, sha1, sha256, entity_id, role, use, subject,
+                              not_before, not_after, None if active is None else bool(active), json.loads(details),
+                              bool(present))

@@ -1,12 +1,17 @@
 """Chat commands and card actions, one module each, collected on an explicit registry."""
 
-from handlers import about, help as help_command
+from handlers import about, apps, check, explain, forget, help as help_command, status
 from handlers.registry import Registry
 
 # Every module whose handlers the bot offers. Adding a command = adding its module here.
 HANDLER_MODULES = (
     help_command,
     about,
+    status,
+    explain,
+    check,
+    forget,
+    apps,
 )
 
 

@@ -50,6 +50,7 @@ class Conversation:
     webex: LocalWebex
     tmp_path: Path
     overrides: dict[str, Any] = field(default_factory=dict)
+    graph: Any = None        # a started local_graph.LocalGraph, or None (Graph not configured)
 
     def __post_init__(self) -> None:
         self.bot_person, self.token = self.webex.add_bot()
@@ -65,6 +66,9 @@ class Conversation:
             "webex_base_url": self.webex.base_url,
             "allowed_domains": ("example.com",),
             "worker_lease_seconds": 5.0,
+            "allow_private_urls": True,         # the local servers live on 127.0.0.1
+            **({"graph_base_url": self.graph.base_url,
+                "federation_metadata_base": self.graph.root_url} if self.graph else {}),
             **self.overrides,
         })
         self.app = bot.create_app(self.config)
@@ -130,5 +134,28 @@ def chat(local_webex, tmp_path) -> Conversation:
 
 @pytest.fixture
 def make_chat(local_webex, tmp_path):
-    """A conversation with setting overrides, e.g. make_chat(allow_bots=True)."""
-    return lambda **overrides: Conversation(local_webex, tmp_path, overrides)
+    """A conversation with setting overrides, e.g. make_chat(allow_bots=True) or make_chat(graph=graph)."""
+    def make(graph=None, **overrides):
+        return Conversation(local_webex, tmp_path, overrides, graph)
+    return make
+
+
+@pytest.fixture
+def local_graph():
+    """An empty local Graph tenant on 127.0.0.1 (seed it with add_saml_app / add_signing_certificate)."""
+    from local_graph import LocalGraph
+    with LocalGraph(permissions=["Application.ReadWrite.All", "GroupMember.Read.All"]) as graph:
+        yield graph
+
+
+@pytest.fixture
+def demo_graph():
+    """The local Graph seeded with scenarios/demo-tenant.yaml (a Webex app expiring in 20 days, ...)."""
+    from local_graph import LocalGraph
+    with LocalGraph.from_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "demo-tenant.yaml") as graph:
+        yield graph
+
+
+@pytest.fixture
+def graph_chat(make_chat, demo_graph) -> Conversation:
+    return make_chat(graph=demo_graph)

@@ -1,0 +1,148 @@
+"""Certificate cards: what a check found, the status of a space, the chain-of-trust explanation."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from webexpythonsdk.models.cards import AdaptiveCard, Column, ColumnSet, Container, TextBlock
+from webexpythonsdk.models.cards.options import Colors, ContainerStyle, FontWeight, Spacing
+
+from cards.common import card, heading, paragraph, section, submit
+from certificates.diagnosis import Diagnosis, Finding
+from certificates.health import FINDINGS, STATUS_EMOJI, CertificateReport, worst
+
+SEVERITY_EMOJI = {"critical": "🔴", "warning": "🟡", "info": "ℹ️", "ok": "🟢"}
+STATUS_WORDS = {"expired": "expired", "critical": "expires very soon", "warning": "expires soon",
+                "not-yet-valid": "not valid yet", "ok": "valid"}
+VERDICT_TITLE = {"activate-only": "No upload to Azure needed",
+                 "upload-before-activating": "Upload to Entra first, then activate in Webex",
+                 "unknown": "Upload to Azure? Not known yet"}
+SHOW_COMMAND = "run-command"
+MAX_ROWS = 25   # a card stays readable; the fallback text says how many were left out
+
+
+def day(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d")
+
+
+def when(days_left: int) -> str:
+    if days_left < 0:
+        return f"{-days_left} days ago"
+    if days_left == 0:
+        return "today"
+    return f"in {days_left} day{'s' if days_left != 1 else ''}"
+
+
+def certificate_row(*, status: str, title: str, detail: str) -> ColumnSet:
+    """One certificate: status emoji, what it is, when it expires."""
+    return ColumnSet(columns=[
+        Column(items=[TextBlock(STATUS_EMOJI[status])], width="auto"),
+        Column(items=[
+            TextBlock(title, weight=FontWeight.BOLDER, wrap=True),
+            TextBlock(detail, isSubtle=True, wrap=True, spacing=Spacing.NONE),
+        ], width="stretch"),
+    ], spacing=Spacing.SMALL)
+
+
+def report_detail(report: CertificateReport) -> str:
+    role = {"idp": "identity provider", "sp": "Webex (service provider)"}.get(report.role or "", "")
+    use = f"{report.use} " if report.use else ""
+    parts = [f"{STATUS_WORDS[report.status]}: not after {day(report.not_after)} ({when(report.days_left)})",
+             f"{role + ' ' if role else ''}{use}certificate".strip(), f"SHA-1 {report.sha1}"]
+    return " · ".join(p for p in parts if p)
+
+
+# --- a check (file or URL) -----------------------------------------------------------------------------
+
+def reading_card(label: str, reports: list[CertificateReport], diagnosis: Diagnosis | None) -> AdaptiveCard:
+    overall = worst(r.status for r in reports)
+    body = [*heading(f"{STATUS_EMOJI[overall]} {label}",
+                     subtitle=f"{len(reports)} certificate{'s' if len(reports) != 1 else ''} found · now tracked "
+                              "in this space")]
+    if not reports:
+        body.append(paragraph("This document holds no certificate, so there is nothing to expire."))
+    for report in reports[:MAX_ROWS]:
+        body.append(certificate_row(status=report.status, title=report.subject, detail=report_detail(report)))
+        for code in report.findings:
+            body.append(paragraph(f"⚠️ {FINDINGS.get(code, code)}", subtle=True))
+    if diagnosis is not None:
+        body.append(_verdict_block(diagnosis))
+    return card(body, actions=[submit("Explain", SHOW_COMMAND, command="explain"),
+                               submit("Status of this space", SHOW_COMMAND, command="status")])
+
+
+def reading_text(label: str, reports: list[CertificateReport], diagnosis: Diagnosis | None) -> str:
+    lines = [f"{label}: {len(reports)} certificate(s), now tracked in this space."]
+    lines += [f"{STATUS_EMOJI[r.status]} {r.subject} — {report_detail(r)}" for r in reports[:MAX_ROWS]]
+    if diagnosis is not None:
+        lines.append(f"{VERDICT_TITLE[diagnosis.upload_verdict]}: {diagnosis.upload_answer}")
+    return "\n".join(lines)
+
+
+# --- the space's status -------------------------------------------------------------------------------
+
+def status_card(rows: list[dict], diagnosis: Diagnosis | None, *, rotatable_apps: list[str]) -> AdaptiveCard:
+    """``rows``: dicts with status, title, detail, source_number — already sorted worst first."""
+    overall = worst(r["status"] for r in rows)
+    body = [*heading(f"{STATUS_EMOJI[overall]} SSO certificates of this space",
+                     subtitle=f"{len(rows)} tracked certificate{'s' if len(rows) != 1 else ''}, worst first")]
+    for row in rows[:MAX_ROWS]:
+        body.append(certificate_row(status=row["status"], title=row["title"], detail=row["detail"]))
+    if len(rows) > MAX_ROWS:
+        body.append(paragraph(f"… and {len(rows) - MAX_ROWS} more.", subtle=True))
+    if diagnosis is not None and diagnosis.findings:
+        body.append(_verdict_block(diagnosis))
+    actions = [submit("Explain", SHOW_COMMAND, command="explain")]
+    actions += [submit(f"Start rotation: {name}"[:40], "rotation-start", app=name) for name in rotatable_apps[:3]]
+    return card(body, actions=actions)
+
+
+def status_text(rows: list[dict], diagnosis: Diagnosis | None) -> str:
+    lines = [f"SSO certificates of this space ({len(rows)}, worst first):"]
+    lines += [f"{STATUS_EMOJI[r['status']]} {r['title']} — {r['detail']}" for r in rows[:MAX_ROWS]]
+    if diagnosis is not None and diagnosis.findings:
+        lines.append(diagnosis.summary)
+    return "\n".join(lines)
+
+
+def empty_status_text() -> str:
+    return ("This space tracks no certificate yet. Drop a SAML metadata or certificate file here, "
+            "write `check <metadata URL>`, or `watch <Entra app>` when Graph is connected.")
+
+
+# --- the chain of trust ---------------------------------------------------------------------------------
+
+def diagnosis_card(diagnosis: Diagnosis) -> AdaptiveCard:
+    body = [*heading("Chain of trust", subtitle=diagnosis.summary), _verdict_block(diagnosis)]
+    for finding in diagnosis.findings:
+        body.append(_finding_block(finding))
+    if any(f.inferred for f in diagnosis.findings):
+        body.append(paragraph("(inferred) marks advice drawn from documentation and practice rather than read "
+                              "from your tenant; check it in the Entra portal before relying on it.", subtle=True))
+    return card(body, actions=[submit("Status", SHOW_COMMAND, command="status")])
+
+
+def diagnosis_text(diagnosis: Diagnosis) -> str:
+    lines = [diagnosis.summary, f"{VERDICT_TITLE[diagnosis.upload_verdict]}: {diagnosis.upload_answer}"]
+    lines += [f"{SEVERITY_EMOJI[f.severity]} {f.title}{' (inferred)' if f.inferred else ''}: {f.text}"
+              for f in diagnosis.findings]
+    return "\n".join(lines)
+
+
+def _verdict_block(diagnosis: Diagnosis) -> Container:
+    style = {"activate-only": ContainerStyle.GOOD, "upload-before-activating": ContainerStyle.WARNING}.get(
+        diagnosis.upload_verdict, ContainerStyle.EMPHASIS)
+    return section([
+        TextBlock("Do I need to upload the new Webex certificate to Azure?", isSubtle=True, wrap=True),
+        TextBlock(VERDICT_TITLE[diagnosis.upload_verdict], weight=FontWeight.BOLDER, wrap=True),
+        TextBlock(diagnosis.upload_answer, wrap=True, spacing=Spacing.SMALL),
+    ], style=style)
+
+
+def _finding_block(finding: Finding) -> Container:
+    title = f"{SEVERITY_EMOJI[finding.severity]} {finding.title}{' (inferred)' if finding.inferred else ''}"
+    colour = {"critical": Colors.ATTENTION, "warning": Colors.WARNING}.get(finding.severity)
+    return section([TextBlock(title, weight=FontWeight.BOLDER, wrap=True, color=colour),
+                    TextBlock(finding.text, wrap=True, spacing=Spacing.SMALL)],
+                   style=None)
+

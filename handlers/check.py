@@ -1,0 +1,37 @@
+"""check <url>, and files dropped into the space: read, judge, track, answer with a status card."""
+
+from cards.certificates import reading_card, reading_text
+from errors import UserError
+from handlers.registry import command, file_handler
+from tracking import room_diagnosis, track_document, track_url
+
+MAX_FILES_PER_MESSAGE = 1   # Webex allows one file per message
+
+
+@command("check", usage="check <metadata or certificate URL>")
+def check_url(ctx) -> None:
+    """Read a SAML metadata or certificate URL, show its certificates and track them here."""
+    url = ctx.args.strip().strip("<>")
+    if not url:
+        raise UserError("Give me the URL to read, e.g. `check https://login.microsoftonline.com/"
+                        "<tenant>/federationmetadata/2007-06/federationmetadata.xml?appid=<app id>`. "
+                        "Or drop the file into this space.")
+    reading = track_url(ctx.services, room_id=ctx.room_id, url=url, added_by=ctx.person_email)
+    _answer(ctx, reading)
+
+
+@file_handler
+def check_dropped_file(ctx) -> None:
+    """Read a metadata or certificate file dropped into the space."""
+    for url in ctx.files[:MAX_FILES_PER_MESSAGE]:
+        download = ctx.services.webex.download(url, ctx.config.max_document_bytes)
+        reading = track_document(ctx.services, room_id=ctx.room_id, kind="file", location=download.filename,
+                                 added_by=ctx.person_email, data=download.data)
+        _answer(ctx, reading)
+
+
+def _answer(ctx, reading) -> None:
+    diagnosis = room_diagnosis(ctx.services, ctx.room_id)
+    label = reading.source.label
+    ctx.reply(reading_text(label, reading.reports, diagnosis),
+              card=reading_card(label, reading.reports, diagnosis))

@@ -1,0 +1,12 @@
+"""explain: the chain of trust for this space, in plain words."""
+
+from cards.certificates import diagnosis_card, diagnosis_text
+from handlers.registry import command
+from tracking import room_diagnosis
+
+
+@command("explain", button="Explain")
+def explain(ctx) -> None:
+    """Explain which certificate is which, what expires, and what to do (upload to Azure or just activate)."""
+    diagnosis = room_diagnosis(ctx.services, ctx.room_id)
+    ctx.reply(diagnosis_text(diagnosis), card=diagnosis_card(diagnosis))
