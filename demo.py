@@ -21,12 +21,14 @@ from werkzeug.serving import make_server
 
 import bot
 from cards.text import summarize_card
+from local_graph import LocalGraph
 from local_webex import LocalWebex
 from settings import load_config
 from webex_client import WebexClient
 from webhooks import sync_webhooks
 
 SECRET = "demo-webhook-secret"
+SCENARIO = Path(__file__).resolve().parent / "scenarios" / "demo-tenant.yaml"
 WIDTH = 100
 
 
@@ -40,6 +42,8 @@ class DemoWorld:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def start(self) -> "DemoWorld":
+        # The local Entra tenant: a Webex SAML app whose active certificate expires in 20 days, and others.
+        self.graph = LocalGraph.from_scenario(SCENARIO).start()
         self.webex = LocalWebex(deliver_events=True).start()
         self.bot_person, token = self.webex.add_bot()
         self.alice = self.webex.add_person("alice@example.com", "Alice Admin")
@@ -47,7 +51,9 @@ class DemoWorld:
         self.room = self.webex.add_room("SSO certificates", "group", [self.alice, self.bob])
         self.config = load_config({}).replace(
             database_path=self.database_path, webhook_secret=SECRET, webex_access_token=token,
-            webex_base_url=self.webex.base_url, allowed_domains=("example.com",), worker_poll_seconds=0.05)
+            webex_base_url=self.webex.base_url, allowed_domains=("example.com",), worker_poll_seconds=0.05,
+            graph_base_url=self.graph.base_url, federation_metadata_base=self.graph.root_url,
+            allow_private_urls=True)   # the demo's "internet" is 127.0.0.1
         self._start_bot()
         sync_webhooks(WebexClient(token, self.webex.base_url), name=self.config.webhook_name,
                       public_url=self.bot_url, secret=SECRET)
@@ -69,7 +75,10 @@ class DemoWorld:
         self._stop.set()
         self._server.shutdown()
         self._worker_thread.join(timeout=5)
+        if self.services.entra is not None:
+            self.services.entra.close()
         self.webex.stop()
+        self.graph.stop()
 
     # --- acting as people -------------------------------------------------------------------------
 
@@ -155,7 +164,52 @@ def scene_core(world: DemoWorld) -> None:
     world.click(world.bob, "About")
 
 
-SCENES: list[Callable[[DemoWorld], None]] = [scene_core]
+def scene_certificates(world: DemoWorld) -> None:
+    world.narrate("Cisco mailed 'your SSO certificate expires': Alice drops the Webex SP metadata into the space")
+    metadata = demo_control_hub_metadata(days_left=45)
+    world.say(world.alice, "", files=[world.webex.add_file("idb-meta-7f9e2c4a-SP.xml", metadata, "application/xml")])
+    world.narrate("Entra's side, from its published federation metadata URL")
+    world.say(world.alice, f"check {world.graph.metadata_url(WEBEX_APP_ID)}")
+
+
+def scene_entra(world: DemoWorld) -> None:
+    world.narrate("The Entra tenant through Microsoft Graph: which SAML apps expire first")
+    world.say(world.bob, "apps")
+    world.say(world.bob, "app Cisco Webex")
+    world.click(world.bob, "Watch in this space")
+    world.narrate("Everything the space tracks, worst first, and the chain of trust in plain words")
+    world.say(world.alice, "status")
+    world.say(world.alice, "explain")
+
+
+SCENES: list[Callable[[DemoWorld], None]] = [scene_core, scene_certificates, scene_entra]
+
+
+WEBEX_APP_ID = "0ab4c0de-0000-4000-8000-00000000a001"     # "Cisco Webex" in scenarios/demo-tenant.yaml
+DEMO_ORG_ID = "7f9e2c4a-0000-4000-8000-0000000000e1"
+
+
+def demo_control_hub_metadata(days_left: int) -> bytes:
+    """Control Hub SP metadata shaped like Webex's idb-meta-<org>-SP.xml, with a fresh certificate."""
+    import base64
+    from datetime import datetime, timedelta, timezone
+    from cryptography.hazmat.primitives import serialization
+    from local_graph import make_self_signed_certificate, pooled_rsa_key
+    now = datetime.now(timezone.utc)
+    der, _ = make_self_signed_certificate("idbroker.webex.com", now - timedelta(days=320),
+                                          now + timedelta(days=days_left), pooled_rsa_key(3))
+    b64 = base64.b64encode(der).decode()
+    key = ('<md:KeyDescriptor use="{use}"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data>'
+           f'<ds:X509Certificate>{b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>')
+    entity = f"https://idbroker.webex.com/{DEMO_ORG_ID}"
+    return (f'<?xml version="1.0" encoding="UTF-8"?><md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" '
+            f'entityID="{entity}"><md:SPSSODescriptor AuthnRequestsSigned="true" WantAssertionsSigned="true" '
+            'protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'
+            f'{key.format(use="signing")}{key.format(use="encryption")}'
+            '<md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:transient</md:NameIDFormat>'
+            '<md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" '
+            f'Location="https://idbroker.webex.com/idb/Consumer/metaAlias/{DEMO_ORG_ID}/sp" index="0"/>'
+            '</md:SPSSODescriptor></md:EntityDescriptor>').encode()
 
 
 def run(*, interactive: bool = False, keep_database: str | None = None) -> int:

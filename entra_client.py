@@ -341,9 +341,13 @@ def _sp_info(sp: dict) -> ServicePrincipalInfo:
 
 def _application_info(app: dict) -> ApplicationInfo:
     verification = app.get("requestSignatureVerification") or {}
+    # Read but null: "Require verification certificates" was never turned on, and Entra then checks
+    # no request signature (notes 1c). Only an unread property (not in the response) is unknown.
+    required = (bool(verification.get("isSignedRequestRequired"))
+                if "requestSignatureVerification" in app else None)
     return ApplicationInfo(
         id=app["id"], app_id=app.get("appId") or "", display_name=app.get("displayName") or "",
-        signed_requests_required=verification.get("isSignedRequestRequired"),
+        signed_requests_required=required,
         allowed_weak_algorithms=verification.get("allowedWeakAlgorithms"),
         key_credentials=tuple(_key_info(kc) for kc in app.get("keyCredentials") or ()),
         password_credentials=tuple(_password_info(pc) for pc in app.get("passwordCredentials") or ()),
