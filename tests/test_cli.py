@@ -24,6 +24,8 @@ def test_demo_plays_the_conversation_through_signed_webhooks():
     assert "Alice Admin  help" in out and "[card]" in out
     assert "Did you mean `help`?" in out
     assert "clicks [About]" in out and "Version: " + bot.VERSION in out
+    assert "Webex SP metadata (Control Hub" in out and "Entra federation metadata" in out
+    assert "clicks [Watch in this space]" in out and "No upload to Azure needed" in out
     assert "Traceback" not in result.stderr
 
 
