@@ -33,13 +33,23 @@ def when(days_left: int) -> str:
     return f"in {days_left} day{'s' if days_left != 1 else ''}"
 
 
+STATUS_COLOURS = {"expired": Colors.ATTENTION, "critical": Colors.ATTENTION, "warning": Colors.WARNING,
+                  "not-yet-valid": Colors.ACCENT, "ok": Colors.GOOD}
+
+
 def certificate_row(*, status: str, title: str, detail: str) -> ColumnSet:
-    """One certificate: status emoji, what it is, when it expires."""
+    """One certificate: status emoji, what it is, then its state in the status colour and the details.
+
+    ``detail`` reads "<state>: <the rest>"; the state part is coloured so the eye finds the bad rows.
+    """
+    state, _, rest = detail.partition(": ")
     return ColumnSet(columns=[
         Column(items=[TextBlock(STATUS_EMOJI[status])], width="auto"),
         Column(items=[
             TextBlock(title, weight=FontWeight.BOLDER, wrap=True),
-            TextBlock(detail, isSubtle=True, wrap=True, spacing=Spacing.NONE),
+            TextBlock(state.capitalize(), color=STATUS_COLOURS[status], weight=FontWeight.BOLDER,
+                      wrap=True, spacing=Spacing.NONE),
+            TextBlock(rest or state, isSubtle=True, wrap=True, spacing=Spacing.NONE),
         ], width="stretch"),
     ], spacing=Spacing.SMALL)
 
@@ -113,7 +123,9 @@ def empty_status_text() -> str:
 # --- the chain of trust ---------------------------------------------------------------------------------
 
 def diagnosis_card(diagnosis: Diagnosis) -> AdaptiveCard:
-    body = [*heading("Chain of trust", subtitle=diagnosis.summary), _verdict_block(diagnosis)]
+    # The summary's first sentence is the headline; the verdict block and findings carry the rest.
+    headline = diagnosis.summary.split(". ")[0].rstrip(".") + "."
+    body = [*heading("Chain of trust", subtitle=headline), _verdict_block(diagnosis)]
     for finding in diagnosis.findings:
         body.append(_finding_block(finding))
     if any(f.inferred for f in diagnosis.findings):
