@@ -38,7 +38,7 @@ def test_a_dropped_control_hub_metadata_file_gets_a_status_card_and_is_tracked(c
     replies = drop(chat, "idb-meta-org-SP.xml", control_hub_metadata(days_left=25))
     assert len(replies) == 1
     text = card_texts(replies[0].card)
-    assert "Webex SP metadata (Control Hub" in text and "expires soon" in text
+    assert "Webex SP metadata (Control Hub" in text and "Expires soon" in text
     assert "in 25 days" in text or "in 24 days" in text
     assert len(chat.services.storage.tracked_certificates(room_id=chat.room.id)) == 2   # signing + encryption
 
