@@ -115,6 +115,10 @@ class Conversation:
                 file_name=(entry.get("uploads") or [None])[0]))
         return posted
 
+    def close(self) -> None:
+        if self.services.entra is not None:
+            self.services.entra.close()
+
     def last_card_message(self, room=None) -> dict[str, Any]:
         cards = [m for m in self.webex.sent_by_bot(room or self.room) if m.get("attachments")]
         assert cards, "the bot has posted no card in this room"
@@ -128,16 +132,21 @@ def local_webex():
 
 
 @pytest.fixture
-def chat(local_webex, tmp_path) -> Conversation:
-    return Conversation(local_webex, tmp_path)
+def chat(make_chat) -> Conversation:
+    return make_chat()
 
 
 @pytest.fixture
 def make_chat(local_webex, tmp_path):
     """A conversation with setting overrides, e.g. make_chat(allow_bots=True) or make_chat(graph=graph)."""
+    made: list[Conversation] = []
+
     def make(graph=None, **overrides):
-        return Conversation(local_webex, tmp_path, overrides, graph)
-    return make
+        made.append(Conversation(local_webex, tmp_path, overrides, graph))
+        return made[-1]
+    yield make
+    for conversation in made:
+        conversation.close()
 
 
 @pytest.fixture
