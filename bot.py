@@ -51,6 +51,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
                                on_recorded=lambda: [wake() for wake in wake_callbacks])
 
     app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_webhook_bytes   # refuse huge bodies before reading them
     app.extensions["rollover"] = {"config": config, "storage": storage, "wake_callbacks": wake_callbacks}
 
     @app.post("/webhooks/webex")
