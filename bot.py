@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -23,6 +24,7 @@ from dispatcher import Dispatcher, Services
 from errors import UserError
 from handlers import build_registry
 from logging_setup import configure_logging
+from scheduler import start_reminder_scheduler
 from settings import Config, ConfigError, load_config, readme_with_settings, settings_markdown
 from storage import Storage
 from webex_client import WebexClient, WebexError
@@ -118,6 +120,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     stop = threading.Event()
     thread = threading.Thread(target=worker.run_forever, args=(stop,), name="rollover-worker", daemon=True)
     thread.start()
+    scheduler = start_reminder_scheduler(build_services(config))
     server = make_server(args.host, args.port, app, threaded=True)
     log.info("Rollover %s listening on http://%s:%d/webhooks/webex", VERSION, args.host, args.port)
     try:
@@ -126,20 +129,53 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         pass
     finally:
         stop.set()
+        scheduler.shutdown()
         thread.join(timeout=10)
     return 0
 
 
 def cmd_worker(args: argparse.Namespace, config: Config) -> int:
-    """The Procfile's worker process: runs recorded events until stopped."""
+    """The Procfile's worker process: runs recorded events and the reminder scheduler until stopped."""
     _require_live(config)
     worker = build_worker(build_services(config))
+    scheduler = start_reminder_scheduler(build_services(config))
     stop = threading.Event()
     try:
         worker.run_forever(stop)
     except KeyboardInterrupt:
         stop.set()
+    finally:
+        scheduler.shutdown()
     return 0
+
+
+def cmd_remind(args: argparse.Namespace, config: Config) -> int:
+    """One reminder sweep now (or as of --now); --dry-run prints what would be sent and records nothing."""
+    from reminders import run_sweep
+    if args.dry_run:
+        # Reads only: no Webex or Graph client is needed, so no token either.
+        storage = Storage(config.database_path)
+        storage.migrate()
+        services = Services(config=config, storage=storage, webex=None, registry=build_registry())
+    else:
+        config.require("webex_access_token")
+        services = build_services(config)
+    try:
+        report = run_sweep(services, args.now, dry_run=args.dry_run)
+    finally:
+        if services.entra is not None:
+            services.entra.close()
+    print("\n".join(report.lines()))
+    return 1 if report.failed else 0
+
+
+def iso_moment(text: str) -> datetime:
+    """An ISO 8601 moment for --now (UTC when it has no offset)."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date/time, e.g. 2026-03-30T09:05+02:00")
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 def cmd_webhooks(args: argparse.Namespace, config: Config) -> int:
@@ -197,13 +233,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"Rollover {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the webhook service with a worker thread (one-process install)")
+    serve = commands.add_parser("serve", help="run the webhook service with a worker thread and the reminder "
+                                              "scheduler (one-process install)")
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=8080)
     serve.set_defaults(run=cmd_serve, needs_config=True)
 
-    worker = commands.add_parser("worker", help="process recorded webhook events (the Procfile's worker)")
+    worker = commands.add_parser("worker", help="process recorded webhook events and send scheduled reminders "
+                                                "(the Procfile's worker)")
     worker.set_defaults(run=cmd_worker, needs_config=True)
+
+    remind = commands.add_parser(
+        "remind", help="run one reminder sweep now: refresh sources, post the reminders and digests due")
+    remind.add_argument("--now", metavar="ISO-8601", type=iso_moment,
+                        help="sweep as of this moment (UTC if no offset); without --dry-run it records and posts "
+                             "as if that moment had come")
+    remind.add_argument("--dry-run", action="store_true",
+                        help="print what would be sent; send nothing, record nothing, refresh nothing")
+    remind.set_defaults(run=cmd_remind, needs_config=True)
 
     demo = commands.add_parser("demo", help="play a conversation against a local Webex API and SQLite file")
     demo.add_argument("--interactive", action="store_true", help="type messages yourself as a space member")

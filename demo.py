@@ -14,22 +14,26 @@ import textwrap
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, time as clock_time, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
+from zoneinfo import ZoneInfo
 
 from werkzeug.serving import make_server
 
 import bot
+import reminders
 from cards.text import summarize_card
 from local_graph import LocalGraph
 from local_webex import LocalWebex
-from settings import load_config
+from settings import WEEKDAYS, load_config
 from webex_client import WebexClient
 from webhooks import sync_webhooks
 
 SECRET = "demo-webhook-secret"
 SCENARIO = Path(__file__).resolve().parent / "scenarios" / "demo-tenant.yaml"
 WIDTH = 100
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
 
 @dataclass
@@ -182,7 +186,46 @@ def scene_entra(world: DemoWorld) -> None:
     world.say(world.alice, "explain")
 
 
-SCENES: list[Callable[[DemoWorld], None]] = [scene_core, scene_certificates, scene_entra]
+def scene_reminders(world: DemoWorld) -> None:
+    world.narrate("Reminders in the space: Alice subscribes it, at 09:00 Stockholm time")
+    world.say(world.alice, "remind on")
+    world.say(world.alice, "remind time 09:00 Europe/Stockholm")
+    sweeper = bot.build_services(world.config)          # the scheduler's own clients, as in `bot.py worker`
+    real_clock = world.services.clock
+    try:
+        first = digest_morning(world.config.digest_weekday)
+        world.narrate(f"Fast-forward to {first.astimezone(STOCKHOLM):%A %d %B, %H:%M} in Stockholm: "
+                      "reminders due and the weekly digest")
+        world.services.clock = lambda: first             # the buttons' handlers live on the same day
+        sweep_and_show(world, sweeper, first)
+        world.narrate("The new Webex certificate comes later: Alice snoozes the Control Hub reminder")
+        world.click(world.alice, "Snooze 7 days")
+        second = first + timedelta(days=1)
+        world.narrate("The next morning's sweep: each reminder went out once, one is snoozed: no message")
+        world.services.clock = lambda: second
+        sweep_and_show(world, sweeper, second)
+        world.say(world.alice, "remind")
+    finally:
+        world.services.clock = real_clock
+        if sweeper.entra is not None:
+            sweeper.entra.close()
+
+
+def digest_morning(weekday: str) -> datetime:
+    """09:05 in Stockholm on the digest weekday a week or two from now (the same story whatever today is)."""
+    earliest = datetime.now(STOCKHOLM).date() + timedelta(days=7)
+    day = earliest + timedelta(days=(WEEKDAYS.index(weekday) - earliest.weekday()) % 7)
+    return datetime.combine(day, clock_time(9, 5), STOCKHOLM).astimezone(timezone.utc)
+
+
+def sweep_and_show(world: DemoWorld, services, now: datetime) -> list[dict]:
+    """Run one reminder sweep as of ``now`` and print what the bot posted."""
+    before = world._bot_messages()
+    reminders.run_sweep(services, now)
+    return world._show_replies(before)
+
+
+SCENES: list[Callable[[DemoWorld], None]] = [scene_core, scene_certificates, scene_entra, scene_reminders]
 
 
 WEBEX_APP_ID = "0ab4c0de-0000-4000-8000-00000000a001"     # "Cisco Webex" in scenarios/demo-tenant.yaml

@@ -106,6 +106,32 @@ def parse_timezone(raw: str) -> str:
     return raw.strip()
 
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def parse_clock_time(raw: str) -> str:
+    """A 24-hour wall-clock time, normalised to HH:MM."""
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", raw.strip())
+    if not match:
+        raise ValueError("must be a 24-hour time HH:MM such as 09:00")
+    return f"{int(match.group(1)):02d}:{match.group(2)}"
+
+
+def parse_weekday(raw: str) -> str:
+    day = raw.strip().lower()
+    matches = [name for name in WEEKDAYS if len(day) >= 3 and name.startswith(day)]
+    if len(matches) != 1:
+        raise ValueError("must be a day of the week such as monday")
+    return matches[0]
+
+
+def parse_non_negative_int(raw: str) -> int:
+    value = parse_int(raw)
+    if value < 0:
+        raise ValueError("must be a whole number, 0 or more")
+    return value
+
+
 def parse_log_level(raw: str) -> str:
     level = raw.strip().upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -181,6 +207,30 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ROLLOVER_FEDERATION_METADATA_BASE", "federation_metadata_base", "https://login.microsoftonline.com",
             "Where Entra publishes per-app federation metadata ({base}/{tenant}/federationmetadata/...).",
             parse_url),
+    # --- reminders and digests ---------------------------------------------------------------
+    Setting("ROLLOVER_REMINDER_DAYS", "reminder_days", "60,30,14,7,1",
+            "Default reminder thresholds of a space (days before expiry); a space changes its own with "
+            "`remind at`.", parse_days_list, fix="list whole numbers of days, e.g. 60,30,14,7,1"),
+    Setting("ROLLOVER_REMINDER_TIME", "reminder_time", "09:00",
+            "Default local time of a space's daily reminders and weekly digest (`remind time` changes it).",
+            parse_clock_time, fix="write a 24-hour time such as 09:00"),
+    Setting("ROLLOVER_REMINDER_TIMEZONE", "reminder_timezone", "UTC",
+            "Default IANA time zone of a space's reminder time (`remind time 09:00 Europe/Stockholm`).",
+            parse_timezone, fix="use an IANA name such as Europe/Stockholm or UTC"),
+    Setting("ROLLOVER_REMINDER_FINAL_DAYS", "reminder_final_days", "7",
+            "An acknowledged certificate (someone owns it) gets only the thresholds of this many days or "
+            "fewer, and the expired card.", parse_non_negative_int,
+            fix="give a whole number of days, e.g. 7"),
+    Setting("ROLLOVER_DIGEST_WEEKDAY", "digest_weekday", "monday",
+            "Day of the weekly digest (every tracked certificate of a space, worst first), sent at the "
+            "space's reminder time.", parse_weekday, fix="name a day of the week, e.g. monday"),
+    Setting("ROLLOVER_REMINDER_SWEEP_MINUTES", "reminder_sweep_minutes", "5",
+            "How often the scheduler (in `worker` and `serve`) looks for due reminders and retries failed "
+            "posts; sources are refreshed when a space's daily time has come.",
+            parse_positive_int),
+    Setting("ROLLOVER_REMINDER_LEASE_SECONDS", "reminder_lease_seconds", "300",
+            "How long one process owns a reminder sweep; a crashed sweep is taken over when this ends.",
+            parse_seconds),
     # --- storage and worker -----------------------------------------------------------------
     Setting("ROLLOVER_DATABASE", "database_path", "var/rollover.sqlite3",
             "Path of the SQLite database file (created with its folder when missing).",

@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import sqlite_utils
 
@@ -110,10 +110,64 @@ def _create_tracking(db: sqlite_utils.Database) -> None:
         )""")
 
 
+def _create_reminders(db: sqlite_utils.Database) -> None:
+    # A space's reminder subscription. last_slot is the local date whose daily slot was handled last:
+    # each local day is decided once, whatever the sweep interval or a daylight-saving change.
+    db.execute("""
+        CREATE TABLE reminder_subscriptions (
+            room_id TEXT PRIMARY KEY,
+            enabled INTEGER NOT NULL,
+            thresholds TEXT NOT NULL,           -- days before expiry, descending, comma-separated
+            local_time TEXT NOT NULL,           -- HH:MM in time_zone
+            time_zone TEXT NOT NULL,            -- IANA name
+            enabled_at REAL NOT NULL,
+            changed_by TEXT NOT NULL,
+            changed_at REAL NOT NULL,
+            last_slot TEXT                      -- YYYY-MM-DD, local
+        )""")
+    # Snooze and acknowledgement, per space and certificate (by SHA-1: one certificate listed in two
+    # sources, or twice in one metadata document, is one certificate to remind about).
+    db.execute("""
+        CREATE TABLE reminder_marks (
+            room_id TEXT NOT NULL,
+            sha1 TEXT NOT NULL,
+            snoozed_until REAL,
+            snoozed_by TEXT,
+            snoozed_from_message TEXT,          -- the card whose button snoozed it (a second click is a no-op)
+            acknowledged_by TEXT,
+            acknowledged_at REAL,
+            PRIMARY KEY (room_id, sha1)
+        )""")
+    # The reminder outbox: one row per (space, subject, kind, step), planned, then claimed, then sent.
+    # The UNIQUE key is what makes a reminder go out once, whichever process planned it.
+    db.execute("""
+        CREATE TABLE reminders (
+            id INTEGER PRIMARY KEY,
+            room_id TEXT NOT NULL,
+            subject TEXT NOT NULL,              -- certificate SHA-1; '' for a digest
+            kind TEXT NOT NULL,                 -- threshold | expired | digest
+            step INTEGER NOT NULL,              -- threshold: days; expired, digest: local date ordinal
+            status TEXT NOT NULL DEFAULT 'planned',  -- planned | posting | sent | failed | superseded | dropped | cancelled
+            attempts INTEGER NOT NULL DEFAULT 0,
+            planned_at REAL NOT NULL,
+            available_at REAL NOT NULL,         -- a failed post waits until then
+            claimed_by TEXT,
+            claimed_until REAL,                 -- wall-clock epoch; an expired claim is a crashed poster
+            message_id TEXT,
+            sent_at REAL,
+            last_error TEXT,
+            UNIQUE (room_id, subject, kind, step)
+        )""")
+    db.execute("CREATE INDEX reminders_ready ON reminders (status, available_at)")
+    # Named leases: only one process runs a reminder sweep at a time.
+    db.execute("CREATE TABLE scheduler_leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL)")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_events", _create_events),
     ("0002_outbox", _create_outbox),
     ("0003_tracking", _create_tracking),
+    ("0006_reminders", _create_reminders),
 ]
 
 
@@ -417,6 +471,164 @@ class Storage:
         placeholders = ",".join("?" for _ in sp_ids) or "''"
         self.db.execute(f"DELETE FROM entra_apps WHERE sp_id NOT IN ({placeholders})", sp_ids)
 
+    # --- reminders (reminders.py): subscriptions, snooze/acknowledge marks, the outbox, the lease ---
+
+    _SUBSCRIPTION_COLUMNS = ("room_id, enabled, thresholds, local_time, time_zone, enabled_at, changed_by, "
+                             "changed_at, last_slot")
+
+    def reminder_subscription(self, room_id: str) -> ReminderSubscription | None:
+        row = self.db.execute(f"SELECT {self._SUBSCRIPTION_COLUMNS} FROM reminder_subscriptions WHERE room_id = ?",
+                              [room_id]).fetchone()
+        return None if row is None else _subscription(row)
+
+    def save_reminder_subscription(self, subscription: ReminderSubscription) -> None:
+        """Create or change a space's subscription; the slot already handled today stays handled."""
+        s = subscription
+        self.db.execute(
+            f"INSERT INTO reminder_subscriptions ({self._SUBSCRIPTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (room_id) DO UPDATE SET enabled = excluded.enabled, thresholds = excluded.thresholds, "
+            "local_time = excluded.local_time, time_zone = excluded.time_zone, enabled_at = excluded.enabled_at, "
+            "changed_by = excluded.changed_by, changed_at = excluded.changed_at",
+            [s.room_id, int(s.enabled), ",".join(str(d) for d in s.thresholds), s.local_time, s.time_zone,
+             s.enabled_at, s.changed_by, s.changed_at, s.last_slot])
+
+    def enabled_reminder_subscriptions(self) -> list[ReminderSubscription]:
+        """Every enabled subscription, each with the step of its latest digest (one query)."""
+        rows = self.db.execute(
+            f"SELECT {self._SUBSCRIPTION_COLUMNS}, (SELECT max(r.step) FROM reminders r WHERE r.room_id = "
+            "sub.room_id AND r.subject = '' AND r.kind = 'digest') FROM reminder_subscriptions sub "
+            "WHERE enabled = 1 ORDER BY room_id")
+        return [_subscription(row[:-1], last_digest_step=row[-1]) for row in rows]
+
+    def reminder_candidates(self, room_ids: list[str], expiring_before: float) -> list[ReminderCandidate]:
+        """Present, in-use certificates of these spaces expiring before the horizon, with what was sent.
+
+        One row per tracked certificate (the caller folds rows of the same SHA-1 in a space together),
+        ordered by space and SHA-1 with Entra-app rows first. Inactive Entra certificates (active = 0)
+        sign nothing, so their expiry breaks nothing and they are left out.
+        """
+        rows = self.db.execute(
+            "SELECT s.room_id, c.sha1, c.id, c.not_after, m.snoozed_until, m.acknowledged_by, "
+            "  (SELECT min(r.step) FROM reminders r WHERE r.room_id = s.room_id AND r.subject = c.sha1 "
+            "   AND r.kind = 'threshold'), "
+            "  (SELECT max(r.step) FROM reminders r WHERE r.room_id = s.room_id AND r.subject = c.sha1 "
+            "   AND r.kind = 'expired') "
+            "FROM tracked_certificates c JOIN sources s ON s.id = c.source_id "
+            "LEFT JOIN reminder_marks m ON m.room_id = s.room_id AND m.sha1 = c.sha1 "
+            "WHERE c.present = 1 AND c.not_after < ? AND (c.active IS NULL OR c.active = 1) "
+            "  AND s.room_id IN (SELECT value FROM json_each(?)) "
+            "ORDER BY s.room_id, c.sha1, s.kind != 'entra-app', c.id",
+            [expiring_before, json.dumps(room_ids)])
+        return list(map(ReminderCandidate._make, rows))
+
+    def plan_reminders(self, due: list[tuple[str, str, str, int]], slots: dict[str, str], now: float) -> int:
+        """Record (room, subject, kind, step) reminders as planned and the spaces' slots as handled, atomically.
+
+        An older reminder about the same subject that is still unsent is superseded: after an outage the
+        space gets the current reminder, not a backlog. Returns how many reminders were new.
+        """
+        db, planned = self.db, 0
+        with db.atomic():
+            for room_id, subject, kind, step in due:
+                db.execute("UPDATE reminders SET status = 'superseded' WHERE room_id = ? AND subject = ? "
+                           "AND status = 'planned' AND NOT (kind = ? AND step = ?)", [room_id, subject, kind, step])
+                planned += db.execute(
+                    "INSERT OR IGNORE INTO reminders (room_id, subject, kind, step, planned_at, available_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", [room_id, subject, kind, step, now, now]).rowcount
+            db.conn.executemany("UPDATE reminder_subscriptions SET last_slot = ? WHERE room_id = ?",
+                                [(day, room_id) for room_id, day in slots.items()])
+        return planned
+
+    def claim_reminder(self, owner: str, *, now: float, wall_now: float, claim_seconds: float) -> PlannedReminder | None:
+        """Claim the oldest reminder ready to post; a claim left by a crashed poster is reclaimable."""
+        with self.db.atomic():
+            row = self.db.execute(
+                "UPDATE reminders SET status = 'posting', claimed_by = ?, claimed_until = ?, attempts = attempts + 1 "
+                "WHERE id = (SELECT id FROM reminders WHERE (status = 'planned' AND available_at <= ?) "
+                "            OR (status = 'posting' AND claimed_until < ?) ORDER BY id LIMIT 1) "
+                "RETURNING id, room_id, subject, kind, step, attempts",
+                [owner, wall_now + claim_seconds, now, wall_now]).fetchone()
+        return None if row is None else PlannedReminder(*row)
+
+    def finish_reminder(self, reminder_id: int, owner: str, status: str, *, now: float,
+                        message_id: str | None = None, error: str | None = None) -> bool:
+        """sent / failed / dropped; False when the claim was lost to another poster meanwhile."""
+        cursor = self.db.execute(
+            "UPDATE reminders SET status = ?, message_id = ?, sent_at = ?, last_error = ?, claimed_by = NULL, "
+            "claimed_until = NULL WHERE id = ? AND claimed_by = ? AND status = 'posting'",
+            [status, message_id, now if status == "sent" else None, error, reminder_id, owner])
+        return cursor.rowcount == 1
+
+    def retry_reminder_later(self, reminder_id: int, owner: str, available_at: float, error: str) -> bool:
+        cursor = self.db.execute(
+            "UPDATE reminders SET status = 'planned', available_at = ?, last_error = ?, claimed_by = NULL, "
+            "claimed_until = NULL WHERE id = ? AND claimed_by = ? AND status = 'posting'",
+            [available_at, error, reminder_id, owner])
+        return cursor.rowcount == 1
+
+    def cancel_planned_reminders(self, room_id: str) -> int:
+        return self.db.execute("UPDATE reminders SET status = 'cancelled' WHERE room_id = ? AND status = 'planned'",
+                               [room_id]).rowcount
+
+    def reminders(self, room_id: str | None = None) -> list[dict[str, Any]]:
+        """Every reminder row (of a space), oldest first: what was planned and what became of it."""
+        where, params = ("WHERE room_id = ?", [room_id]) if room_id is not None else ("", [])
+        rows = self.db.execute(
+            f"SELECT id, room_id, subject, kind, step, status, attempts, message_id, last_error FROM reminders "
+            f"{where} ORDER BY id", params)
+        keys = ("id", "room_id", "subject", "kind", "step", "status", "attempts", "message_id", "last_error")
+        return [dict(zip(keys, row)) for row in rows]
+
+    def reminder_marks(self, room_id: str) -> dict[str, ReminderMark]:
+        rows = self.db.execute("SELECT sha1, snoozed_until, snoozed_by, acknowledged_by, acknowledged_at "
+                               "FROM reminder_marks WHERE room_id = ?", [room_id])
+        return {row[0]: ReminderMark(*row[1:]) for row in rows}
+
+    def snooze_reminders(self, room_id: str, sha1: str, *, until: float, by: str, card_message_id: str,
+                         now: float) -> bool:
+        """Snooze unless already snoozed, or this card already snoozed it once; False = nothing changed."""
+        cursor = self.db.execute(
+            "INSERT INTO reminder_marks (room_id, sha1, snoozed_until, snoozed_by, snoozed_from_message) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (room_id, sha1) DO UPDATE SET snoozed_until = excluded.snoozed_until, "
+            "snoozed_by = excluded.snoozed_by, snoozed_from_message = excluded.snoozed_from_message "
+            "WHERE (reminder_marks.snoozed_until IS NULL OR reminder_marks.snoozed_until <= ?) "
+            "AND reminder_marks.snoozed_from_message IS NOT excluded.snoozed_from_message",
+            [room_id, sha1, until, by, card_message_id, now])
+        return cursor.rowcount == 1
+
+    def acknowledge_reminders(self, room_id: str, sha1: str, *, by: str, now: float) -> bool:
+        """Record who owns the certificate, once; False when it was already acknowledged."""
+        cursor = self.db.execute(
+            "INSERT INTO reminder_marks (room_id, sha1, acknowledged_by, acknowledged_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (room_id, sha1) DO UPDATE SET acknowledged_by = excluded.acknowledged_by, "
+            "acknowledged_at = excluded.acknowledged_at WHERE reminder_marks.acknowledged_by IS NULL",
+            [room_id, sha1, by, now])
+        return cursor.rowcount == 1
+
+    def acquire_lease(self, name: str, owner: str, *, seconds: float, wall_now: float) -> bool:
+        """Take (or extend, for its owner) a named lease; False while another owner's lease runs."""
+        cursor = self.db.execute(
+            "INSERT INTO scheduler_leases (name, owner, until) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE "
+            "SET owner = excluded.owner, until = excluded.until "
+            "WHERE scheduler_leases.owner = excluded.owner OR scheduler_leases.until < ?",
+            [name, owner, wall_now + seconds, wall_now])
+        return cursor.rowcount == 1
+
+    def release_lease(self, name: str, owner: str) -> None:
+        self.db.execute("DELETE FROM scheduler_leases WHERE name = ? AND owner = ?", [name, owner])
+
+    def seed_for_benchmark(self, sources: list[tuple], certificates: list[tuple]) -> None:
+        """bench/reminder_sweep.py: bulk-insert sources (id, room_id, kind, location, label) and
+        certificates (source_id, sha1, not_after, active) without reading any document."""
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "INSERT INTO sources (id, room_id, kind, location, label, added_by, added_at) "
+                "VALUES (?, ?, ?, ?, ?, 'bench', 0)", sources)
+            self.db.conn.executemany(
+                "INSERT INTO tracked_certificates (source_id, sha1, sha256, entity_id, role, use, subject, "
+                "not_before, not_after, active, details, first_seen, last_seen) "
+                "VALUES (?, ?, '', '', 'idp', 'signing', 'CN=bench', 0, ?, ?, '{}', 0, 0)", certificates)
+
 
 def _tracked(row: tuple) -> TrackedCertificate:
     (id_, source_id, room_id, label, kind, sha1, sha256, entity_id, role, use, subject, not_before, not_after,
@@ -424,3 +636,56 @@ def _tracked(row: tuple) -> TrackedCertificate:
     return TrackedCertificate(id_, source_id, room_id, label, kind, sha1, sha256, entity_id, role, use, subject,
                               not_before, not_after, None if active is None else bool(active), json.loads(details),
                               bool(present))
+
+
+# --- reminders ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReminderSubscription:
+    """A space's reminder settings; ``last_digest_step`` is filled by ``enabled_reminder_subscriptions``."""
+
+    room_id: str
+    enabled: bool
+    thresholds: tuple[int, ...]
+    local_time: str
+    time_zone: str
+    enabled_at: float
+    changed_by: str
+    changed_at: float
+    last_slot: str | None = None
+    last_digest_step: int | None = None
+
+
+@dataclass(frozen=True)
+class ReminderMark:
+    snoozed_until: float | None
+    snoozed_by: str | None
+    acknowledged_by: str | None
+    acknowledged_at: float | None
+
+
+class ReminderCandidate(NamedTuple):
+    room_id: str
+    sha1: str
+    certificate_id: int
+    not_after: float
+    snoozed_until: float | None
+    acknowledged_by: str | None
+    lowest_threshold_sent: int | None
+    last_expired_step: int | None
+
+
+@dataclass(frozen=True)
+class PlannedReminder:
+    id: int
+    room_id: str
+    subject: str
+    kind: str
+    step: int
+    attempts: int
+
+
+def _subscription(row: tuple, last_digest_step: int | None = None) -> ReminderSubscription:
+    room_id, enabled, thresholds, local_time, time_zone, enabled_at, changed_by, changed_at, last_slot = row
+    return ReminderSubscription(room_id, bool(enabled), tuple(int(d) for d in thresholds.split(",")), local_time,
+                                time_zone, enabled_at, changed_by, changed_at, last_slot, last_digest_step)

@@ -1,6 +1,7 @@
 """Chat commands and card actions, one module each, collected on an explicit registry."""
 
 from handlers import about, apps, check, explain, forget, help as help_command, status
+from handlers import remind
 from handlers.registry import Registry
 
 # Every module whose handlers the bot offers. Adding a command = adding its module here.
@@ -12,6 +13,7 @@ HANDLER_MODULES = (
     check,
     forget,
     apps,
+    remind,
 )
 
 

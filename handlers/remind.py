@@ -1,0 +1,170 @@
+"""remind: the space's reminder subscription; the Snooze and Acknowledge buttons of reminder cards."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta, timezone
+
+import reminders
+from cards.reminders import ACKNOWLEDGE_ACTION, SNOOZE_ACTION
+from errors import UserError
+from handlers.registry import card_action, command
+from settings import parse_clock_time, parse_days_list, parse_timezone
+
+USAGE = ("`remind` shows this space's reminders; `remind on` / `remind off`; `remind at 60,30,14,7,1` sets the "
+         "days before expiry; `remind time 09:00 Europe/Stockholm` sets the daily time and time zone.")
+MAX_THRESHOLDS = 10
+MAX_THRESHOLD_DAYS = 3650
+
+
+@command("remind", usage="remind [on | off | at 60,30,14,7,1 | time 09:00 Europe/Stockholm]")
+def remind(ctx) -> None:
+    """Reminders in this space: show them, turn them on or off, choose the days and the daily time."""
+    word, _, rest = ctx.args.partition(" ")
+    current = reminders.subscription_or_default(ctx.storage, ctx.config, ctx.room_id, by=ctx.person_email,
+                                                now=ctx.now())
+    change = CHANGES.get(word.lower())
+    if change is None and word:
+        raise UserError(f"I don't know `remind {word}`. {USAGE}")
+    if change is not None:
+        current = change(ctx, current, rest.strip())
+    ctx.reply(markdown=describe_subscription(ctx, current))
+
+
+def turn_on(ctx, current, rest: str):
+    _no_arguments("on", rest)
+    if not current.enabled:
+        current = dataclasses.replace(current, enabled=True, enabled_at=ctx.now().timestamp())
+    return _save(ctx, current)
+
+
+def turn_off(ctx, current, rest: str):
+    _no_arguments("off", rest)
+    current = _save(ctx, dataclasses.replace(current, enabled=False))
+    ctx.storage.cancel_planned_reminders(ctx.room_id)
+    return current
+
+
+def set_thresholds(ctx, current, rest: str):
+    return _save(ctx, dataclasses.replace(current, thresholds=parse_thresholds(rest)))
+
+
+def set_time(ctx, current, rest: str):
+    local_time, zone = parse_reminder_time(rest)
+    return _save(ctx, dataclasses.replace(current, local_time=local_time, time_zone=zone or current.time_zone))
+
+
+CHANGES = {"on": turn_on, "off": turn_off, "at": set_thresholds, "time": set_time}
+
+
+def _save(ctx, subscription):
+    subscription = dataclasses.replace(subscription, changed_by=ctx.person_email, changed_at=ctx.now().timestamp())
+    ctx.storage.save_reminder_subscription(subscription)
+    return subscription
+
+
+def _no_arguments(word: str, rest: str) -> None:
+    if rest:
+        raise UserError(f"`remind {word}` takes nothing after it. {USAGE}")
+
+
+def parse_thresholds(text: str) -> tuple[int, ...]:
+    """'60,30,14,7,1' (or spaces) → (60, 30, 14, 7, 1); a UserError that says what is wrong otherwise."""
+    if not text:
+        raise UserError("Which days? For example `remind at 60,30,14,7,1` (days before a certificate expires).")
+    try:
+        days = parse_days_list(text)
+    except ValueError:
+        raise UserError(f"`{text}` is not a list of days. Write whole numbers of days before expiry, separated "
+                        "by commas, e.g. `remind at 60,30,14,7,1`.") from None
+    if len(days) > MAX_THRESHOLDS or days[0] > MAX_THRESHOLD_DAYS:
+        raise UserError(f"Give at most {MAX_THRESHOLDS} reminder days, each {MAX_THRESHOLD_DAYS} or fewer.")
+    return days
+
+
+def parse_reminder_time(text: str) -> tuple[str, str | None]:
+    """'09:00 Europe/Stockholm' → ('09:00', 'Europe/Stockholm'); the zone is optional."""
+    parts = text.split()
+    if not parts or len(parts) > 2:
+        raise UserError("Which time? For example `remind time 09:00 Europe/Stockholm` (24-hour time, then an "
+                        "optional IANA time zone).")
+    try:
+        local_time = parse_clock_time(parts[0])
+    except ValueError:
+        raise UserError(f"`{parts[0]}` is not a time of day. Write 24-hour HH:MM, such as 09:00 or 16:30.") from None
+    if len(parts) == 1:
+        return local_time, None
+    try:
+        return local_time, parse_timezone(parts[1])
+    except ValueError:
+        raise UserError(f"I don't know the time zone `{parts[1]}`. Use an IANA name such as Europe/Stockholm, "
+                        "America/New_York or UTC.") from None
+
+
+def describe_subscription(ctx, s) -> str:
+    days = _spoken_list([str(d) for d in s.thresholds])
+    when = f"daily at {s.local_time} ({s.time_zone})"
+    if not s.enabled:
+        return (f"Reminders are **off** in this space. `remind on` sends them {days} days before a certificate "
+                f"expires, {when}, with a weekly digest on {ctx.config.digest_weekday.capitalize()}s.")
+    marks = ctx.storage.reminder_marks(ctx.room_id)
+    now = ctx.now().timestamp()
+    snoozed = sum(1 for m in marks.values() if m.snoozed_until and m.snoozed_until > now)
+    owned = sum(1 for m in marks.values() if m.acknowledged_by)
+    return (f"Reminders are **on** in this space: {days} days before a certificate expires, {when}; a weekly "
+            f"digest on {ctx.config.digest_weekday.capitalize()}s; expired certificates weekly until rotated or "
+            f"removed. Snoozed now: {snoozed}. Acknowledged (only reminders at {ctx.config.reminder_final_days} "
+            f"days or fewer): {owned}.")
+
+
+def _spoken_list(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+# --- reminder card buttons ------------------------------------------------------------------------
+
+@card_action(SNOOZE_ACTION)
+def snooze(ctx) -> None:
+    """Snooze 7 days: no reminders about this certificate in this space until then."""
+    sha1, label = _clicked_certificate(ctx)
+    now = ctx.now()
+    until = now + timedelta(days=reminders.SNOOZE_DAYS)
+    if ctx.storage.snooze_reminders(ctx.room_id, sha1, until=until.timestamp(), by=ctx.person_email,
+                                    card_message_id=ctx.card_message_id or "", now=now.timestamp()):
+        ctx.reply(markdown=f"{ctx.person_email} snoozed the reminders about **{label}** for "
+                           f"{reminders.SNOOZE_DAYS} days, until {_day(until.timestamp())}.")
+        return
+    mark = ctx.storage.reminder_marks(ctx.room_id)[sha1]
+    if mark.snoozed_until and mark.snoozed_until > now.timestamp():
+        answer = f"Already snoozed by {mark.snoozed_by} until {_day(mark.snoozed_until)}; nothing changed."
+    else:
+        answer = "This card's snooze was used already; the next reminder brings a new one. Nothing changed."
+    ctx.reply(answer, to_person_id=ctx.person_id)   # privately: a second click is no news for the space
+
+
+@card_action(ACKNOWLEDGE_ACTION)
+def acknowledge(ctx) -> None:
+    """Acknowledge: record who owns the certificate; from now on only the final reminders."""
+    sha1, label = _clicked_certificate(ctx)
+    final_days = ctx.config.reminder_final_days
+    if ctx.storage.acknowledge_reminders(ctx.room_id, sha1, by=ctx.person_email, now=ctx.now().timestamp()):
+        ctx.reply(markdown=f"{ctx.person_email} owns **{label}** now. Only the final reminders ({final_days} days "
+                           "or fewer) and the expired card will follow.")
+        return
+    mark = ctx.storage.reminder_marks(ctx.room_id)[sha1]
+    ctx.reply(f"Already acknowledged by {mark.acknowledged_by} on {_day(mark.acknowledged_at)}; nothing changed.",
+              to_person_id=ctx.person_id)
+
+
+def _clicked_certificate(ctx) -> tuple[str, str]:
+    """The SHA-1 the card is about and a name for it; it must be tracked in the space clicked in."""
+    sha1 = str(ctx.inputs.get("sha1", ""))
+    tracked = [c for c in ctx.storage.tracked_certificates(room_id=ctx.room_id) if c.sha1 == sha1]
+    if not sha1 or not tracked:
+        raise UserError("That certificate is no longer tracked in this space (rotated away or removed), so no "
+                        "reminders about it will come.")
+    return sha1, f"{tracked[0].source_label} ({tracked[0].subject.split(',')[0]})"
+
+
+def _day(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d")
