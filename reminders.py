@@ -67,7 +67,6 @@ SNOOZE_DAYS = 7
 EXPIRED_REPEAT_DAYS = 7
 SWEEP_LEASE = "reminder-sweep"
 ROTATION_ACTION = "rotation-start"
-KIND_ORDER = {"expired": 0, "threshold": 1, "digest": 2}   # within a space: the worst news first
 
 
 @dataclass(frozen=True)
@@ -163,21 +162,21 @@ def decide(storage: Storage, config, now: datetime,
     # days_left <= T  <=>  not_after < now + (T + 1) days: nothing later can be due.
     horizon = now.timestamp() + (max(max(t) for t in thresholds.values()) + 1) * DAY_SECONDS
     candidates = storage.reminder_candidates(list(slots), horizon)
+    # Candidates come by space, soonest expiry first; digests go after every space's reminders.
     due = certificate_reminders(candidates, thresholds, today, now.timestamp(), config.reminder_final_days)
     due += [d for s in opened if (d := digest_due(s, date.fromisoformat(slots[s.room_id]), config.digest_weekday))]
-    due.sort(key=lambda d: (d.room_id, KIND_ORDER[d.kind], d.days_left if d.days_left is not None else 0))
     return Plan(now, slots, due)
 
 
 def certificate_reminders(candidates: Iterable[ReminderCandidate], thresholds: dict[str, tuple[int, ...]],
                           today: dict[str, int], now: float, final_days: int) -> list[DueReminder]:
-    """One pass over the candidate rows (ordered by space and SHA-1): at most one reminder per certificate."""
-    due, previous = [], None
+    """One pass over the candidate rows: at most one reminder per certificate (SHA-1) and space."""
+    due, seen = [], set()
     for candidate in candidates:
         certificate = (candidate.room_id, candidate.sha1)
-        if certificate == previous:
-            continue   # another row of the same certificate: the first one speaks for all
-        previous = certificate
+        if certificate in seen:
+            continue   # another row of the same certificate: same expiry, marks and history
+        seen.add(certificate)
         reminder = certificate_reminder(candidate, thresholds[candidate.room_id], today[candidate.room_id],
                                         now, final_days)
         if reminder is not None:

@@ -290,13 +290,15 @@ def entra_chat(make_chat, local_graph):
 
 def test_an_entra_app_reminder_offers_rotation_only_when_that_action_exists(entra_chat):
     chat = entra_chat
+    actions = chat.services.registry.actions
+    rotation = actions.pop("rotation-start", None) or ActionSpec("rotation-start", lambda ctx: None)
     sweep(chat, BASE, chat.clock)
     text = summarize_card(cards_posted(chat)[0])
     assert len(cards_posted(chat)) == 1                               # the inactive leftover signs nothing
     assert "Entra app Contoso Webex: active token-signing certificate" in text
     assert "Trust: Entra app Contoso Webex" in text and "[Start rotation]" not in text
 
-    chat.services.registry.actions["rotation-start"] = ActionSpec("rotation-start", lambda ctx: None)
+    actions["rotation-start"] = rotation
     sweep(chat, BASE + timedelta(days=7), chat.clock)
     card = [c for c in cards_posted(chat) if "expires in 5 days" in c["body"][0]["text"]][0]
     assert [a["title"] for a in card["actions"]] == ["Start rotation", "Snooze 7 days", "Acknowledge"]

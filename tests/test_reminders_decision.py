@@ -17,7 +17,7 @@ TODAY = date(2026, 3, 20).toordinal()
 
 def candidate(days_left: float, *, sha1="AA", room="room", snoozed_until=None, acknowledged_by=None,
               lowest_sent=None, last_expired=None) -> ReminderCandidate:
-    return ReminderCandidate(room, sha1, 1, NOW + days_left * DAY_SECONDS, snoozed_until, acknowledged_by,
+    return ReminderCandidate(room, sha1, NOW + days_left * DAY_SECONDS, snoozed_until, acknowledged_by,
                              lowest_sent, last_expired)
 
 
