@@ -21,14 +21,12 @@ import argparse
 import random
 import sys
 import tempfile
-import time
-import tracemalloc
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.parse_metadata import best_seconds, peak_mb  # noqa: E402
 from reminders import DAY_SECONDS, decide  # noqa: E402
 from settings import load_config  # noqa: E402
 from storage import ReminderSubscription, Storage  # noqa: E402
@@ -81,30 +79,13 @@ def floor(storage: Storage) -> int:
     return due
 
 
-def best_seconds(action: Callable[[], object], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        action()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
-def peak_mb(action: Callable[[], object]) -> float:
-    tracemalloc.start()
-    try:
-        action()
-        return tracemalloc.get_traced_memory()[1] / 1e6
-    finally:
-        tracemalloc.stop()
-
-
 def measure(spaces: int, certificates: int, repeat: int) -> dict:
     config = load_config({})
     with tempfile.TemporaryDirectory(prefix="rollover-bench-") as folder:
         storage = Storage(Path(folder) / "bench.sqlite3")
         storage.migrate()
         seed(storage, spaces, certificates, random.Random(certificates))
+        storage.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")   # measure reads of the database, not of the WAL
         plan = decide(storage, config, NOW)
         assert len(plan.slots) == spaces, "every space's slot should be open"
         result = {"certificates": certificates, "due": len(plan.due),

@@ -75,6 +75,14 @@ def subscribe(chat, *commands: str) -> None:
         chat.say(chat.alice, text)
 
 
+def first_reminder_card(chat, clock: Clock, days_left: float) -> str:
+    """Subscribe, track a certificate, sweep at BASE; the id of the reminder card posted."""
+    subscribe(chat)
+    track_file(chat, days_left)
+    sweep(chat, BASE, clock)
+    return chat.last_card_message()["id"]
+
+
 # --- the remind command --------------------------------------------------------------------------------
 
 def test_remind_shows_changes_and_turns_off_the_subscription(chat, clock):
@@ -178,10 +186,7 @@ def test_a_certificate_replaced_by_rotation_gets_no_reminder_even_if_one_was_wai
 # --- buttons ------------------------------------------------------------------------------------------
 
 def test_snooze_silences_a_certificate_for_seven_days_and_a_second_click_changes_nothing(chat, clock):
-    subscribe(chat)
-    track_file(chat, 15.5)
-    sweep(chat, BASE, clock)
-    card_id = chat.last_card_message()["id"]
+    card_id = first_reminder_card(chat, clock, 15.5)
     reply = chat.click(chat.bob, card_id, button="Snooze 7 days")[0]
     assert "bob@example.com snoozed the reminders" in reply.body and "until 2026-03-27" in reply.body
     again = chat.click(chat.alice, card_id, button="Snooze 7 days")[0]
@@ -198,10 +203,7 @@ def test_snooze_silences_a_certificate_for_seven_days_and_a_second_click_changes
 
 
 def test_acknowledge_records_the_owner_and_leaves_only_the_final_reminders(chat, clock):
-    subscribe(chat)
-    track_file(chat, 30.5)
-    sweep(chat, BASE, clock)
-    card_id = chat.last_card_message()["id"]
+    card_id = first_reminder_card(chat, clock, 30.5)
     reply = chat.click(chat.bob, card_id, button="Acknowledge")[0]
     assert "bob@example.com owns" in reply.body and "final reminders (7 days or fewer)" in reply.body
     assert "Already acknowledged by bob@example.com" in chat.click(chat.alice, card_id, button="Acknowledge")[0].body
@@ -215,10 +217,7 @@ def test_acknowledge_records_the_owner_and_leaves_only_the_final_reminders(chat,
 
 
 def test_a_button_about_a_certificate_no_longer_tracked_explains_and_changes_nothing(chat, clock):
-    subscribe(chat)
-    track_file(chat, 10.5)
-    sweep(chat, BASE, clock)
-    card_id = chat.last_card_message()["id"]
+    card_id = first_reminder_card(chat, clock, 10.5)
     chat.say(chat.alice, "forget 1")
     assert "no longer tracked in this space" in chat.click(chat.bob, card_id, button="Acknowledge")[0].body
     assert chat.services.storage.reminder_marks(chat.room.id) == {}
