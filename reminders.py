@@ -51,7 +51,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
-from cards.reminders import ReminderFacts, digest_card, digest_text, reminder_card, reminder_text
+from cards.reminders import ROTATION_ACTION, ReminderFacts, digest_card, digest_text, reminder_card, reminder_text
 from errors import UserError
 from settings import WEEKDAYS
 from storage import PlannedReminder, ReminderCandidate, ReminderMark, ReminderSubscription, Storage, TrackedCertificate
@@ -66,7 +66,6 @@ DAY_SECONDS = 86400
 SNOOZE_DAYS = 7
 EXPIRED_REPEAT_DAYS = 7
 SWEEP_LEASE = "reminder-sweep"
-ROTATION_ACTION = "rotation-start"
 
 
 @dataclass(frozen=True)
@@ -86,7 +85,6 @@ class DueReminder:
 class Plan:
     """What one sweep decided: the spaces whose slot it handles (room → local date) and what is due."""
 
-    now: datetime
     slots: dict[str, str]
     due: list[DueReminder]
 
@@ -114,9 +112,8 @@ class SweepReport:
         if not self.lease_taken:
             return [f"Reminder sweep at {moment}: another process is running one; nothing done."]
         if self.dry_run:
-            head = f"Dry run at {moment} (sources not refreshed; nothing sent or recorded): " \
-                   f"{len(self.previews)} reminder(s) would be sent."
-            return [head, *self.previews]
+            return [f"Dry run at {moment} (sources not refreshed; nothing sent or recorded): "
+                    f"{len(self.previews)} reminder(s) would be sent.", *self.previews]
         lines = [f"Reminder sweep at {moment}: {self.planned} planned, {len(self.sent)} sent, "
                  f"{len(self.waiting)} waiting for a retry, {len(self.failed)} failed."]
         lines += [f"  refresh problem: {p}" for p in self.refresh_problems]
@@ -156,7 +153,7 @@ def decide(storage: Storage, config, now: datetime,
     slots = {s.room_id: day for s in subscriptions if (day := open_slot(s, now)) is not None}
     opened = [s for s in subscriptions if s.room_id in slots]
     if not opened:
-        return Plan(now, {}, [])
+        return Plan({}, [])
     thresholds = {s.room_id: s.thresholds for s in opened}
     today = {room_id: date.fromisoformat(day).toordinal() for room_id, day in slots.items()}
     # days_left <= T  <=>  not_after < now + (T + 1) days: nothing later can be due.
@@ -165,7 +162,7 @@ def decide(storage: Storage, config, now: datetime,
     # Candidates come by space, soonest expiry first; digests go after every space's reminders.
     due = certificate_reminders(candidates, thresholds, today, now.timestamp(), config.reminder_final_days)
     due += [d for s in opened if (d := digest_due(s, date.fromisoformat(slots[s.room_id]), config.digest_weekday))]
-    return Plan(now, slots, due)
+    return Plan(slots, due)
 
 
 def certificate_reminders(candidates: Iterable[ReminderCandidate], thresholds: dict[str, tuple[int, ...]],
@@ -186,6 +183,7 @@ def certificate_reminders(candidates: Iterable[ReminderCandidate], thresholds: d
 
 def certificate_reminder(candidate: ReminderCandidate, thresholds: tuple[int, ...], today: int, now: float,
                          final_days: int) -> DueReminder | None:
+    """The reminder one certificate is due in its space today (``today``: local date ordinal), if any."""
     if candidate.snoozed_until is not None and now < candidate.snoozed_until:
         return None
     seconds_left = candidate.not_after - now

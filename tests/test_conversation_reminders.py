@@ -145,6 +145,26 @@ def test_each_threshold_is_reminded_once_then_expired_weekly_until_rotated(chat,
     assert len(sent(chat, "expired")) == 3
 
 
+@pytest.mark.parametrize("mondays, utc_hours", [
+    (("2026-03-23", "2026-03-30"), (8, 7)),      # CET, then CEST after Sunday 29 March
+    (("2026-10-19", "2026-10-26"), (7, 8)),      # CEST, then CET after Sunday 25 October
+])
+def test_the_daily_slot_follows_stockholm_time_across_daylight_saving(chat, clock, mondays, utc_hours):
+    chat.say(chat.alice, "remind time 09:00 Europe/Stockholm")
+    clock.now = datetime.fromisoformat(mondays[0] + "T00:00+00:00") - timedelta(days=1)
+    subscribe(chat, "remind at 1")
+    track_file(chat, 400)                                            # tracked, nothing due: only digests
+    posted_at = []
+    for monday in mondays:
+        start = datetime.fromisoformat(monday + "T05:00+00:00")
+        for quarter in range(20):                                     # every 15 minutes, 05:00 to 09:45 UTC
+            moment = start + timedelta(minutes=15 * quarter)
+            if sweep(chat, moment, clock).sent:
+                posted_at.append(moment)
+    assert [(m.date().isoformat(), m.hour, m.minute) for m in posted_at] == \
+        [(monday, hour, 0) for monday, hour in zip(mondays, utc_hours)]
+
+
 def test_two_weeks_of_downtime_end_with_one_catch_up_card_per_certificate(chat, clock):
     subscribe(chat)
     track_file(chat, 35.5, name="a.pem", cn="a.example.com")
