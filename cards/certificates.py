@@ -26,11 +26,11 @@ def day(moment: datetime) -> str:
 
 
 def when(days_left: int) -> str:
-    if days_left < 0:
-        return f"{-days_left} days ago"
     if days_left == 0:
         return "today"
-    return f"in {days_left} day{'s' if days_left != 1 else ''}"
+    days = abs(days_left)
+    count = f"{days} day{'s' if days != 1 else ''}"
+    return f"{count} ago" if days_left < 0 else f"in {count}"
 
 
 STATUS_COLOURS = {"expired": Colors.ATTENTION, "critical": Colors.ATTENTION, "warning": Colors.WARNING,
