@@ -75,6 +75,14 @@ def parse_exact_list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in re.split(r"[,\s]+", raw) if item.strip())
 
 
+def parse_guid(raw: str) -> str:
+    """An Entra object id such as a group's (a GUID)."""
+    text = raw.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", text):
+        raise ValueError("must be an Entra object id (a GUID such as 9a9a9a9a-0000-4000-8000-0000000a9a01)")
+    return text
+
+
 def parse_days_list(raw: str) -> tuple[int, ...]:
     try:
         days = sorted({int(item) for item in parse_exact_list(raw)}, reverse=True)
@@ -231,6 +239,47 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ROLLOVER_REMINDER_LEASE_SECONDS", "reminder_lease_seconds", "300",
             "How long one process owns a reminder sweep; a crashed sweep is taken over when this ends.",
             parse_seconds),
+    # --- rotations and approvals -------------------------------------------------------------
+    Setting("ROLLOVER_APPROVERS", "approvers", "",
+            "E-mail addresses allowed to approve rotation steps (comma-separated), for every stage without its "
+            "own list. No approvers at all: no rotation starts.", parse_list,
+            fix="list the people who may approve Entra changes, e.g. ann@example.com,bo@example.com"),
+    Setting("ROLLOVER_APPROVER_GROUP", "approver_group", "",
+            "Object id of an Entra group whose members may approve rotation steps; membership is checked through "
+            "Graph at each click (needs GroupMember.Read.All and User.Read.All).", parse_guid,
+            fix="copy the group's Object ID from the Entra admin center > Groups"),
+    Setting("ROLLOVER_CREATE_APPROVERS", "create_approvers", "",
+            "Approvers (e-mails) of Entra changes that add or remove certificates: creating the signing "
+            "certificate, adding Webex's certificate, cleaning up. Empty: ROLLOVER_APPROVERS.", parse_list),
+    Setting("ROLLOVER_CREATE_APPROVER_GROUP", "create_approver_group", "",
+            "Entra group whose members approve the create stage. Empty: ROLLOVER_APPROVER_GROUP.", parse_guid,
+            fix="copy the group's Object ID from the Entra admin center > Groups"),
+    Setting("ROLLOVER_ACTIVATE_APPROVERS", "activate_approvers", "",
+            "Approvers (e-mails) of switching the certificate that signs sign-ins: activating and rolling back. "
+            "Empty: ROLLOVER_APPROVERS.", parse_list),
+    Setting("ROLLOVER_ACTIVATE_APPROVER_GROUP", "activate_approver_group", "",
+            "Entra group whose members approve the activate stage. Empty: ROLLOVER_APPROVER_GROUP.", parse_guid,
+            fix="copy the group's Object ID from the Entra admin center > Groups"),
+    Setting("ROLLOVER_REQUIRED_APPROVALS", "required_approvals", "1",
+            "Approvals each rotation step needs, from different approvers (2 = two-person rule).",
+            parse_positive_int),
+    Setting("ROLLOVER_ALLOW_SELF_APPROVAL", "allow_self_approval", "false",
+            "Let the person who requested a rotation approve its steps (off: someone else must).", parse_bool),
+    Setting("ROLLOVER_APPROVAL_HOURS", "approval_hours", "24",
+            "An approval request not decided within this many hours expires (an 'expired' card says so).",
+            parse_positive_int),
+    Setting("ROLLOVER_REPORT_ONLY", "report_only", "false",
+            "Run rotations without changing Entra: every Graph write is replaced by its dry-run description, "
+            "posted in the space and audited.", parse_bool),
+    Setting("ROLLOVER_GRAPH_CONSISTENCY_SECONDS", "graph_consistency_seconds", "300",
+            "How long a rotation waits for Graph (and the federation metadata) to show its own change, or a "
+            "request a crashed process may have sent, before deciding.", parse_seconds),
+    Setting("ROLLOVER_ROTATION_LEASE_SECONDS", "rotation_lease_seconds", "900",
+            "How long one worker owns a rotation step; a crashed worker's step is resumed when it ends. Keep it "
+            "above ROLLOVER_GRAPH_CONSISTENCY_SECONDS.", parse_seconds),
+    Setting("ROLLOVER_ROTATION_SWEEP_SECONDS", "rotation_sweep_seconds", "30",
+            "How often `worker` and `serve` expire overdue approvals, start scheduled activations and resume "
+            "interrupted rotations.", parse_seconds),
     # --- storage and worker -----------------------------------------------------------------
     Setting("ROLLOVER_DATABASE", "database_path", "var/rollover.sqlite3",
             "Path of the SQLite database file (created with its folder when missing).",

@@ -168,10 +168,75 @@ def _index_reminder_candidates(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX tracked_due ON tracked_certificates (present, not_after, active, source_id, sha1)")
 
 
+def _create_rotations(db: sqlite_utils.Database) -> None:
+    # A rotation walks one Entra app through one certificate change (rotation.py declares its states).
+    # `version` grows with every change and every card carries it: each transition is a compare-and-set
+    # on it. The partial UNIQUE index is the rule "one open rotation per app".
+    db.execute("""
+        CREATE TABLE rotations (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,                 -- entra-signing | webex-sp | entra-cleanup
+            app_key TEXT NOT NULL,              -- the enterprise app's service principal id
+            app_name TEXT NOT NULL,
+            room_id TEXT NOT NULL,
+            requested_by TEXT NOT NULL,         -- e-mail of the person who asked
+            marker TEXT NOT NULL UNIQUE,        -- idempotency marker of its Graph writes
+            state TEXT NOT NULL,
+            version INTEGER NOT NULL DEFAULT 1,
+            state_version INTEGER NOT NULL DEFAULT 1,   -- the version at which the state was entered
+            plan TEXT NOT NULL,                 -- JSON, decided before the first approval
+            data TEXT NOT NULL,                 -- JSON, what the steps found out and did
+            deadline REAL,                      -- when the current state times out
+            card_message_id TEXT,               -- the card that shows the current state
+            card_parent_id TEXT,                -- set once cards are threaded replies (a delete failed)
+            announced_version INTEGER NOT NULL DEFAULT 0,
+            last_event_key TEXT,                -- the event behind the last change: its retries are recognised
+            lease_owner TEXT,                   -- the thread working on it now (wall-clock lease)
+            lease_until REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            finished_at REAL                    -- set on entering a terminal state
+        )""")
+    db.execute("CREATE UNIQUE INDEX rotations_one_open_per_app ON rotations (app_key) WHERE finished_at IS NULL")
+    db.execute("CREATE INDEX rotations_by_room ON rotations (room_id, finished_at)")
+    db.execute("""
+        CREATE TABLE rotation_approvals (
+            rotation_id INTEGER NOT NULL REFERENCES rotations(id),
+            state_version INTEGER NOT NULL,     -- approvals count within one entry into an approval state
+            approver TEXT NOT NULL,
+            approved_at REAL NOT NULL,
+            PRIMARY KEY (rotation_id, state_version, approver)
+        )""")
+
+
+def _create_audit(db: sqlite_utils.Database) -> None:
+    # Append-only: Storage has no UPDATE or DELETE of it, and these triggers refuse both.
+    db.execute("""
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            room_id TEXT NOT NULL,
+            rotation_id INTEGER,
+            app TEXT NOT NULL,
+            actor TEXT NOT NULL,                -- an e-mail address, or 'rollover' for the bot's own steps
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            before TEXT,                        -- JSON: thumbprints before a Graph write
+            after TEXT,                         -- JSON: thumbprints after it
+            requests TEXT NOT NULL              -- JSON: Graph requests as dry-run descriptions (no keys)
+        )""")
+    db.execute("CREATE INDEX audit_by_room ON audit_log (room_id, id)")
+    for verb in ("UPDATE", "DELETE"):
+        db.execute(f"CREATE TRIGGER audit_log_no_{verb.lower()} BEFORE {verb} ON audit_log "
+                   "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_events", _create_events),
     ("0002_outbox", _create_outbox),
     ("0003_tracking", _create_tracking),
+    ("0004_rotations", _create_rotations),
+    ("0005_audit", _create_audit),
     ("0006_reminders", _create_reminders),
     ("0007_reminder_candidates_index", _index_reminder_candidates),
 ]
@@ -239,6 +304,62 @@ class Event:
     @property
     def data_id(self) -> str:
         return self.payload.get("data", {}).get("id", "")
+
+
+@dataclass(frozen=True)
+class RotationRecord:
+    """One rotation as stored (``rotation.py`` gives the states their meaning)."""
+
+    id: int
+    kind: str
+    app_key: str
+    app_name: str
+    room_id: str
+    requested_by: str
+    marker: str
+    state: str
+    version: int
+    state_version: int
+    plan: dict[str, Any]
+    data: dict[str, Any]
+    deadline: float | None
+    card_message_id: str | None
+    card_parent_id: str | None
+    announced_version: int
+    last_event_key: str | None
+    lease_owner: str | None
+    lease_until: float | None
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+
+
+@dataclass(frozen=True)
+class RotationChange:
+    """What one transition writes; applied only while the rotation is still at the expected version."""
+
+    state: str
+    data: dict[str, Any]
+    deadline: float | None
+    finished: bool
+    event_key: str | None        # None keeps the event of the previous change
+    now: float
+    state_changed: bool = True   # False: same state (a partial approval), its approvals stay
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: float
+    room_id: str
+    rotation_id: int | None
+    app: str
+    actor: str
+    action: str
+    detail: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    requests: list[str]
 
 
 class Storage:
@@ -633,6 +754,172 @@ class Storage:
                 "INSERT INTO tracked_certificates (source_id, sha1, sha256, entity_id, role, use, subject, "
                 "not_before, not_after, active, details, first_seen, last_seen) "
                 "VALUES (?, ?, '', '', 'idp', 'signing', 'CN=bench', 0, ?, ?, '{}', 0, 0)", certificates)
+
+    # --- rotations (rotation.py): compare-and-set on the version, leases, approvals ------------------
+
+    _ROTATION_COLUMNS = ("id, kind, app_key, app_name, room_id, requested_by, marker, state, version, "
+                         "state_version, plan, data, deadline, card_message_id, card_parent_id, announced_version, "
+                         "last_event_key, lease_owner, lease_until, created_at, updated_at, finished_at")
+    # Nobody else works on the rotation: no lease, our own, or an expired one (a crashed process).
+    _ROTATION_LEASE_FREE = "(lease_owner IS NULL OR lease_owner = ? OR lease_until < ?)"
+
+    def create_rotation(self, *, kind: str, app_key: str, app_name: str, room_id: str, requested_by: str,
+                        marker: str, state: str, plan: dict, data: dict, deadline: float | None,
+                        event_key: str, now: float) -> int | None:
+        """A new rotation; None when the app already has an open one (the partial UNIQUE index)."""
+        try:
+            cursor = self.db.execute(
+                "INSERT INTO rotations (kind, app_key, app_name, room_id, requested_by, marker, state, plan, data, "
+                "deadline, last_event_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [kind, app_key, app_name, room_id, requested_by, marker, state, json.dumps(plan), json.dumps(data),
+                 deadline, event_key, now, now])
+        except sqlite3.IntegrityError:
+            return None
+        return cursor.lastrowid
+
+    def rotation(self, rotation_id: int) -> RotationRecord | None:
+        row = self.db.execute(f"SELECT {self._ROTATION_COLUMNS} FROM rotations WHERE id = ?",
+                              [rotation_id]).fetchone()
+        return None if row is None else _rotation(row)
+
+    def open_rotation_for_app(self, app_key: str) -> RotationRecord | None:
+        row = self.db.execute(f"SELECT {self._ROTATION_COLUMNS} FROM rotations WHERE app_key = ? "
+                              "AND finished_at IS NULL", [app_key]).fetchone()
+        return None if row is None else _rotation(row)
+
+    def rotations(self, *, room_id: str | None = None, open_only: bool = True) -> list[RotationRecord]:
+        clauses, params = [], []
+        if room_id is not None:
+            clauses.append("room_id = ?"); params.append(room_id)
+        if open_only:
+            clauses.append("finished_at IS NULL")
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.db.execute(f"SELECT {self._ROTATION_COLUMNS} FROM rotations {where} ORDER BY id", params)
+        return [_rotation(row) for row in rows]
+
+    def rotations_to_sweep(self) -> list[RotationRecord]:
+        """Open rotations, and finished ones whose last card has not been posted yet."""
+        rows = self.db.execute(f"SELECT {self._ROTATION_COLUMNS} FROM rotations WHERE finished_at IS NULL "
+                               "OR announced_version < version ORDER BY id")
+        return [_rotation(row) for row in rows]
+
+    def change_rotation(self, rotation_id: int, expected_version: int, change: RotationChange, *,
+                        lease_owner: str, lease_until: float, now: float) -> bool:
+        """Apply ``change`` only if the rotation is still at ``expected_version`` and nobody else holds its
+        lease (compare-and-set); the lease passes to ``lease_owner``. ``now`` is wall-clock time."""
+        cursor = self.db.execute(
+            # In an UPDATE every expression sees the old row: `version + 1` is the new version.
+            "UPDATE rotations SET state = ?, version = version + 1, "
+            "state_version = CASE WHEN ? THEN version + 1 ELSE state_version END, data = ?, deadline = ?, "
+            "finished_at = ?, last_event_key = COALESCE(?, last_event_key), lease_owner = ?, lease_until = ?, "
+            f"updated_at = ? WHERE id = ? AND version = ? AND {self._ROTATION_LEASE_FREE}",
+            [change.state, int(change.state_changed), json.dumps(change.data), change.deadline,
+             change.now if change.finished else None, change.event_key, lease_owner, lease_until, change.now,
+             rotation_id, expected_version, lease_owner, now])
+        return cursor.rowcount == 1
+
+    def approve_rotation(self, rotation_id: int, expected_version: int, approver: str, *, required: int,
+                         approved: RotationChange, pending: RotationChange, lease_owner: str, lease_until: float,
+                         now: float) -> int | None:
+        """In one transaction: compare-and-set on the version, record the approval, then move on
+        (``approved``) once ``required`` different people approved this step, else stay (``pending``).
+        Returns the number of approvals; None when the rotation moved on or this person already approved."""
+        db = self.db
+        try:
+            with db.atomic():
+                # The write comes first, so the transaction holds the write lock from its first statement.
+                if not self.change_rotation(rotation_id, expected_version, pending, lease_owner=lease_owner,
+                                            lease_until=lease_until, now=now):
+                    return None
+                inserted = db.execute(
+                    "INSERT OR IGNORE INTO rotation_approvals (rotation_id, state_version, approver, approved_at) "
+                    "SELECT id, state_version, ?, ? FROM rotations WHERE id = ?", [approver, pending.now, rotation_id])
+                if inserted.rowcount != 1:
+                    raise _NotApplied()
+                count = db.execute(
+                    "SELECT count(*) FROM rotation_approvals a JOIN rotations r ON r.id = a.rotation_id "
+                    "AND r.state_version = a.state_version WHERE r.id = ?", [rotation_id]).fetchone()[0]
+                if count >= required:
+                    self.change_rotation(rotation_id, expected_version + 1, approved, lease_owner=lease_owner,
+                                         lease_until=lease_until, now=now)
+                return count
+        except _NotApplied:
+            return None
+
+    def rotation_approvals(self, rotation_id: int, state_version: int) -> list[tuple[str, float]]:
+        return [tuple(row) for row in self.db.execute(
+            "SELECT approver, approved_at FROM rotation_approvals WHERE rotation_id = ? AND state_version = ? "
+            "ORDER BY approved_at", [rotation_id, state_version])]
+
+    def claim_rotation(self, rotation_id: int, owner: str, lease_until: float, now: float) -> RotationRecord | None:
+        """Take the rotation's lease unless another live thread holds it; returns the rotation as claimed."""
+        with self.db.atomic():
+            row = self.db.execute(
+                f"UPDATE rotations SET lease_owner = ?, lease_until = ? WHERE id = ? AND {self._ROTATION_LEASE_FREE} "
+                f"RETURNING {self._ROTATION_COLUMNS}", [owner, lease_until, rotation_id, owner, now]).fetchone()
+        return None if row is None else _rotation(row)
+
+    def release_rotation(self, rotation_id: int, owner: str) -> None:
+        self.db.execute("UPDATE rotations SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?",
+                        [rotation_id, owner])
+
+    def postpone_rotation(self, rotation_id: int, owner: str, until: float) -> None:
+        """Keep every thread off the rotation until ``until`` (a step Graph could not do now)."""
+        self.db.execute("UPDATE rotations SET lease_owner = 'postponed', lease_until = ? WHERE id = ? "
+                        "AND lease_owner = ?", [until, rotation_id, owner])
+
+    def save_rotation_data(self, rotation_id: int, owner: str, data: dict) -> bool:
+        """Store a step's progress (before its Graph call); only the lease holder may."""
+        cursor = self.db.execute("UPDATE rotations SET data = ? WHERE id = ? AND lease_owner = ?",
+                                 [json.dumps(data), rotation_id, owner])
+        return cursor.rowcount == 1
+
+    def mark_rotation_announced(self, rotation_id: int, version: int, card_message_id: str,
+                                card_parent_id: str | None) -> None:
+        self.db.execute("UPDATE rotations SET announced_version = ?, card_message_id = ?, card_parent_id = ? "
+                        "WHERE id = ? AND version = ?", [version, card_message_id, card_parent_id, rotation_id, version])
+
+    # --- the audit log (audit.py): append-only, there is no update or delete ------------------------
+
+    def append_audit(self, *, at: float, room_id: str, rotation_id: int | None, app: str, actor: str, action: str,
+                     detail: str, before: dict | None, after: dict | None, requests: list[str]) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO audit_log (at, room_id, rotation_id, app, actor, action, detail, before, after, requests) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [at, room_id, rotation_id, app, actor, action, detail, None if before is None else json.dumps(before),
+             None if after is None else json.dumps(after), json.dumps(requests)])
+        return cursor.lastrowid
+
+    def audit_entries(self, *, room_id: str | None = None, rotation_id: int | None = None,
+                      limit: int | None = None) -> list[AuditEntry]:
+        """Oldest first; with ``limit``, the latest ``limit`` entries."""
+        clauses, params = [], []
+        if room_id is not None:
+            clauses.append("room_id = ?"); params.append(room_id)
+        if rotation_id is not None:
+            clauses.append("rotation_id = ?"); params.append(rotation_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.db.execute(
+            "SELECT id, at, room_id, rotation_id, app, actor, action, detail, before, after, requests FROM audit_log "
+            f"{where} ORDER BY id DESC LIMIT ?", params + [-1 if limit is None else limit]).fetchall()
+        return [_audit_entry(row) for row in reversed(rows)]
+
+
+class _NotApplied(Exception):
+    """Rolls back an approval that could not be recorded (the person already approved this step)."""
+
+
+def _rotation(row: tuple) -> RotationRecord:
+    values = list(row)
+    values[10], values[11] = json.loads(values[10]), json.loads(values[11])   # plan, data
+    return RotationRecord(*values)
+
+
+def _audit_entry(row: tuple) -> AuditEntry:
+    id_, at, room_id, rotation_id, app, actor, action, detail, before, after, requests = row
+    return AuditEntry(id_, at, room_id, rotation_id, app, actor, action, detail,
+                      None if before is None else json.loads(before), None if after is None else json.loads(after),
+                      json.loads(requests))
 
 
 def _tracked(row: tuple) -> TrackedCertificate:
