@@ -103,6 +103,15 @@ def build_worker(services: Services, owner: str | None = None) -> Worker:
                   owner=owner)
 
 
+def start_rotation_sweeper(services: Services, stop: threading.Event) -> threading.Thread:
+    """Resume rotations a killed process left half done, then expire approvals and start scheduled
+    activations every ROLLOVER_ROTATION_SWEEP_SECONDS."""
+    from rotation import sweep_forever
+    thread = threading.Thread(target=sweep_forever, args=(services, stop), name="rotation-sweeper", daemon=True)
+    thread.start()
+    return thread
+
+
 # --- command line -----------------------------------------------------------------------------------
 
 def _require_live(config: Config) -> None:
@@ -120,6 +129,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     stop = threading.Event()
     thread = threading.Thread(target=worker.run_forever, args=(stop,), name="rollover-worker", daemon=True)
     thread.start()
+    start_rotation_sweeper(build_services(config), stop)
     scheduler = start_reminder_scheduler(build_services(config))
     server = make_server(args.host, args.port, app, threaded=True)
     log.info("Rollover %s listening on http://%s:%d/webhooks/webex", VERSION, args.host, args.port)
@@ -140,6 +150,7 @@ def cmd_worker(args: argparse.Namespace, config: Config) -> int:
     worker = build_worker(build_services(config))
     scheduler = start_reminder_scheduler(build_services(config))
     stop = threading.Event()
+    start_rotation_sweeper(build_services(config), stop)
     try:
         worker.run_forever(stop)
     except KeyboardInterrupt:
@@ -196,6 +207,20 @@ def cmd_webhooks(args: argparse.Namespace, config: Config) -> int:
     print(f"Webhooks named {config.webhook_name!r} now deliver to {webhook_target(url)}:")
     for line in report.lines():
         print("  " + line)
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace, config: Config) -> int:
+    """The rotation audit log: readable lines, or a JSON array with --json (oldest first)."""
+    import audit
+    storage = Storage(config.database_path)
+    storage.migrate()
+    entries = storage.audit_entries(room_id=args.room, rotation_id=args.rotation, limit=args.limit)
+    if args.json:
+        print(audit.export_json(entries))
+    else:
+        for entry in entries:
+            print(audit.entry_line(entry, markdown=False))
     return 0
 
 
@@ -271,6 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--allow-http", action="store_true", help=argparse.SUPPRESS)
     webhook_commands.add_parser("list", help="list the bot's webhooks")
     webhooks.set_defaults(run=cmd_webhooks, needs_config=True)
+
+    audit_log = commands.add_parser("audit", help="print the rotation audit log, or export it with --json")
+    audit_log.add_argument("--json", action="store_true", help="a JSON array of the entries, oldest first")
+    audit_log.add_argument("--room", metavar="ROOM_ID", help="only the entries of this Webex space")
+    audit_log.add_argument("--rotation", metavar="ID", type=int, help="only the entries of this rotation")
+    audit_log.add_argument("--limit", metavar="N", type=int, help="only the latest N entries")
+    audit_log.set_defaults(run=cmd_audit, needs_config=True)
 
     settings = commands.add_parser("settings", help="show the current settings (secrets hidden)")
     settings.add_argument("--markdown", action="store_true", help="print the settings reference as Markdown")

@@ -2,6 +2,7 @@
 
 from handlers import about, apps, check, explain, forget, help as help_command, status
 from handlers import remind
+from handlers import audit as audit_command, rotations
 from handlers.registry import Registry
 
 # Every module whose handlers the bot offers. Adding a command = adding its module here.
@@ -14,6 +15,8 @@ HANDLER_MODULES = (
     forget,
     apps,
     remind,
+    rotations,
+    audit_command,
 )
 
 

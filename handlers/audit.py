@@ -1,0 +1,23 @@
+"""audit: the recent audit log entries of this space's rotations."""
+
+from audit import CHAT_ENTRIES, entry_line
+from handlers.registry import command
+
+MAX_LINE = 300   # one entry per line; the full text is in `python bot.py audit --json`
+
+
+@command("audit")
+def show_audit(ctx) -> None:
+    """Show the recent audit log of this space: requests, approvals, refusals, Graph requests and results."""
+    entries = ctx.storage.audit_entries(room_id=ctx.room_id, limit=CHAT_ENTRIES)
+    if not entries:
+        ctx.reply("The audit log of this space is empty: no rotation was requested here yet.")
+        return
+    lines = [f"**Audit log of this space**, the latest {len(entries)} entries, oldest first "
+             "(`python bot.py audit --json` exports all of them):"]
+    lines += [f"- {_shorten(entry_line(entry))}" for entry in entries]
+    ctx.reply(markdown="\n".join(lines))
+
+
+def _shorten(line: str) -> str:
+    return line if len(line) <= MAX_LINE else line[:MAX_LINE - 1] + "…"

@@ -1,0 +1,305 @@
+"""rotate, rotations, cancel, cleanup, and the buttons of rotation cards.
+
+Every click is authorized again here, from the person Webex reports for the fetched action
+(``ctx.person_email``): the card must be the rotation's current card in its own space, at the
+version it was posted for, within its deadline, and the person must hold the right for that
+step. Anything else gets a private answer, is audited, and changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import audit
+import rotation
+from approvals import STAGES, approval_refusal, may_decide, require_approvers
+from cards.rotations import rotations_list
+from errors import UserError
+from handlers.registry import card_action, command
+from rotation_plans import NewRotation, plan_cleanup, plan_entra_signing, plan_webex_sp
+from tracking import find_entra_app, require_graph
+
+WEBEX_SP_WORD = "webex-sp"
+PLANNERS = {"entra-signing": plan_entra_signing, "webex-sp": plan_webex_sp}
+WINDOW_GRACE = timedelta(minutes=5)    # a window "now" typed a minute ago is still now
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+@command("rotate", usage="rotate <Entra app> | rotate webex-sp <Entra app>")
+def rotate(ctx) -> None:
+    """Rotate a certificate step by step: approvals drive the Entra changes, I guide the Webex side."""
+    words = ctx.args.split(" ", 1)
+    if words[0].lower() == WEBEX_SP_WORD:
+        _start(ctx, "webex-sp", words[1] if len(words) > 1 else "")
+    else:
+        _start(ctx, "entra-signing", ctx.args)
+
+
+@card_action("rotation-start")
+def start_button(ctx) -> None:
+    kind = str(ctx.inputs.get("kind") or "entra-signing")
+    if kind not in PLANNERS:
+        raise UserError("That button asks for a kind of rotation I do not know; `rotate <app>` starts one.")
+    _start(ctx, kind, str(ctx.inputs.get("app", "")))
+
+
+@command("rotations", button="Rotations")
+def list_rotations(ctx) -> None:
+    """List the open rotations of this space with their current step."""
+    views = [rotation.view_of(ctx.services, record) for record in ctx.storage.rotations(room_id=ctx.room_id)]
+    text, card = rotations_list(views)
+    ctx.reply(text, card=card)
+
+
+@command("cancel", usage="cancel <rotation id>")
+def cancel(ctx) -> None:
+    """Cancel a rotation that has not activated anything yet."""
+    record = _rotation_of_room(ctx, ctx.args)
+    reason = _cancel_refusal(ctx, record)
+    if reason:
+        raise UserError(reason)
+    _cancel(ctx, record)
+
+
+@command("cleanup", usage="cleanup <rotation id>")
+def cleanup(ctx) -> None:
+    """Remove the old certificate of a finished rotation once it has expired (with an approval)."""
+    _start_cleanup(ctx, _rotation_of_room(ctx, ctx.args))
+
+
+# --- buttons -----------------------------------------------------------------------------------
+
+@card_action("rotation-approve")
+def approve_button(ctx) -> None:
+    record = _clicked(ctx, "approved")
+    if record is None:
+        return
+    state = rotation.state_of(record)
+    approved = [email for email, _ in ctx.storage.rotation_approvals(record.id, record.state_version)]
+    refusal = approval_refusal(ctx.services, stage=state.stage, email=ctx.person_email,
+                               requested_by=record.requested_by, already_approved=approved)
+    if refusal:
+        _refuse(ctx, record, refusal)
+        return
+    updated, _ = rotation.approve(ctx.services, record, actor=ctx.person_email, event_key=ctx.event_key)
+    if updated is None:
+        _refuse(ctx, record, _SOMEONE_FIRST)
+
+
+@card_action("rotation-reject")
+def reject_button(ctx) -> None:
+    record = _clicked(ctx, "rejected")
+    if record is None:
+        return
+    refusal = may_decide(ctx.services, rotation.state_of(record).stage, ctx.person_email)
+    if refusal:
+        _refuse(ctx, record, refusal)
+        return
+    _act(ctx, record, "rejected", "Rejected.")
+
+
+@card_action("rotation-cancel")
+def cancel_button(ctx) -> None:
+    record = _clicked(ctx, "cancelled")
+    if record is None:
+        return
+    refusal = _cancel_refusal(ctx, record)
+    if refusal:
+        _refuse(ctx, record, refusal)
+        return
+    _cancel(ctx, record)
+
+
+@card_action("rotation-window")
+def window_button(ctx) -> None:
+    record = _clicked(ctx, "window-chosen")
+    if record is None:
+        return
+    try:
+        start = _window_start(ctx)
+    except ValueError as error:
+        _refuse(ctx, record, str(error))
+        return
+    _choose_window(ctx, record, start)
+
+
+@card_action("rotation-window-now")
+def window_now_button(ctx) -> None:
+    record = _clicked(ctx, "window-chosen")
+    if record is not None:
+        _choose_window(ctx, record, ctx.now())
+
+
+@card_action("rotation-signed-in")
+def signed_in_button(ctx) -> None:
+    _operator_step(ctx, "sign-in-confirmed", "Confirmed a test sign-in to Webex.")
+
+
+@card_action("rotation-rollback")
+def rollback_button(ctx) -> None:
+    record = _clicked(ctx, "rollback-requested")
+    if record is None:
+        return
+    previous = record.plan.get("current")
+    if not previous:
+        _refuse(ctx, record, "No certificate was active before this rotation, so there is nothing to roll back to.")
+        return
+    if datetime.fromisoformat(previous["not_after"]) <= ctx.now():
+        _refuse(ctx, record, f"The previous certificate {previous['thumbprint']} expired on "
+                             f"{previous['not_after'][:10]}; it can no longer sign, so I cannot roll back to it.")
+        return
+    _act(ctx, record, "rollback-requested", f"Asked to roll back to {previous['thumbprint']}.")
+
+
+@card_action("rotation-verify")
+def verify_button(ctx) -> None:
+    _operator_step(ctx, "verify-again", "Asked to verify again.")
+
+
+@card_action("rotation-webex-activated")
+def webex_activated_button(ctx) -> None:
+    _operator_step(ctx, "webex-activated", "Activated the new certificate in Webex.")
+
+
+@card_action("rotation-cleanup")
+def cleanup_button(ctx) -> None:
+    record = _clicked(ctx, None)
+    if record is not None:
+        _start_cleanup(ctx, record)
+
+
+# --- starting -----------------------------------------------------------------------------------
+
+def _start(ctx, kind: str, name: str) -> None:
+    require_graph(ctx.services)
+    app = find_entra_app(ctx.services, name)
+    open_rotation = ctx.storage.open_rotation_for_app(app["sp_id"])
+    if open_rotation is not None and open_rotation.last_event_key == ctx.event_key:
+        rotation.advance(ctx.services, open_rotation.id)      # this very request, retried after a crash
+        return
+    if open_rotation is not None:
+        raise UserError(rotation.already_open_message(ctx.services, app["sp_id"], ctx.room_id))
+    new = PLANNERS[kind](ctx.services, app, ctx.room_id)
+    _start_planned(ctx, new)
+
+
+def _start_cleanup(ctx, finished) -> None:
+    require_graph(ctx.services)
+    _start_planned(ctx, plan_cleanup(ctx.services, finished))
+
+
+def _start_planned(ctx, new: NewRotation) -> None:
+    needs = STAGES if new.kind == "entra-signing" else ("create",)
+    if new.kind != "webex-sp" or new.plan.get("needs_upload"):
+        require_approvers(ctx.config, needs)
+    rotation.start(ctx.services, new, room_id=ctx.room_id, requester=ctx.person_email, event_key=ctx.event_key)
+
+
+# --- checking a click ---------------------------------------------------------------------------
+
+_SOMEONE_FIRST = "Someone acted on this card at the same moment; nothing was changed by your click."
+
+
+def _clicked(ctx, event: str | None):
+    """The rotation a click is about, when the click may act on it now; otherwise answer privately."""
+    record = _record_of_card(ctx)
+    if record is None:
+        _refuse(ctx, None, "That rotation does not exist (any more); `rotations` lists the open ones.")
+        return None
+    if record.room_id != ctx.room_id:
+        _refuse(ctx, record, f"Rotation #{record.id} belongs to another space; act on it there.")
+        return None
+    if record.last_event_key == ctx.event_key:
+        rotation.advance(ctx.services, record.id)    # this very click moved it: finish its work, say nothing
+        return None
+    if str(ctx.inputs.get("version")) != str(record.version) or ctx.card_message_id != record.card_message_id:
+        step = rotation.state_of(record).step
+        _refuse(ctx, record, f"This card is outdated: rotation #{record.id} is now at “{step}”. Use its latest "
+                             "card; nothing was changed by this click.")
+        return None
+    if rotation.is_overdue(ctx.services, record) and rotation.state_of(record).on_timeout:
+        moved = rotation.time_out(ctx.services, record, event_key=ctx.event_key)
+        _refuse(ctx, record, f"Too late: {moved.data['history'][-1]['what'] if moved else 'this card expired.'} "
+                             "Your click changed nothing.")
+        return None
+    if event is not None and not rotation.machine_of(record).allows(record.state, event):
+        _refuse(ctx, record, "That button does not apply to the current step; nothing was changed.")
+        return None
+    return record
+
+
+def _record_of_card(ctx):
+    try:
+        return ctx.storage.rotation(int(ctx.inputs.get("rotation", "")))
+    except (TypeError, ValueError):
+        return None
+
+
+def _refuse(ctx, record, reason: str) -> None:
+    """Answer only the person who clicked, and keep the refusal in the audit log."""
+    ctx.reply(reason, to_person_id=ctx.person_id)
+    audit.record_refusal(ctx.services, room_id=ctx.room_id, rotation=record, actor=ctx.person_email, reason=reason)
+
+
+def _operator_step(ctx, event: str, detail: str) -> None:
+    """A step any member of the space may take (they are the operators): no approval involved."""
+    record = _clicked(ctx, event)
+    if record is not None:
+        _act(ctx, record, event, detail)
+
+
+def _act(ctx, record, event: str, detail: str, data: dict | None = None) -> None:
+    if rotation.act(ctx.services, record, event, actor=ctx.person_email, event_key=ctx.event_key,
+                    detail=detail, data=data) is None:
+        _refuse(ctx, record, _SOMEONE_FIRST)
+
+
+# --- cancelling and windows ------------------------------------------------------------------------
+
+def _cancel_refusal(ctx, record) -> str | None:
+    if not rotation.machine_of(record).allows(record.state, "cancelled"):
+        return (f"Rotation #{record.id} cannot be cancelled at “{rotation.state_of(record).step}”"
+                + (": the new certificate is active; confirm the sign-in or roll back."
+                   if record.state in ("awaiting-sign-in-test", "verification-failed") else "."))
+    if ctx.person_email == record.requested_by.lower():
+        return None
+    if any(may_decide(ctx.services, stage, ctx.person_email) is None for stage in STAGES):
+        return None
+    return "Only the person who requested this rotation or an approver may cancel it."
+
+
+def _cancel(ctx, record) -> None:
+    _act(ctx, record, "cancelled", "Cancelled.")
+
+
+def _window_start(ctx) -> datetime:
+    day, clock = str(ctx.inputs.get("window_date", "")).strip(), str(ctx.inputs.get("window_time", "")).strip()
+    try:
+        start = datetime.strptime(f"{day} {clock}", "%Y-%m-%d %H:%M").replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise ValueError("Give the window's start as a date and a time (UTC), e.g. 2025-06-01 and 22:00.") from None
+    if start < ctx.now() - WINDOW_GRACE:
+        raise ValueError(f"{start:%Y-%m-%d %H:%M} UTC is in the past; choose a later window, or Now.")
+    return start
+
+
+def _choose_window(ctx, record, start: datetime) -> None:
+    current = record.plan.get("current")
+    if current and datetime.fromisoformat(current["not_after"]) <= start:
+        _refuse(ctx, record, f"The current certificate expires on {current['not_after'][:16].replace('T', ' ')} "
+                             "UTC, before that window: sign-ins would fail in between. Choose an earlier window.")
+        return
+    start = max(start, ctx.now())
+    _act(ctx, record, "window-chosen", f"Chose the maintenance window {start:%Y-%m-%d %H:%M} UTC.",
+         data={"window_start": start.isoformat()})
+
+
+def _rotation_of_room(ctx, args: str):
+    text = args.strip().lstrip("#")
+    if not text.isdigit():
+        raise UserError("Which rotation? Give its number, e.g. `cancel 3`; `rotations` lists them.")
+    record = ctx.storage.rotation(int(text))
+    if record is None or record.room_id != ctx.room_id:
+        raise UserError(f"This space has no rotation #{text}; `rotations` lists the open ones.")
+    return record

@@ -1,0 +1,472 @@
+"""Guided certificate rotations: declared state machines, persisted in SQLite, resumable after a crash.
+
+A rotation walks one Entra enterprise app through one certificate change, in the space that
+asked for it, one card at a time. Three kinds (``MACHINES``):
+
+* ``entra-signing`` — Entra's token-signing certificate, which Webex must trust: approval → create it
+  in Entra (inactive) → the certificate and where to import it → maintenance window → approval →
+  activate → verify (Graph and the federation metadata URL) → test sign-in → done. Until the
+  sign-in is confirmed, an approved Roll back re-activates the previous certificate.
+* ``webex-sp`` — Webex's renewed SP certificate: when Entra needs it (verification certificates
+  required), approval → add it to the app registration keeping every credential → verify; then the
+  operator activates it in Webex. When Entra does not need it, only the Webex step remains.
+* ``entra-cleanup`` — after a finished ``entra-signing`` rotation, once the old certificate has
+  expired: approval → remove it from the app.
+
+Every state is declared with its kind (approval, operator, running, waiting, terminal), the
+events it accepts and where each leads, its timeout, and — for running states — the named step
+function of ``rotation_steps`` that does the Graph work.
+
+Crash safety: every change is a compare-and-set on the rotation's ``version``, which each card
+carries, so an older card, a double click or a duplicate event changes nothing. Work on a rotation
+holds a lease in SQLite; a step stores its progress before each Graph call and its outcome after
+it; the messages of a version go out through the outbox keyed by rotation and version. ``sweep``
+(when the worker starts, then periodically) expires overdue approvals, starts scheduled
+activations and finishes whatever a killed process left half done.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+import audit
+import dispatcher   # as a module: dispatcher imports the handlers, which import this module
+import rotation_steps as steps
+from approvals import approvers_for
+from audit import BOT_ACTOR
+from cards.rotations import RotationView, rotation_card
+from entra_client import GraphThrottledError, GraphUnavailableError
+from errors import UserError
+from rotation_steps import Outcome, Step
+from storage import RotationChange, RotationRecord
+
+log = logging.getLogger(__name__)
+
+APPROVAL, OPERATOR, RUNNING, WAITING, TERMINAL = "approval", "operator", "running", "waiting", "terminal"
+GRAPH_RETRY_SECONDS = 60.0   # a step Graph throttled or could not reach is tried again after this
+
+
+@dataclass(frozen=True)
+class State:
+    name: str
+    kind: str
+    step: str                                    # what `rotations` and the cards call this step
+    stage: str | None = None                     # approval states: which approvers ("create" / "activate")
+    run: Callable[[Step], Outcome] | None = None  # running states: the step function
+    timeout: str | None = None                   # "approval": approval hours after entering; "window": its start
+    on_timeout: str | None = None                # the event fired when the deadline passes
+
+
+@dataclass(frozen=True)
+class Machine:
+    kind: str
+    label: str
+    states: dict[str, State]
+    transitions: dict[tuple[str, str], str]      # (state, event) -> next state
+
+    def state(self, name: str) -> State:
+        return self.states[name]
+
+    def allows(self, state: str, event: str) -> bool:
+        return (state, event) in self.transitions
+
+    def target(self, state: str, event: str) -> str:
+        try:
+            return self.transitions[(state, event)]
+        except KeyError:
+            raise InvalidTransition(f"a {self.kind} rotation in state {state!r} does not accept {event!r}") from None
+
+
+class InvalidTransition(Exception):
+    """A bug: code asked for a transition the machine does not declare."""
+
+
+def machine(kind: str, label: str, states: list[State], transitions: list[tuple[str, str, str]]) -> Machine:
+    by_name = {s.name: s for s in states + TERMINAL_STATES}
+    table = {}
+    for source, event, target in transitions:
+        if source not in by_name or target not in by_name:
+            raise ValueError(f"{kind}: transition {source} --{event}--> {target} names an undeclared state")
+        table[(source, event)] = target
+    return Machine(kind, label, by_name, table)
+
+
+TERMINAL_STATES = [
+    State("done", TERMINAL, "Done"),
+    State("cancelled", TERMINAL, "Cancelled"),
+    State("rolled-back", TERMINAL, "Rolled back"),
+    State("failed", TERMINAL, "Failed"),
+    State("expired", TERMINAL, "Expired"),
+]
+
+ENTRA_SIGNING = machine("entra-signing", "Entra token-signing certificate", [
+    State("awaiting-create-approval", APPROVAL, "Waiting for approval to create the new certificate",
+          stage="create", timeout="approval", on_timeout="timed-out"),
+    State("creating", RUNNING, "Creating the new certificate in Entra", run=steps.create_certificate),
+    State("awaiting-window", OPERATOR, "Waiting for a maintenance window"),
+    State("awaiting-activate-approval", APPROVAL, "Waiting for approval to activate the new certificate",
+          stage="activate", timeout="approval", on_timeout="timed-out"),
+    State("scheduled", WAITING, "Activation scheduled for the maintenance window", timeout="window",
+          on_timeout="window-started"),
+    State("activating", RUNNING, "Activating the new certificate in Entra", run=steps.activate_certificate),
+    State("verifying", RUNNING, "Verifying in Graph and the federation metadata", run=steps.verify_activation),
+    State("verification-failed", OPERATOR, "Verification failed: verify again or roll back"),
+    State("awaiting-sign-in-test", OPERATOR, "Waiting for a test sign-in to Webex"),
+    State("awaiting-rollback-approval", APPROVAL, "Waiting for approval to roll back",
+          stage="activate", timeout="approval", on_timeout="timed-out"),
+    State("rolling-back", RUNNING, "Re-activating the previous certificate", run=steps.roll_back),
+], [
+    ("awaiting-create-approval", "approved", "creating"),
+    ("awaiting-create-approval", "rejected", "cancelled"),
+    ("awaiting-create-approval", "cancelled", "cancelled"),
+    ("awaiting-create-approval", "timed-out", "expired"),
+    ("creating", "created", "awaiting-window"),
+    ("creating", "failed", "failed"),
+    ("awaiting-window", "window-chosen", "awaiting-activate-approval"),
+    ("awaiting-window", "cancelled", "cancelled"),
+    ("awaiting-activate-approval", "approved", "activating"),
+    ("awaiting-activate-approval", "approved-before-window", "scheduled"),
+    ("awaiting-activate-approval", "rejected", "awaiting-window"),
+    ("awaiting-activate-approval", "cancelled", "cancelled"),
+    ("awaiting-activate-approval", "timed-out", "expired"),
+    ("scheduled", "window-started", "activating"),
+    ("scheduled", "cancelled", "cancelled"),
+    ("activating", "activated", "verifying"),
+    ("activating", "refused", "failed"),          # a precondition failed: nothing was sent
+    ("activating", "failed", "verification-failed"),
+    ("verifying", "verified", "awaiting-sign-in-test"),
+    ("verifying", "simulated", "done"),           # report-only: nothing was activated
+    ("verifying", "unverified", "verification-failed"),
+    ("verifying", "failed", "verification-failed"),
+    ("verification-failed", "verify-again", "verifying"),
+    ("verification-failed", "rollback-requested", "awaiting-rollback-approval"),
+    ("awaiting-sign-in-test", "sign-in-confirmed", "done"),
+    ("awaiting-sign-in-test", "rollback-requested", "awaiting-rollback-approval"),
+    ("awaiting-rollback-approval", "approved", "rolling-back"),
+    ("awaiting-rollback-approval", "rejected", "awaiting-sign-in-test"),
+    ("awaiting-rollback-approval", "timed-out", "awaiting-sign-in-test"),
+    ("rolling-back", "rolled-back", "rolled-back"),
+    ("rolling-back", "failed", "failed"),
+])
+
+WEBEX_SP = machine("webex-sp", "Webex SP certificate", [
+    State("awaiting-upload-approval", APPROVAL, "Waiting for approval to add the Webex certificate to Entra",
+          stage="create", timeout="approval", on_timeout="timed-out"),
+    State("uploading", RUNNING, "Adding the Webex certificate to Entra", run=steps.upload_webex_certificate),
+    State("verifying-upload", RUNNING, "Verifying the Webex certificate in Entra", run=steps.verify_upload),
+    State("awaiting-webex-activation", OPERATOR, "Waiting for the new certificate to be activated in Webex"),
+], [
+    ("awaiting-upload-approval", "approved", "uploading"),
+    ("awaiting-upload-approval", "rejected", "cancelled"),
+    ("awaiting-upload-approval", "cancelled", "cancelled"),
+    ("awaiting-upload-approval", "timed-out", "expired"),
+    ("uploading", "uploaded", "verifying-upload"),
+    ("uploading", "failed", "failed"),
+    ("verifying-upload", "verified", "awaiting-webex-activation"),
+    ("verifying-upload", "unverified", "failed"),
+    ("verifying-upload", "failed", "failed"),
+    ("awaiting-webex-activation", "webex-activated", "done"),
+    ("awaiting-webex-activation", "cancelled", "cancelled"),
+])
+
+ENTRA_CLEANUP = machine("entra-cleanup", "Clean-up of the old Entra certificate", [
+    State("awaiting-cleanup-approval", APPROVAL, "Waiting for approval to remove the old certificate",
+          stage="create", timeout="approval", on_timeout="timed-out"),
+    State("cleaning-up", RUNNING, "Removing the old certificate from Entra", run=steps.remove_old_certificate),
+], [
+    ("awaiting-cleanup-approval", "approved", "cleaning-up"),
+    ("awaiting-cleanup-approval", "rejected", "cancelled"),
+    ("awaiting-cleanup-approval", "cancelled", "cancelled"),
+    ("awaiting-cleanup-approval", "timed-out", "expired"),
+    ("cleaning-up", "removed", "done"),
+    ("cleaning-up", "failed", "failed"),
+])
+
+MACHINES = {m.kind: m for m in (ENTRA_SIGNING, WEBEX_SP, ENTRA_CLEANUP)}
+
+
+def machine_of(record: RotationRecord) -> Machine:
+    return MACHINES[record.kind]
+
+
+def state_of(record: RotationRecord) -> State:
+    return machine_of(record).state(record.state)
+
+
+# --- leases: which thread of which process works on a rotation ---------------------------------------
+
+_PROCESS = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def lease_owner() -> str:
+    """This thread of this process: the worker thread and the sweeper thread never share a lease."""
+    return f"{_PROCESS}:{threading.get_ident()}"
+
+
+def _lease_until(services) -> float:
+    # Wall-clock time, not services.clock: a lease is about a live process, not about the plan's dates.
+    return time.time() + services.config.rotation_lease_seconds
+
+
+# --- starting ----------------------------------------------------------------------------------------
+
+def start(services, new, *, room_id: str, requester: str, event_key: str) -> RotationRecord:
+    """Store a planned rotation (``rotation_plans.NewRotation``) and post its card. One open rotation per
+    app: the database refuses a second."""
+    now = services.clock()
+    state = MACHINES[new.kind].state(new.state)
+    rotation_id = services.storage.create_rotation(
+        kind=new.kind, app_key=new.app_key, app_name=new.app_name, room_id=room_id, requested_by=requester,
+        marker=new.marker, state=new.state, plan=new.plan, data={"history": [_history(now, requester, "Requested.")]},
+        deadline=_deadline(services, state, now, {}), event_key=event_key, now=now.timestamp())
+    if rotation_id is None:
+        raise UserError(already_open_message(services, new.app_key, room_id))
+    record = services.storage.rotation(rotation_id)
+    audit.record(services, record, actor=requester, action="requested",
+                 detail=f"Requested a rotation of the {MACHINES[new.kind].label}; it starts at “{state.step}”.",
+                 requests=new.plan.get("requests", []))
+    advance(services, rotation_id)
+    return services.storage.rotation(rotation_id)
+
+
+def already_open_message(services, app_key: str, room_id: str) -> str:
+    other = services.storage.open_rotation_for_app(app_key)
+    if other is None:
+        return "Another rotation of this app was started at the same moment; `rotations` shows it."
+    where = "" if other.room_id == room_id else " in another space"
+    return (f"Rotation #{other.id} of {other.app_name} is still open{where} (step: {state_of(other).step}). "
+            f"Finish it or `cancel {other.id}` first: one rotation per app at a time.")
+
+
+# --- events from people ------------------------------------------------------------------------------
+
+def act(services, record: RotationRecord, event: str, *, actor: str, event_key: str, detail: str,
+        data: dict | None = None) -> RotationRecord | None:
+    """Apply ``event`` if the rotation is still at ``record.version``; None when someone acted first."""
+    change = _change(services, record, event, actor=actor, detail=detail, data=data, event_key=event_key)
+    owner = lease_owner()
+    if not services.storage.change_rotation(record.id, record.version, change, lease_owner=owner,
+                                            lease_until=_lease_until(services), now=time.time()):
+        return None
+    audit.record(services, record, actor=actor, action=event, detail=detail,
+                 state_change=(record.state, change.state))
+    advance(services, record.id)
+    return services.storage.rotation(record.id)
+
+
+def approve(services, record: RotationRecord, *, actor: str, event_key: str) -> tuple[RotationRecord | None, int]:
+    """Add ``actor``'s approval; with enough approvals the rotation moves on. (None, 0) when outdated."""
+    state = state_of(record)
+    required = services.config.required_approvals
+    event = _approval_event(services, record)
+    # The approval is recorded first (one version), then the rotation moves on (the next one).
+    approved = _change(services, record, event, actor=actor, event_key=event_key, detail="Approved.",
+                       version=record.version + 1)
+    pending = RotationChange(state=record.state, data=_with_history(record.data, services, actor, "Approved."),
+                             deadline=record.deadline, finished=False, event_key=event_key,
+                             now=services.clock().timestamp(), state_changed=False)
+    count = services.storage.approve_rotation(record.id, record.version, actor, required=required,
+                                              approved=approved, pending=pending, lease_owner=lease_owner(),
+                                              lease_until=_lease_until(services), now=time.time())
+    if count is None:
+        return None, 0
+    moved = count >= required
+    audit.record(services, record, actor=actor, action="approved",
+                 detail=(f"Approval {count} of {required} for “{state.step}”."
+                         + (f" Moving on: {machine_of(record).state(approved.state).step}." if moved else "")),
+                 state_change=(record.state, approved.state) if moved else None)
+    advance(services, record.id)
+    return services.storage.rotation(record.id), count
+
+
+def _approval_event(services, record: RotationRecord) -> str:
+    """Activation approved before the chosen window waits for it; everything else proceeds at once."""
+    window = record.data.get("window_start")
+    if record.state == "awaiting-activate-approval" and window:
+        if datetime.fromisoformat(window) > services.clock():
+            return "approved-before-window"
+    return "approved"
+
+
+def is_overdue(services, record: RotationRecord) -> bool:
+    return record.deadline is not None and record.deadline <= services.clock().timestamp()
+
+
+def time_out(services, record: RotationRecord, *, event_key: str | None = None) -> RotationRecord | None:
+    """Fire the state's timeout (approval expired, maintenance window reached)."""
+    state = state_of(record)
+    detail = {"timed-out": f"No decision within {services.config.approval_hours} hours: the request expired "
+                           "and nothing was changed by it.",
+              "window-started": "The maintenance window has started."}[state.on_timeout]
+    key = event_key or f"timeout:{record.id}:{record.version}"
+    return act(services, record, state.on_timeout, actor=BOT_ACTOR, event_key=key, detail=detail)
+
+
+# --- doing the bot's part: post the card, run the step ----------------------------------------------
+
+def advance(services, rotation_id: int) -> None:
+    """Post the card of the rotation's current version and run its step, until it waits for people."""
+    owner = lease_owner()
+    while True:
+        record = services.storage.claim_rotation(rotation_id, owner, _lease_until(services), time.time())
+        if record is None:
+            return                                   # another thread or process works on it right now
+        try:
+            announce(services, record)
+            state = state_of(record)
+            if state.kind != RUNNING:
+                return
+            if not _run_step(services, record, state, owner):
+                return
+        finally:
+            services.storage.release_rotation(rotation_id, owner)
+
+
+def _run_step(services, record: RotationRecord, state: State, owner: str) -> bool:
+    """Run a running state's step and store where it leads; False when it must be retried later."""
+    step = Step(services, record, owner)
+    try:
+        outcome = state.run(step)
+    except steps.LeaseLost as error:
+        log.info("rotation %s: %s", record.id, error)
+        return False
+    except (GraphThrottledError, GraphUnavailableError) as error:
+        log.warning("rotation %s: %s; retrying in %.0f s", record.id, error, GRAPH_RETRY_SECONDS)
+        audit.record(services, record, actor=BOT_ACTOR, action="graph-unavailable",
+                     detail=f"{error} The step “{state.step}” is retried in {GRAPH_RETRY_SECONDS:.0f} s.")
+        services.storage.postpone_rotation(record.id, owner, time.time() + GRAPH_RETRY_SECONDS)
+        return False
+    except UserError as error:
+        outcome = Outcome("failed", detail=str(error))
+    except Exception:
+        incident = secrets.token_hex(4)
+        log.exception("incident %s: rotation %s failed in step %s", incident, record.id, state.name)
+        outcome = Outcome("failed", detail=f"An internal error stopped “{state.step}” (incident `{incident}`). "
+                                           "Check the app in the Entra admin center before going on.")
+    current = services.storage.rotation(record.id)       # the step saved its progress meanwhile
+    change = _change(services, current, outcome.event, actor=BOT_ACTOR, detail=outcome.detail,
+                     data=outcome.data, posts=outcome.posts, event_key=None)
+    if not services.storage.change_rotation(record.id, current.version, change, lease_owner=owner,
+                                            lease_until=_lease_until(services), now=time.time()):
+        log.error("rotation %s changed under its own lease; leaving it for the sweep", record.id)
+        return False
+    audit.record(services, current, actor=BOT_ACTOR, action=outcome.event, detail=outcome.detail,
+                 state_change=(current.state, change.state))
+    return True
+
+
+def announce(services, record: RotationRecord) -> None:
+    """Replace the rotation's card with the one of its current version (Webex cannot edit cards).
+
+    The old card is deleted; when Webex refuses, the new card is a threaded reply under it, so the
+    space always shows the current state. Posts go through the outbox under ``rotation:<id>:v<version>``:
+    a process killed halfway posts the rest, never twice.
+    """
+    if record.announced_version >= record.version:
+        return
+    poster = dispatcher.Context(services, f"rotation:{record.id}:v{record.version}", record.room_id, "group", "", "")
+    deleted = record.card_message_id is None or poster.delete_message(record.card_message_id)
+    parent = None if deleted else (record.card_parent_id or record.card_message_id)
+    for post in _posts_for_version(record):
+        poster.reply(markdown=post["markdown"], file=_file_of(post), parent_id=parent)
+    text, card = rotation_card(view_of(services, record))
+    message_id = poster.reply(text, card=card, parent_id=parent)
+    services.storage.mark_rotation_announced(record.id, record.version, message_id, parent)
+
+
+def view_of(services, record: RotationRecord) -> RotationView:
+    state = state_of(record)
+    approvers = approvers_for(services.config, state.stage) if state.stage else None
+    return RotationView(
+        id=record.id, kind=record.kind, kind_label=machine_of(record).label, app_name=record.app_name,
+        state=record.state, state_kind=state.kind, step=state.step, version=record.version,
+        requested_by=record.requested_by, plan=record.plan, data=record.data,
+        approvals=[email for email, _ in services.storage.rotation_approvals(record.id, record.state_version)],
+        required_approvals=services.config.required_approvals,
+        approvers=approvers.describe() if approvers else "",
+        deadline=datetime.fromtimestamp(record.deadline, timezone.utc) if record.deadline else None,
+        report_only=steps.is_report_only(services, record), now=services.clock())
+
+
+def _posts_for_version(record: RotationRecord) -> list[dict]:
+    posts = record.data.get("posts") or {}
+    return posts.get("items", []) if posts.get("version") == record.version else []
+
+
+def _file_of(post: dict) -> tuple[str, bytes] | None:
+    if not post.get("file_name"):
+        return None
+    return post["file_name"], post["file_text"].encode()
+
+
+# --- the sweep: timeouts and resuming --------------------------------------------------------------
+
+def sweep(services) -> int:
+    """Expire overdue approvals, start due activations, resume interrupted work; returns rotations seen."""
+    records = services.storage.rotations_to_sweep()
+    for record in records:
+        try:
+            if state_of(record).on_timeout and is_overdue(services, record):
+                if time_out(services, record) is not None:
+                    continue
+            advance(services, record.id)
+        except UserError as error:
+            log.warning("rotation %s could not go on: %s", record.id, error)
+    return len(records)
+
+
+def sweep_forever(services, stop: threading.Event) -> None:
+    """The worker's rotation thread: sweep at start (resume after a crash), then every few seconds."""
+    from webex_client import WebexError
+    log.info("rotation sweeper started")
+    while not stop.is_set():
+        try:
+            sweep(services)
+        except WebexError as error:
+            log.warning("rotation sweep: Webex failed (%s); trying again at the next sweep", error)
+        except Exception:
+            log.exception("rotation sweep failed; trying again at the next sweep")
+        stop.wait(services.config.rotation_sweep_seconds)
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+def _change(services, record: RotationRecord, event: str, *, actor: str, detail: str, event_key: str | None,
+            data: dict | None = None, posts: list[dict] | None = None, version: int | None = None) -> RotationChange:
+    """The stored effect of ``event`` on ``record`` at ``version`` (default: its own): the next state, its
+    deadline, the history line, and the messages to post with the next card."""
+    target = machine_of(record).target(record.state, event)
+    state = machine_of(record).state(target)
+    now = services.clock()
+    merged = {**_with_history(record.data, services, actor, detail), **(data or {})}
+    merged["posts"] = {"version": (version or record.version) + 1, "items": posts or []}
+    return RotationChange(state=target, data=merged, deadline=_deadline(services, state, now, merged),
+                          finished=state.kind == TERMINAL, event_key=event_key, now=now.timestamp(),
+                          state_changed=target != record.state)
+
+
+def _deadline(services, state: State, now: datetime, data: dict) -> float | None:
+    if state.timeout == "approval":
+        return (now + timedelta(hours=services.config.approval_hours)).timestamp()
+    if state.timeout == "window":
+        return datetime.fromisoformat(data["window_start"]).timestamp()
+    return None
+
+
+def _with_history(data: dict, services, actor: str, what: str) -> dict:
+    history = list(data.get("history", []))[-19:]   # the cards show the last few; the audit log keeps all
+    history.append(_history(services.clock(), actor, what))
+    return {**data, "history": history}
+
+
+def _history(now: datetime, actor: str, what: str) -> dict:
+    return {"at": now.astimezone(timezone.utc).isoformat(timespec="seconds"), "by": actor, "what": what}

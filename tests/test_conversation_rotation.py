@@ -1,0 +1,338 @@
+"""Guided rotations as conversations: the real bot, the local Webex API and the local Graph, end to end."""
+
+import json
+from datetime import timedelta
+
+import pytest
+
+import bot
+import rotation
+from tests.rotation_helpers import (
+    APPROVER_GROUP, MEETINGS_APP, MEETINGS_APPLICATION_ID, WEBEX_APP, WEBEX_SP_ID, Clock, activations,
+    active_thumbprint, add_member, card_text, click, control_hub_metadata, creations, drop, last_card_text,
+    only_rotation, rotate_to_sign_in_test, rotate_to_window, rotation_overrides, site_admin_metadata,
+)
+
+
+def first_signing_thumbprint(metadata: bytes) -> str:
+    from certificates.health import thumbprint
+    from certificates.parsing import parse_document
+    return thumbprint(parse_document(metadata).certificates[0].der)
+
+
+@pytest.fixture
+def space(make_chat, demo_graph):
+    """A space of alice (asks), bob and carol (approve) over the demo tenant."""
+    def make(**overrides):
+        chat = make_chat(graph=demo_graph, **rotation_overrides(demo_graph, **overrides))
+        chat.carol = add_member(chat, "carol@example.com", "Carol Checker")
+        return chat
+    return make
+
+
+@pytest.fixture
+def rotation_chat(space):
+    return space()
+
+
+# --- entra-signing -----------------------------------------------------------------------------------
+
+def test_an_entra_signing_rotation_from_plan_to_done(rotation_chat):
+    chat, graph = rotation_chat, rotation_chat.graph
+    before = active_thumbprint(graph)
+
+    plan = chat.say(chat.alice, f"rotate {WEBEX_APP}")
+    assert len(plan) == 1
+    text = card_text(plan[0])
+    assert "Waiting for approval to create the new certificate" in text
+    assert f"Current certificate: {before}" in text and "What will change" in text
+    assert "Webex trust: Control Hub (organisation" in text and "Maintenance window:" in text
+    assert "addTokenSigningCertificate" in text and "[Approve]  [Reject]  [Cancel rotation]" in text
+    assert graph.write_requests() == []                          # planning only reads
+
+    created = click(chat, chat.bob, "Approve")
+    assert creations(graph) == 1
+    certificate = [reply for reply in created if reply.file_name]
+    assert len(certificate) == 1 and certificate[0].file_name.endswith(".cer")
+    assert "Control Hub" in certificate[0].body
+    assert "Waiting for a maintenance window" in last_card_text(created)
+    assert chat.webex.deleted_messages                            # the plan card made way for its successor
+
+    approval = click(chat, chat.alice, "Now: I'm ready")
+    assert "Waiting for approval to activate" in last_card_text(approval)
+
+    activated = click(chat, chat.carol, "Approve")
+    new = active_thumbprint(graph)
+    assert new != before and len(activations(graph)) == 1
+    metadata = [reply for reply in activated if reply.file_name and reply.file_name.endswith(".xml")]
+    assert len(metadata) == 1
+    assert first_signing_thumbprint(chat.webex.files_posted[-1]["data"]) == new   # what Webex will import
+    assert "Waiting for a test sign-in" in last_card_text(activated)
+
+    done = click(chat, chat.alice, "Sign-in works")
+    text = last_card_text(done)
+    assert "Done" in text and new in text and "[Clean up old certificate]" in text
+    record = only_rotation(chat)
+    assert record.state == "done" and record.finished_at is not None
+    assert creations(graph) == 1 and len(activations(graph)) == 1
+    # The space shows one card for the rotation: every earlier one was deleted.
+    live = [m for m in chat.webex.sent_by_bot(chat.room) if m.get("attachments")]
+    assert len(live) == 1
+
+
+def test_a_window_in_the_future_is_kept_and_activation_starts_when_it_comes(space):
+    chat = space()
+    clock = Clock()
+    chat.services.clock = clock
+    rotate_to_window(chat)
+    start = clock() + timedelta(hours=3)
+    click(chat, chat.alice, "Schedule this window",
+          {"window_date": start.strftime("%Y-%m-%d"), "window_time": start.strftime("%H:%M")})
+    scheduled = click(chat, chat.carol, "Approve")
+    assert "Activation scheduled for the maintenance window" in last_card_text(scheduled)
+    assert activations(chat.graph) == []
+    rotation.sweep(chat.services)
+    assert activations(chat.graph) == []                          # not yet
+    clock.advance(hours=3, minutes=1)
+    mark = len(chat.webex.requests)
+    rotation.sweep(chat.services)
+    assert len(activations(chat.graph)) == 1
+    assert "Waiting for a test sign-in" in last_card_text(chat.posted_since(mark))
+
+
+def test_a_window_in_the_past_or_after_the_expiry_is_refused_privately(rotation_chat):
+    chat = rotation_chat
+    rotate_to_window(chat)
+    past = click(chat, chat.alice, "Schedule this window", {"window_date": "2020-01-01", "window_time": "10:00"})
+    assert past[0].to_person_id == chat.alice.id and "in the past" in past[0].body
+    late = click(chat, chat.alice, "Schedule this window", {"window_date": "2099-01-01", "window_time": "10:00"})
+    assert late[0].to_person_id == chat.alice.id and "before that window" in late[0].body
+    assert only_rotation(chat).state == "awaiting-window"
+
+
+def test_roll_back_reactivates_the_previous_certificate_after_an_approval(rotation_chat):
+    chat, graph = rotation_chat, rotation_chat.graph
+    before = active_thumbprint(graph)
+    rotate_to_sign_in_test(chat)
+    request = click(chat, chat.alice, "Roll back")
+    assert "Waiting for approval to roll back" in last_card_text(request)
+    assert "[Approve]  [Reject]" in last_card_text(request)
+    rolled_back = click(chat, chat.carol, "Approve")
+    assert active_thumbprint(graph) == before and len(activations(graph)) == 2
+    assert any(reply.file_name and reply.file_name.endswith(".xml") for reply in rolled_back)
+    text = last_card_text(rolled_back)
+    assert "Rolled back" in text and f"Entra signs with {before} again" in text
+    assert only_rotation(chat).state == "rolled-back"
+
+
+def test_a_rejected_roll_back_keeps_the_new_certificate(rotation_chat):
+    chat = rotation_chat
+    rotate_to_sign_in_test(chat)
+    new = active_thumbprint(chat.graph)
+    click(chat, chat.alice, "Roll back")
+    kept = click(chat, chat.bob, "Reject")
+    assert "Waiting for a test sign-in" in last_card_text(kept)
+    assert active_thumbprint(chat.graph) == new
+
+
+def test_clean_up_removes_the_old_certificate_only_after_it_expired(rotation_chat):
+    chat, graph = rotation_chat, rotation_chat.graph
+    clock = Clock()
+    chat.services.clock = clock
+    old = active_thumbprint(graph)
+    rotate_to_sign_in_test(chat)
+    click(chat, chat.alice, "Sign-in works")
+    too_early = click(chat, chat.alice, "Clean up old certificate")
+    assert "clean-up is possible only after it expired" in too_early[0].body
+    clock.advance(days=21)                                       # the old certificate expired (demo: 20 days)
+    plan = click(chat, chat.alice, "Clean up old certificate")
+    text = last_card_text(plan)
+    assert "Waiting for approval to remove the old certificate" in text and old in text
+    done = click(chat, chat.bob, "Approve")
+    assert "Done: the expired certificate" in last_card_text(done)
+    assert old not in graph.verify_thumbprints(WEBEX_SP_ID)
+    assert active_thumbprint(graph) != old and len(graph.verify_thumbprints(WEBEX_SP_ID)) == 1
+
+
+def test_verification_failure_offers_verify_again_and_roll_back(space, demo_graph):
+    chat = space()
+    rotate_to_window(chat)
+    click(chat, chat.alice, "Now: I'm ready")
+    original = demo_graph.federation_metadata
+    demo_graph.federation_metadata = lambda app_id: None          # the metadata URL answers 404 for a while
+    failed = click(chat, chat.carol, "Approve")
+    text = last_card_text(failed)
+    assert "Verification failed" in text and "[Verify again]  [Roll back]" in text
+    demo_graph.federation_metadata = original
+    verified = click(chat, chat.alice, "Verify again")
+    assert "Waiting for a test sign-in" in last_card_text(verified)
+
+
+# --- webex-sp ------------------------------------------------------------------------------------------
+
+def test_a_webex_sp_rotation_adds_the_certificate_where_entra_requires_it(rotation_chat):
+    chat, graph = rotation_chat, rotation_chat.graph
+    drop(chat, "Webex_SP_saml2_metadata.xml", site_admin_metadata(days_left=365))
+    before = {kc["keyId"] for kc in graph.applications[MEETINGS_APPLICATION_ID]["keyCredentials"]}
+    plan = chat.say(chat.alice, f"rotate webex-sp {MEETINGS_APP}")
+    text = card_text(plan[0])
+    assert "Entra needs it: yes" in text and "Webex trust: Site Administration (site contoso)" in text
+    assert "[Approve]" in text and "PATCH" in text
+
+    uploaded = click(chat, chat.bob, "Approve")
+    after = graph.applications[MEETINGS_APPLICATION_ID]["keyCredentials"]
+    assert before < {kc["keyId"] for kc in after} and len(after) == len(before) + 1   # every credential kept
+    text = last_card_text(uploaded)
+    assert "Waiting for the new certificate to be activated in Webex" in text and "Site SP Certificate Manager" in text
+
+    done = click(chat, chat.alice, "Activated in Webex")
+    assert "Done: Webex uses its new certificate and Entra knows it" in last_card_text(done)
+    assert len(graph.write_requests()) == 1
+
+
+def test_a_webex_sp_rotation_without_an_entra_change_only_guides_webex(rotation_chat):
+    chat, graph = rotation_chat, rotation_chat.graph
+    drop(chat, "idb-meta-SP.xml", control_hub_metadata(days_left=365))
+    plan = chat.say(chat.alice, f"rotate webex-sp {WEBEX_APP}")
+    text = card_text(plan[0])
+    assert "Entra needs it: no" in text and "does not need Webex's new certificate" in text
+    assert "[Activated in Webex]" in text
+    done = click(chat, chat.alice, "Activated in Webex")
+    assert "Done: Webex uses its new certificate." in last_card_text(done)
+    assert graph.write_requests() == []
+
+
+def test_a_webex_sp_rotation_asks_for_the_metadata_first(rotation_chat):
+    reply = rotation_chat.say(rotation_chat.alice, f"rotate webex-sp {MEETINGS_APP}")[0]
+    assert "Drop the new Webex SP metadata into this space first" in reply.body
+
+
+# --- report-only ---------------------------------------------------------------------------------------
+
+def test_report_only_runs_the_whole_rotation_and_sends_no_graph_write(space):
+    chat = space(report_only=True)
+    plan = chat.say(chat.alice, f"rotate {WEBEX_APP}")
+    assert "REPORT ONLY" in card_text(plan[0])
+    created = click(chat, chat.bob, "Approve")
+    assert any("were NOT sent" in reply.body and "addTokenSigningCertificate" in reply.body for reply in created)
+    click(chat, chat.alice, "Now: I'm ready")
+    done = click(chat, chat.carol, "Approve")
+    assert any("were NOT sent" in reply.body and "preferredTokenSigningKeyThumbprint" in reply.body
+               for reply in done)
+    assert "Finished in report-only mode" in last_card_text(done)
+    assert chat.graph.write_requests() == []
+    actions = [entry.action for entry in chat.services.storage.audit_entries(room_id=chat.room.id)]
+    assert actions.count("graph-dry-run") == 2 and "graph-result" not in actions
+
+
+def test_report_only_turned_on_mid_rotation_stops_every_later_write(rotation_chat):
+    chat = rotation_chat
+    rotate_to_window(chat)                                        # a real rotation: the certificate exists
+    chat.services.config = chat.services.config.replace(report_only=True)
+    click(chat, chat.alice, "Now: I'm ready")
+    done = click(chat, chat.carol, "Approve")
+    assert activations(chat.graph) == [] and "REPORT ONLY" in last_card_text(done)
+
+
+# --- approvals -----------------------------------------------------------------------------------------
+
+def test_the_two_person_rule_needs_two_different_approvers(space):
+    chat = space(required_approvals=2)
+    chat.say(chat.alice, f"rotate {WEBEX_APP}")
+    first = click(chat, chat.bob, "Approve")
+    text = last_card_text(first)
+    assert "Approvals: 1 of 2 (bob@example.com)" in text and creations(chat.graph) == 0
+    again = click(chat, chat.bob, "Approve")
+    assert again[0].to_person_id == chat.bob.id and "already approved" in again[0].body
+    click(chat, chat.carol, "Approve")
+    assert creations(chat.graph) == 1
+
+
+def test_create_and_activate_can_have_different_approvers(space):
+    chat = space(approvers=(), create_approvers=("bob@example.com",), activate_approvers=("carol@example.com",))
+    chat.say(chat.alice, f"rotate {WEBEX_APP}")
+    refused = click(chat, chat.carol, "Approve")
+    assert refused[0].to_person_id == chat.carol.id and "Only the create approvers" in refused[0].body
+    click(chat, chat.bob, "Approve")
+    click(chat, chat.alice, "Now: I'm ready")
+    refused = click(chat, chat.bob, "Approve")
+    assert "Only the activate approvers" in refused[0].body and activations(chat.graph) == []
+    click(chat, chat.carol, "Approve")
+    assert len(activations(chat.graph)) == 1
+
+
+def test_members_of_the_entra_approver_group_approve_checked_at_the_click(space, demo_graph):
+    chat = space(approvers=(), approver_group=APPROVER_GROUP)
+    dave = add_member(chat, "dave@example.com", "Dave Delegate")
+    user = demo_graph.add_user("dave@contoso.example", mail="dave@example.com")
+    chat.say(chat.alice, f"rotate {WEBEX_APP}")
+    refused = click(chat, dave, "Approve")
+    assert "Only the create approvers" in refused[0].body and creations(demo_graph) == 0
+    demo_graph.groups[APPROVER_GROUP]["members"].append(user["id"])   # added to the group in Entra meanwhile
+    click(chat, dave, "Approve")
+    assert creations(demo_graph) == 1
+    assert demo_graph.requests_matching("POST", r"/checkMemberGroups$")
+
+
+def test_no_approvers_configured_means_no_rotation(space):
+    chat = space(approvers=())
+    reply = chat.say(chat.alice, f"rotate {WEBEX_APP}")[0]
+    assert "Nobody may approve" in reply.body and chat.services.storage.rotations() == []
+
+
+# --- chat: rotations, cancel, one per app, the Start rotation button, audit -----------------------------
+
+def test_rotations_lists_open_ones_and_cancel_ends_one(rotation_chat):
+    chat = rotation_chat
+    assert "No rotation is open" in chat.say(chat.alice, "rotations")[0].body
+    chat.say(chat.alice, f"rotate {WEBEX_APP}")
+    listing = card_text(chat.say(chat.bob, "rotations")[0])
+    assert "#1" in listing and "Waiting for approval to create the new certificate" in listing
+    refused = chat.say(chat.mallory, "cancel 1")
+    assert refused[0].to_person_id is None and "not allowed" in refused[0].body   # not even allowed to talk
+    cancelled = chat.say(chat.alice, "cancel 1")
+    assert "Cancelled by alice@example.com" in last_card_text(cancelled)
+    assert "No rotation is open" in chat.say(chat.alice, "rotations")[0].body
+    assert "no rotation #7" in chat.say(chat.alice, "cancel 7")[0].body
+
+
+def test_a_rotation_cannot_be_cancelled_once_the_new_certificate_is_active(rotation_chat):
+    chat = rotation_chat
+    rotate_to_sign_in_test(chat)
+    reply = chat.say(chat.alice, "cancel 1")[0]
+    assert "cannot be cancelled" in reply.body and "roll back" in reply.body
+
+
+def test_one_rotation_per_app_at_a_time(rotation_chat):
+    chat = rotation_chat
+    chat.say(chat.alice, f"rotate {WEBEX_APP}")
+    second = chat.say(chat.bob, f"rotate {WEBEX_APP}")[0]
+    assert "Rotation #1 of Cisco Webex is still open" in second.body
+    assert len(chat.services.storage.rotations()) == 1
+
+
+def test_the_start_rotation_button_of_the_status_card(rotation_chat):
+    chat = rotation_chat
+    chat.say(chat.alice, f"watch {WEBEX_APP}")
+    chat.say(chat.alice, "status")
+    plan = click(chat, chat.alice, f"Start rotation: {WEBEX_APP}")
+    assert "Waiting for approval to create the new certificate" in last_card_text(plan)
+
+
+def test_audit_tells_the_story_and_exports_it_as_json(rotation_chat, monkeypatch, capsys):
+    chat = rotation_chat
+    rotate_to_sign_in_test(chat)
+    click(chat, chat.alice, "Sign-in works")
+    reply = chat.say(chat.alice, "audit")[0]
+    for action in ("requested", "approved", "graph-request", "graph-result", "created", "window-chosen",
+                   "activated", "verified", "sign-in-confirmed"):
+        assert f"**{action}**" in reply.body, action
+    monkeypatch.setenv("ROLLOVER_DATABASE", chat.config.database_path)
+    assert bot.main(["audit", "--json"]) == 0
+    exported = json.loads(capsys.readouterr().out)
+    result = next(entry for entry in exported if entry["action"] == "graph-result" and entry["thumbprints_after"]
+                  and entry["thumbprints_after"]["active"] != entry["thumbprints_before"]["active"])
+    assert result["rotation_id"] == 1 and result["app"] == WEBEX_APP
+    assert "preferredTokenSigningKeyThumbprint" in result["graph_requests"][0]
+    text = json.dumps(exported)
+    assert "PRIVATE KEY" not in text and chat.token not in text and "BEGIN CERTIFICATE" not in text
