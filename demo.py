@@ -57,6 +57,7 @@ class DemoWorld:
             database_path=self.database_path, webhook_secret=SECRET, webex_access_token=token,
             webex_base_url=self.webex.base_url, allowed_domains=("example.com",), worker_poll_seconds=0.05,
             graph_base_url=self.graph.base_url, federation_metadata_base=self.graph.root_url,
+            azure_tenant_id=self.graph.tenant_id, approvers=("bob@example.com",),
             allow_private_urls=True)   # the demo's "internet" is 127.0.0.1
         self._start_bot()
         sync_webhooks(WebexClient(token, self.webex.base_url), name=self.config.webhook_name,
@@ -225,7 +226,33 @@ def sweep_and_show(world: DemoWorld, services, now: datetime) -> list[dict]:
     return world._show_replies(before)
 
 
-SCENES: list[Callable[[DemoWorld], None]] = [scene_core, scene_certificates, scene_entra, scene_reminders]
+def scene_rotation_entra(world: DemoWorld) -> None:
+    world.narrate("Rotate Entra's token-signing certificate of Cisco Webex: the plan first, nothing changes yet")
+    world.say(world.alice, "rotate Cisco Webex")
+    world.narrate("Bob approves: the bot creates the new certificate in Entra (inactive) and says where it goes")
+    world.click(world.bob, "Approve")
+    world.narrate("The maintenance window: Alice is ready now; activating needs its own approval")
+    world.click(world.alice, "Now: I'm ready")
+    world.click(world.bob, "Approve")
+    world.narrate("Alice imported the new federation metadata into Control Hub and signed in")
+    world.click(world.alice, "Sign-in works")
+
+
+def scene_rotation_webex_sp(world: DemoWorld) -> None:
+    world.narrate("Cisco renewed the Meetings site's SP certificate: Alice drops the new Site Administration export")
+    world.say(world.alice, "watch Webex Meetings")
+    metadata = demo_site_admin_metadata(days_left=365)
+    world.say(world.alice, "", files=[world.webex.add_file("Webex_SP_saml2_metadata.xml", metadata, "application/xml")])
+    world.say(world.alice, "rotate webex-sp Webex Meetings (contoso.webex.com)")
+    world.narrate("That app requires verification certificates: Bob approves adding Webex's new one to Entra")
+    world.click(world.bob, "Approve")
+    world.click(world.alice, "Activated in Webex")
+    world.narrate("Who decided what, and which Graph requests went out: the audit log")
+    world.say(world.alice, "audit")
+
+
+SCENES: list[Callable[[DemoWorld], None]] = [scene_core, scene_certificates, scene_entra, scene_reminders,
+                                              scene_rotation_entra, scene_rotation_webex_sp]
 
 
 WEBEX_APP_ID = "0ab4c0de-0000-4000-8000-00000000a001"     # "Cisco Webex" in scenarios/demo-tenant.yaml
@@ -234,25 +261,36 @@ DEMO_ORG_ID = "7f9e2c4a-0000-4000-8000-0000000000e1"
 
 def demo_control_hub_metadata(days_left: int) -> bytes:
     """Control Hub SP metadata shaped like Webex's idb-meta-<org>-SP.xml, with a fresh certificate."""
+    return _demo_sp_metadata(f"https://idbroker.webex.com/{DEMO_ORG_ID}",
+                             f"https://idbroker.webex.com/idb/Consumer/metaAlias/{DEMO_ORG_ID}/sp",
+                             "idbroker.webex.com", days_left, key_index=3, uses=("signing", "encryption"))
+
+
+def demo_site_admin_metadata(days_left: int) -> bytes:
+    """Site Administration SP metadata of contoso.webex.com (Webex_SP_saml2_metadata.xml), freshly renewed."""
+    return _demo_sp_metadata("https://contoso.webex.com",
+                             "https://contoso.webex.com/dispatcher/SAML2AuthService?siteurl=contoso",
+                             "contoso.webex.com", days_left, key_index=2, uses=("signing",))
+
+
+def _demo_sp_metadata(entity: str, acs: str, subject: str, days_left: int, *, key_index: int,
+                      uses: tuple[str, ...]) -> bytes:
     import base64
-    from datetime import datetime, timedelta, timezone
-    from cryptography.hazmat.primitives import serialization
+    from xml.sax.saxutils import quoteattr
     from local_graph import make_self_signed_certificate, pooled_rsa_key
     now = datetime.now(timezone.utc)
-    der, _ = make_self_signed_certificate("idbroker.webex.com", now - timedelta(days=320),
-                                          now + timedelta(days=days_left), pooled_rsa_key(3))
+    der, _ = make_self_signed_certificate(subject, now - timedelta(days=320), now + timedelta(days=days_left),
+                                          pooled_rsa_key(key_index))
     b64 = base64.b64encode(der).decode()
     key = ('<md:KeyDescriptor use="{use}"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data>'
            f'<ds:X509Certificate>{b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>')
-    entity = f"https://idbroker.webex.com/{DEMO_ORG_ID}"
     return (f'<?xml version="1.0" encoding="UTF-8"?><md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" '
             f'entityID="{entity}"><md:SPSSODescriptor AuthnRequestsSigned="true" WantAssertionsSigned="true" '
             'protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'
-            f'{key.format(use="signing")}{key.format(use="encryption")}'
+            + "".join(key.format(use=use) for use in uses) +
             '<md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:transient</md:NameIDFormat>'
             '<md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" '
-            f'Location="https://idbroker.webex.com/idb/Consumer/metaAlias/{DEMO_ORG_ID}/sp" index="0"/>'
-            '</md:SPSSODescriptor></md:EntityDescriptor>').encode()
+            f'Location={quoteattr(acs)} index="0"/></md:SPSSODescriptor></md:EntityDescriptor>').encode()
 
 
 def run(*, interactive: bool = False, keep_database: str | None = None) -> int:

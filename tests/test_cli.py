@@ -26,6 +26,8 @@ def test_demo_plays_the_conversation_through_signed_webhooks():
     assert "clicks [About]" in out and "Version: " + bot.VERSION in out
     assert "Webex SP metadata (Control Hub" in out and "Entra federation metadata" in out
     assert "clicks [Watch in this space]" in out and "No upload to Azure needed" in out
+    assert "Entra token-signing certificate · Done" in out and "Webex SP certificate · Done" in out
+    assert "**graph-result**" in out                          # the audit log of both rotations
     assert "Traceback" not in result.stderr
 
 
