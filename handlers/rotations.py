@@ -172,6 +172,9 @@ def cleanup_button(ctx) -> None:
 # --- starting -----------------------------------------------------------------------------------
 
 def _start(ctx, kind: str, name: str) -> None:
+    if not name.strip():
+        raise UserError("Which Entra app? `rotate <app>` rotates its token-signing certificate, `rotate webex-sp "
+                        "<app>` brings Webex's new certificate to it; `apps` lists the SAML apps.")
     require_graph(ctx.services)
     app = find_entra_app(ctx.services, name)
     open_rotation = ctx.storage.open_rotation_for_app(app["sp_id"])
@@ -199,6 +202,10 @@ def _start_planned(ctx, new: NewRotation) -> None:
 # --- checking a click ---------------------------------------------------------------------------
 
 _SOMEONE_FIRST = "Someone acted on this card at the same moment; nothing was changed by your click."
+_TOO_LATE = {"timed-out": "Too late: this request expired after {hours} hours without a decision. Your click "
+                          "changed nothing; the expired card says how to start again.",
+             "window-started": "Too late: the maintenance window has started and the activation is under way. "
+                               "Your click changed nothing."}
 
 
 def _clicked(ctx, event: str | None):
@@ -219,9 +226,9 @@ def _clicked(ctx, event: str | None):
                              "card; nothing was changed by this click.")
         return None
     if rotation.is_overdue(ctx.services, record) and rotation.state_of(record).on_timeout:
-        moved = rotation.time_out(ctx.services, record, event_key=ctx.event_key)
-        _refuse(ctx, record, f"Too late: {moved.data['history'][-1]['what'] if moved else 'this card expired.'} "
-                             "Your click changed nothing.")
+        rotation.time_out(ctx.services, record, event_key=ctx.event_key)
+        _refuse(ctx, record, _TOO_LATE[rotation.state_of(record).on_timeout].format(
+            hours=ctx.config.approval_hours))
         return None
     if event is not None and not rotation.machine_of(record).allows(record.state, event):
         _refuse(ctx, record, "That button does not apply to the current step; nothing was changed.")

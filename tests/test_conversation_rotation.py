@@ -294,6 +294,7 @@ def test_rotations_lists_open_ones_and_cancel_ends_one(rotation_chat):
     assert "Cancelled by alice@example.com" in last_card_text(cancelled)
     assert "No rotation is open" in chat.say(chat.alice, "rotations")[0].body
     assert "no rotation #7" in chat.say(chat.alice, "cancel 7")[0].body
+    assert "Which Entra app?" in chat.say(chat.alice, "rotate")[0].body
 
 
 def test_a_rotation_cannot_be_cancelled_once_the_new_certificate_is_active(rotation_chat):
