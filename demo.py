@@ -135,8 +135,9 @@ class DemoWorld:
             self._print_line("Rollover", "[card]\n" + summarize_card(attachments[0]["content"]))
         else:
             self._print_line("Rollover", message.get("markdown") or message.get("text", ""))
+        names = {f["url"]: f["name"] for f in self.webex.files_posted}
         for url in message.get("files", []):
-            self._print_line("", f"[file attached: {url.rsplit('/', 1)[-1]}]")
+            self._print_line("", f"[file attached: {names.get(url, url.rsplit('/', 1)[-1])}]")
 
     def _print_line(self, who: str, text: str) -> None:
         indent = " " * 14

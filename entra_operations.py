@@ -213,7 +213,10 @@ class EntraOperations:
 
     @staticmethod
     def _check_signing_certificate_end(end: dt.datetime, now: dt.datetime) -> None:
-        latest = now.replace(year=now.year + MAX_SIGNING_CERTIFICATE_YEARS)
+        try:
+            latest = now.replace(year=now.year + MAX_SIGNING_CERTIFICATE_YEARS)
+        except ValueError:   # 29 February, in a year that has none
+            latest = now.replace(year=now.year + MAX_SIGNING_CERTIFICATE_YEARS, month=2, day=28)
         if end <= now or end > latest:
             raise OperationRefusedError("The new certificate must end in the future and at most "
                                         f"{MAX_SIGNING_CERTIFICATE_YEARS} years from now.")

@@ -270,3 +270,12 @@ def test_set_notification_emails(graph, ops, webex):
     assert ops.set_notification_emails(sp_id, ["a@contoso.example"], dry_run=True).requests[0].body[
         "notificationEmailAddresses"] == ["a@contoso.example"]
     assert len(graph.write_requests()) == writes
+
+
+def test_a_certificate_requested_on_29_february_may_run_the_full_three_years(client, graph):
+    from entra_operations import EntraOperations
+    leap_day = dt.datetime(2028, 2, 29, 12, tzinfo=dt.timezone.utc)
+    EntraOperations._check_signing_certificate_end(dt.datetime(2031, 2, 28, tzinfo=dt.timezone.utc), leap_day)
+    from entra_operations import OperationRefusedError
+    with pytest.raises(OperationRefusedError):
+        EntraOperations._check_signing_certificate_end(dt.datetime(2031, 3, 1, tzinfo=dt.timezone.utc), leap_day)
