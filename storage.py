@@ -474,6 +474,12 @@ class Storage:
             "lease_until = NULL WHERE key = ? AND lease_owner = ?", [status, now, error, key, owner])
         return cursor.rowcount == 1
 
+    def extend_lease(self, key: str, owner: str, lease_until: float) -> bool:
+        """Keep a long-running event ours; False once another worker has taken it over."""
+        cursor = self.db.execute("UPDATE events SET lease_until = ? WHERE key = ? AND lease_owner = ?",
+                                 [lease_until, key, owner])
+        return cursor.rowcount == 1
+
     def retry_event_later(self, key: str, owner: str, available_at: float, error: str) -> bool:
         cursor = self.db.execute(
             "UPDATE events SET available_at = ?, last_error = ?, lease_owner = NULL, lease_until = NULL "

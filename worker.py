@@ -73,6 +73,28 @@ class Worker:
         log.info("worker %s stopped", self.owner)
 
     def _process(self, event: Event) -> None:
+        # A handler may run longer than a lease (a Graph write waiting for Entra's eventual
+        # consistency): renew the lease while it runs, so no other worker starts it a second time.
+        stop_renewing = threading.Event()
+        renewer = threading.Thread(target=self._renew_lease, args=(event, stop_renewing),
+                                   name="rollover-lease", daemon=True)
+        renewer.start()
+        try:
+            self._dispatch(event)
+        finally:
+            stop_renewing.set()
+            renewer.join()
+
+    def _renew_lease(self, event: Event, stop: threading.Event) -> None:
+        try:
+            while not stop.wait(self.lease_seconds / 3):
+                if not self.storage.extend_lease(event.key, self.owner, self.clock() + self.lease_seconds):
+                    log.warning("lost the lease on event %s", event.key)
+                    return
+        finally:
+            self.storage.close()   # this thread's connection, if it opened one
+
+    def _dispatch(self, event: Event) -> None:
         try:
             self.dispatcher.handle(event)
         except WebexUnavailable as error:

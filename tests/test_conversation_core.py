@@ -262,3 +262,31 @@ def test_a_bug_in_a_handler_is_logged_and_answered_with_an_incident_id(card_chat
     assert "something went wrong" in reply.body and "incident" in reply.body
     assert "secret-internal-detail" not in reply.body
     assert any("incident" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_a_handler_running_longer_than_the_lease_keeps_its_event(card_chat):
+    import threading
+    import time
+    chat = card_chat
+    chat.worker.lease_seconds = 0.3
+    started, second_claim = threading.Event(), []
+
+    @command("slow")
+    def slow(ctx):
+        """Take longer than a lease (test command)."""
+        started.set()
+        time.sleep(1.2)
+        ctx.reply("finally")
+    chat.services.registry.commands["slow"] = slow._rollover_command
+
+    def competing_worker():
+        started.wait(5)
+        time.sleep(0.8)                    # well past the first 0.3 s lease
+        second_claim.append(chat.services.storage.claim_event("other-worker", lease_seconds=0.3))
+        chat.services.storage.close()
+    competitor = threading.Thread(target=competing_worker)
+    competitor.start()
+    replies = chat.say(chat.alice, "slow")
+    competitor.join()
+    assert second_claim == [None]
+    assert [r.body for r in replies] == ["finally"]
