@@ -257,26 +257,6 @@ class Source:
 
 
 @dataclass(frozen=True)
-class TrackedCertificate:
-    id: int
-    source_id: int
-    room_id: str
-    source_label: str
-    source_kind: str
-    sha1: str
-    sha256: str
-    entity_id: str
-    role: str
-    use: str
-    subject: str
-    not_before: float
-    not_after: float
-    active: bool | None
-    details: dict[str, Any]
-    present: bool
-
-
-@dataclass(frozen=True)
 class CertificateRecord:
     """What a source read says about one certificate (input of ``replace_source_certificates``)."""
 
@@ -290,6 +270,18 @@ class CertificateRecord:
     not_after: float
     active: bool | None
     details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TrackedCertificate(CertificateRecord):
+    """A stored certificate with the source it came from; ``present`` is False once it left that source."""
+
+    id: int
+    source_id: int
+    room_id: str
+    source_label: str
+    source_kind: str
+    present: bool
 
 
 @dataclass(frozen=True)
@@ -931,9 +923,10 @@ def _audit_entry(row: tuple) -> AuditEntry:
 def _tracked(row: tuple) -> TrackedCertificate:
     (id_, source_id, room_id, label, kind, sha1, sha256, entity_id, role, use, subject, not_before, not_after,
      active, details, present) = row
-    return TrackedCertificate(id_, source_id, room_id, label, kind, sha1, sha256, entity_id, role, use, subject,
-                              not_before, not_after, None if active is None else bool(active), json.loads(details),
-                              bool(present))
+    return TrackedCertificate(
+        sha1=sha1, sha256=sha256, entity_id=entity_id, role=role, use=use, subject=subject, not_before=not_before,
+        not_after=not_after, active=None if active is None else bool(active), details=json.loads(details),
+        id=id_, source_id=source_id, room_id=room_id, source_label=label, source_kind=kind, present=bool(present))
 
 
 # --- reminders ----------------------------------------------------------------------------------
