@@ -153,8 +153,21 @@ def make_chat(local_webex, tmp_path):
 def local_graph():
     """An empty local Graph tenant on 127.0.0.1 (seed it with add_saml_app / add_signing_certificate)."""
     from local_graph import LocalGraph
-    with LocalGraph(permissions=["Application.ReadWrite.All", "GroupMember.Read.All"]) as graph:
+    with LocalGraph() as graph:
         yield graph
+
+
+@pytest.fixture
+def graph(local_graph):
+    return local_graph
+
+
+@pytest.fixture
+def client(graph):
+    """The real Graph client (msgraph-sdk) against the local Graph; quick retries keep fault tests fast."""
+    from entra_client import EntraClient
+    with EntraClient(graph.base_url, max_retries=2, retry_delay=0) as entra:
+        yield entra
 
 
 @pytest.fixture

@@ -26,17 +26,6 @@ from local_graph import LocalGraph, make_self_signed_certificate, pooled_rsa_key
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
 
-@pytest.fixture
-def graph():
-    with LocalGraph() as local:
-        yield local
-
-
-@pytest.fixture
-def client(graph):
-    with EntraClient(graph.base_url, max_retries=2, retry_delay=0) as entra:
-        yield entra
-
 
 def _seed(graph: LocalGraph, name: str, days: int = 20, random_cki: bool = False) -> dict:
     sp = graph.add_saml_app(name)

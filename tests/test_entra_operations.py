@@ -20,17 +20,6 @@ NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 DAY = dt.timedelta(days=1)
 
 
-@pytest.fixture
-def graph():
-    with LocalGraph() as local:
-        yield local
-
-
-@pytest.fixture
-def client(graph):
-    with EntraClient(graph.base_url, max_retries=1, retry_delay=0) as entra:
-        yield entra
-
 
 @pytest.fixture
 def ops(client):
