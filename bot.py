@@ -112,6 +112,14 @@ def start_rotation_sweeper(services: Services, stop: threading.Event) -> threadi
     return thread
 
 
+def start_background_jobs(config: Config, stop: threading.Event):
+    """The rotation sweeper and the reminder scheduler, each in its own thread with its own clients.
+
+    Returns the function that stops the scheduler (the sweeper stops with ``stop``)."""
+    start_rotation_sweeper(build_services(config), stop)
+    return start_reminder_scheduler(build_services(config)).shutdown
+
+
 # --- command line -----------------------------------------------------------------------------------
 
 def _require_live(config: Config) -> None:
@@ -129,8 +137,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     stop = threading.Event()
     thread = threading.Thread(target=worker.run_forever, args=(stop,), name="rollover-worker", daemon=True)
     thread.start()
-    start_rotation_sweeper(build_services(config), stop)
-    scheduler = start_reminder_scheduler(build_services(config))
+    stop_background_jobs = start_background_jobs(config, stop)
     server = make_server(args.host, args.port, app, threaded=True)
     log.info("Rollover %s listening on http://%s:%d/webhooks/webex", VERSION, args.host, args.port)
     try:
@@ -139,7 +146,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         pass
     finally:
         stop.set()
-        scheduler.shutdown()
+        stop_background_jobs()
         thread.join(timeout=10)
     return 0
 
@@ -148,15 +155,14 @@ def cmd_worker(args: argparse.Namespace, config: Config) -> int:
     """The Procfile's worker process: runs recorded events and the reminder scheduler until stopped."""
     _require_live(config)
     worker = build_worker(build_services(config))
-    scheduler = start_reminder_scheduler(build_services(config))
     stop = threading.Event()
-    start_rotation_sweeper(build_services(config), stop)
+    stop_background_jobs = start_background_jobs(config, stop)
     try:
         worker.run_forever(stop)
     except KeyboardInterrupt:
         stop.set()
     finally:
-        scheduler.shutdown()
+        stop_background_jobs()
     return 0
 
 

@@ -16,7 +16,7 @@ import reminders
 import scheduler
 from storage import ReminderSubscription
 from tests.test_conversation_reminders import BASE, Clock, cards_posted, subscribe, track_file
-from tests.test_worker_kill import worker_environment
+from tests.processes import worker_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 

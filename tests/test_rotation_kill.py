@@ -12,7 +12,7 @@ from tests.rotation_helpers import (
     MEETINGS_APP, MEETINGS_APPLICATION_ID, WEBEX_APP, activations, active_thumbprint, add_member, creations,
     drop, rotation_overrides, site_admin_metadata,
 )
-from tests.test_worker_kill import start_worker, wait_until, worker_environment
+from tests.processes import start_worker, wait_until, worker_environment
 
 LEASE_SECONDS = 1.5
 
