@@ -303,6 +303,14 @@ def room_diagnosis(services, room_id: str) -> Diagnosis:
     return diagnose(room_trust_facts(services, room_id), services.clock())
 
 
+def document_diagnosis(services, room_id: str, document: Document) -> Diagnosis:
+    """The diagnosis for one Webex document just read (its own trust only), with the space's Entra facts."""
+    facts = room_trust_facts(services, room_id)
+    if _is_webex_document(document):
+        facts.webex_documents = [document]
+    return diagnose(facts, services.clock())
+
+
 def _is_webex_document(document: Document) -> bool:
     """SP metadata (or a recognised Webex trust) is Webex's side; IdP documents are Entra's."""
     if recognise_trusts([document]):

@@ -3,7 +3,7 @@
 from cards.certificates import reading_card, reading_text
 from errors import UserError
 from handlers.registry import command, file_handler
-from tracking import room_diagnosis, track_document, track_url
+from tracking import document_diagnosis, track_document, track_url
 
 MAX_FILES_PER_MESSAGE = 1   # Webex allows one file per message
 
@@ -31,7 +31,8 @@ def check_dropped_file(ctx) -> None:
 
 
 def _answer(ctx, reading) -> None:
-    diagnosis = room_diagnosis(ctx.services, ctx.room_id)
+    # The verdict speaks of this document's trust only (the space may also track the other one).
+    diagnosis = document_diagnosis(ctx.services, ctx.room_id, reading.document)
     label = reading.source.label
     ctx.reply(reading_text(label, reading.reports, diagnosis),
               card=reading_card(label, reading.reports, diagnosis))
