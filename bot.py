@@ -46,6 +46,8 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     """The webhook service. Work after the acknowledgement runs in ``serve``'s thread or ``bot.py worker``."""
     config = resolve_config(config)
     config.require("webhook_secret")
+    if not logging.getLogger().handlers:   # under gunicorn nobody else set it up: keep the secret filter
+        configure_logging(config)
     storage = Storage(config.database_path)
     storage.migrate()
     wake_callbacks: list = []

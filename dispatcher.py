@@ -248,7 +248,8 @@ class Dispatcher:
         try:
             handler(ctx)
         except UserError as error:
-            ctx.reply(str(error))
+            # A refused click is the clicker's business; a refused command is answered where it was asked.
+            ctx.reply(str(error), to_person_id=ctx.person_id if ctx.card_message_id else None)
         except WebexUnavailable:
             raise
         except Exception:
@@ -261,4 +262,6 @@ class Dispatcher:
 
 def _unknown_command(ctx: Context, word: str, suggestion: str | None) -> None:
     hint = f" Did you mean `{suggestion}`?" if suggestion else ""
-    ctx.reply(markdown=f"I don't know the command `{word}`.{hint} Type `help` to see what I can do.")
+    # Echo only word characters: typed text must not become a link, a mention or formatting.
+    shown = re.sub(r"[^\w.-]", "", word)[:40] or "that"
+    ctx.reply(markdown=f"I don't know the command `{shown}`.{hint} Type `help` to see what I can do.")

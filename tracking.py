@@ -12,12 +12,9 @@ as read) and the Graph facts of the apps the space watches.
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit
 
 from certificates.diagnosis import (
     Diagnosis, EntraAppFacts, EntraSigningCertificate, TrustFacts, diagnose, recognise_trusts,
@@ -26,7 +23,7 @@ from certificates.health import (
     STATUS_ORDER, CertificateReport, assess_document, days_until, validity_status,
 )
 from certificates.parsing import Document, DocumentError, parse_document
-from certificates.sources import fetch_url
+from certificates.sources import fetch_url, redact
 from errors import UserError
 from storage import CertificateRecord, Source, TrackedCertificate
 
@@ -62,10 +59,11 @@ def track_document(services, *, room_id: str, kind: str, location: str, added_by
                    label: str | None = None) -> Reading:
     """Parse and assess a document, and store it as a source of the space (replacing an earlier read)."""
     config, now = services.config, services.clock()
-    document = parse_document(data, source=location, max_bytes=config.max_document_bytes)
+    shown = redact(location) if kind == "url" else location   # query strings may hold SAS tokens
+    document = parse_document(data, source=shown, max_bytes=config.max_document_bytes)
     reports = assess_document(document, now, warning_days=config.warning_days, critical_days=config.critical_days)
     source = services.storage.upsert_source(
-        room_id=room_id, kind=kind, location=location, label=label or document_label(document, location),
+        room_id=room_id, kind=kind, location=location, label=label or document_label(document, shown),
         added_by=added_by, content=data, now=now.timestamp())
     services.storage.replace_source_certificates(source.id, [_record(r) for r in reports], now.timestamp())
     return Reading(source, document, reports)
@@ -73,8 +71,8 @@ def track_document(services, *, room_id: str, kind: str, location: str, added_by
 
 def track_url(services, *, room_id: str, url: str, added_by: str, label: str | None = None) -> Reading:
     """Fetch a metadata/certificate URL (size-limited, public addresses only unless allowed) and track it."""
-    check_url_is_fetchable(url, allow_private=services.config.allow_private_urls)
-    data = fetch_url(url, max_bytes=services.config.max_document_bytes)
+    data = fetch_url(url, max_bytes=services.config.max_document_bytes,
+                     allow_private=services.config.allow_private_urls)
     return track_document(services, room_id=room_id, kind="url", location=url, added_by=added_by,
                           data=data, label=label)
 
@@ -91,24 +89,6 @@ def refresh_url_sources(services) -> list[tuple[Source, str | None]]:
             services.storage.record_source_error(source.id, str(error), services.clock().timestamp())
             results.append((source, str(error)))
     return results
-
-
-def check_url_is_fetchable(url: str, *, allow_private: bool) -> None:
-    """Refuse URLs that point into the bot's own network (SSRF), unless explicitly allowed."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UserError(f"I can only read http(s) URLs; `{url}` is not one.")
-    if allow_private:
-        return
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
-    except socket.gaierror:
-        raise UserError(f"I could not resolve the host `{parts.hostname}`.") from None
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast:
-            raise UserError(f"`{parts.hostname}` is an internal address; I only fetch public URLs "
-                            "(an operator can allow internal ones with ROLLOVER_ALLOW_PRIVATE_URLS).")
 
 
 def document_label(document: Document, location: str) -> str:

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from webexpythonsdk import WebexAPI
@@ -189,7 +190,8 @@ class WebexClient:
         Webex scans files first: 423 + Retry-After while scanning (we wait, up to
         ``max_wait_seconds``), 410 when it found malware, 428 when it could not scan.
         """
-        if not url.startswith(self._base_url.rstrip("/").rsplit("/v1", 1)[0]):
+        if not _same_origin(url, self._base_url):
+            # The bot token goes only to the Webex API host, whatever a message's file URL says.
             raise UserError("That attachment is not hosted by Webex, so I did not download it.")
         deadline = time.monotonic() + max_wait_seconds
         while True:
@@ -237,6 +239,14 @@ def _person(p) -> Person:
 def _webhook(w) -> Webhook:
     return Webhook(id=w.id, name=w.name, target_url=w.targetUrl, resource=w.resource, event=w.event,
                    status=getattr(w, "status", "active") or "active", filter=getattr(w, "filter", None))
+
+
+def _same_origin(url: str, base_url: str) -> bool:
+    a, b = urlsplit(url), urlsplit(base_url)
+    try:
+        return (a.scheme, a.hostname, a.port, a.username) == (b.scheme, b.hostname, b.port, None)
+    except ValueError:   # an unparsable port
+        return False
 
 
 def _retry_after(response: requests.Response, default: float) -> float:

@@ -31,7 +31,8 @@ def signature_for(secret: str, body: bytes) -> str:
 def signature_is_valid(secret: str, body: bytes, signature: str | None) -> bool:
     if not secret or not signature:
         return False
-    return hmac.compare_digest(signature_for(secret, body), signature.strip().lower())
+    # Bytes, not str: compare_digest refuses non-ASCII text, and a forged header must get 401, not 500.
+    return hmac.compare_digest(signature_for(secret, body).encode(), signature.strip().lower().encode())
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 import io
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -19,6 +20,15 @@ class Handler(BaseHTTPRequestHandler):
     routes = {}
 
     def do_GET(self):  # noqa: N802 (http.server naming)
+        if self.path == "/trickle":
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            for _ in range(100):           # one byte every 0.2 s: 20 s in all
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.2)
+            return
         status, headers, body = self.routes.get(self.path.split("?")[0], (404, {}, b"missing"))
         self.send_response(status)
         for name, value in headers.items():
@@ -45,6 +55,7 @@ def server():
         "/to-file": (302, {"Location": "file:///etc/passwd"}, b""),
         "/loop": (302, {"Location": "/loop"}, b""),
         "/forbidden": (403, {}, b"no"),
+        "/to-metadata": (302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b""),
     }
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -113,3 +124,28 @@ def test_entra_federation_metadata_url():
 def test_entra_metadata_url_refuses_bad_ids(tenant, app):
     with pytest.raises(UserError):
         entra_federation_metadata_url(tenant, app)
+
+
+def test_a_trickling_server_runs_out_of_time(server):
+    started = time.monotonic()
+    with pytest.raises(UserError, match="did not answer in time"):
+        fetch_url(f"{server}/trickle", max_bytes=10_000, timeout=5, deadline_seconds=1)
+    assert time.monotonic() - started < 3
+
+
+def test_private_addresses_are_refused_when_not_allowed(server):
+    with pytest.raises(UserError, match="internal address"):
+        fetch_url(f"{server}/ok", max_bytes=10_000, allow_private=False)
+
+
+def test_every_redirect_hop_is_checked_not_only_the_first(server, monkeypatch):
+    """A public URL that redirects to the cloud metadata address is refused at the second hop."""
+    import certificates.sources as sources
+    real = sources.public_address
+    port = server.rsplit(":", 1)[1]
+    # The first hop's host stands in for a public server (it is our loopback one).
+    monkeypatch.setattr(sources, "public_address",
+                        lambda url: "127.0.0.1" if "public.test" in url else real(url))
+    with pytest.raises(UserError, match="internal address"):
+        fetch_url(f"http://public.test:{port}/to-metadata", max_bytes=10_000, allow_private=False)
+    assert fetch_url(f"http://public.test:{port}/ok", max_bytes=10_000, allow_private=False) == BODY

@@ -176,3 +176,12 @@ def test_the_watch_command_and_a_second_watch_do_not_duplicate(graph_chat):
     chat.say(chat.alice, "watch Salesforce")
     assert len(chat.services.storage.sources(room_id=chat.room.id, kind="entra-app")) == 1
     assert len(chat.services.storage.tracked_certificates(room_id=chat.room.id)) == 2
+
+
+def test_secrets_in_a_url_query_stay_out_of_labels_and_errors(graph_chat):
+    chat = graph_chat
+    cert_url = chat.graph.metadata_url("0ab4c0de-0000-4000-8000-00000000a001") + "&sig=SECRET-SAS-TOKEN"
+    reply = chat.say(chat.alice, f"check {cert_url}")[0]
+    assert "SECRET-SAS-TOKEN" not in reply.body and "SECRET-SAS-TOKEN" not in str(reply.card)
+    broken = chat.graph.root_url + "/nope.pem?sig=SECRET-SAS-TOKEN"
+    assert "SECRET-SAS-TOKEN" not in chat.say(chat.alice, f"check {broken}")[0].body

@@ -290,3 +290,35 @@ def test_a_handler_running_longer_than_the_lease_keeps_its_event(card_chat):
     competitor.join()
     assert second_claim == [None]
     assert [r.body for r in replies] == ["finally"]
+
+
+def test_an_unknown_command_is_echoed_without_links_mentions_or_formatting(chat):
+    reply = chat.say(chat.alice, "x`[Re-login](https://evil.example)<@all>")[0]
+    assert "https://" not in reply.body and "<@" not in reply.body and "](" not in reply.body
+    assert reply.body.count("`") == 2 + 2 * ("Did you mean" in reply.body)
+
+
+def test_a_refused_click_is_answered_privately(card_chat):
+    from errors import UserError
+    chat = card_chat
+
+    @card_action("test-refuse")
+    def refuse(ctx):
+        raise UserError("Not now.")
+    chat.services.registry.actions["test-refuse"] = refuse._rollover_action
+    from cards.common import card, paragraph, submit
+    chat.services.webex.post_message(room_id=chat.room.id, text="pick",
+                                     card=card([paragraph("pick")], actions=[submit("Go", "test-refuse")]).to_dict())
+    replies = chat.click(chat.bob, chat.last_card_message()["id"])
+    assert [(r.to_person_id, r.room_id, r.body) for r in replies] == [(chat.bob.id, None, "Not now.")]
+
+
+def test_file_urls_outside_the_webex_api_host_never_get_the_token(chat):
+    from errors import UserError
+    webex = chat.services.webex
+    base = chat.webex.base_url.rstrip("/")
+    for url in (base.replace("127.0.0.1", "127.0.0.1.evil.example") + "/contents/x",
+                base.replace("http://", "http://127.0.0.1@") .replace("127.0.0.1@127.0.0.1", "evil@127.0.0.1") + "/contents/x",
+                "https://evil.example/v1/contents/x"):
+        with pytest.raises(UserError, match="not hosted by Webex"):
+            webex.download(url, 1000)

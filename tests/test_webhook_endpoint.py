@@ -40,7 +40,7 @@ def test_a_correctly_signed_event_is_recorded_and_acknowledged(app, storage):
     assert storage.count_events("pending") == 1
 
 
-@pytest.mark.parametrize("signature", [None, "", "0" * 40, "not-hex",
+@pytest.mark.parametrize("signature", [None, "", "0" * 40, "not-hex", "é" * 40,
                                        signature_for("another-secret", envelope())])
 def test_missing_or_forged_signatures_get_401_and_record_nothing(app, storage, signature):
     response = post(app.test_client(), envelope(), signature)
