@@ -295,7 +295,7 @@ def test_a_handler_running_longer_than_the_lease_keeps_its_event(card_chat):
 def test_an_unknown_command_is_echoed_without_links_mentions_or_formatting(chat):
     reply = chat.say(chat.alice, "x`[Re-login](https://evil.example)<@all>")[0]
     assert "https://" not in reply.body and "<@" not in reply.body and "](" not in reply.body
-    assert reply.body.count("`") == 2 + 2 * ("Did you mean" in reply.body)
+    assert reply.body.startswith("I don't know the command `xRe-loginhttpsevil.exampleall`.")
 
 
 def test_a_refused_click_is_answered_privately(card_chat):
