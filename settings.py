@@ -196,6 +196,9 @@ SETTINGS: tuple[Setting, ...] = (
             "A certificate with this many days left or fewer is 'critical'.", parse_positive_int),
     Setting("ROLLOVER_MAX_DOCUMENT_BYTES", "max_document_bytes", "5242880",
             "Largest certificate or metadata document read from a file or URL (bytes).", parse_positive_int),
+    Setting("ROLLOVER_MAX_SOURCES_PER_SPACE", "max_sources_per_space", "50",
+            "Most documents, URLs and Entra apps one space may track (each is re-read for status and explain).",
+            parse_positive_int),
     Setting("ROLLOVER_ALLOW_PRIVATE_URLS", "allow_private_urls", "false",
             "Let `check <url>` fetch from private, loopback and link-local addresses (off: no SSRF into "
             "your network from chat).", parse_bool),

@@ -59,6 +59,7 @@ def track_document(services, *, room_id: str, kind: str, location: str, added_by
                    label: str | None = None) -> Reading:
     """Parse and assess a document, and store it as a source of the space (replacing an earlier read)."""
     config, now = services.config, services.clock()
+    _refuse_new_source_over_limit(services, room_id, kind, location)
     shown = redact(location) if kind == "url" else location   # query strings may hold SAS tokens
     document = parse_document(data, source=shown, max_bytes=config.max_document_bytes)
     reports = assess_document(document, now, warning_days=config.warning_days, critical_days=config.critical_days)
@@ -67,6 +68,14 @@ def track_document(services, *, room_id: str, kind: str, location: str, added_by
         added_by=added_by, content=data, now=now.timestamp())
     services.storage.replace_source_certificates(source.id, [_record(r) for r in reports], now.timestamp())
     return Reading(source, document, reports)
+
+
+def _refuse_new_source_over_limit(services, room_id: str, kind: str, location: str) -> None:
+    sources = services.storage.sources(room_id=room_id)
+    is_new = not any(s.kind == kind and s.location == location for s in sources)
+    if is_new and len(sources) >= services.config.max_sources_per_space:
+        raise UserError(f"This space already tracks {len(sources)} sources, the most it may "
+                        "(ROLLOVER_MAX_SOURCES_PER_SPACE). `forget <n>` one you no longer need first.")
 
 
 def track_url(services, *, room_id: str, url: str, added_by: str, label: str | None = None) -> Reading:
@@ -164,6 +173,7 @@ def find_entra_app(services, name_or_id: str) -> dict[str, Any]:
 
 def watch_entra_app(services, *, room_id: str, app: dict[str, Any], added_by: str) -> Source:
     """Make the space track an Entra app's signing certificates (reminders, status, diagnosis)."""
+    _refuse_new_source_over_limit(services, room_id, "entra-app", app["sp_id"])
     now = services.clock()
     source = services.storage.upsert_source(room_id=room_id, kind="entra-app", location=app["sp_id"],
                                             label=f"Entra app {app['display_name']}", added_by=added_by,

@@ -185,3 +185,13 @@ def test_secrets_in_a_url_query_stay_out_of_labels_and_errors(graph_chat):
     assert "SECRET-SAS-TOKEN" not in reply.body and "SECRET-SAS-TOKEN" not in str(reply.card)
     broken = chat.graph.root_url + "/nope.pem?sig=SECRET-SAS-TOKEN"
     assert "SECRET-SAS-TOKEN" not in chat.say(chat.alice, f"check {broken}")[0].body
+
+
+def test_a_space_tracks_at_most_the_configured_number_of_sources(make_chat):
+    chat = make_chat(max_sources_per_space=2)
+    drop(chat, "one.xml", control_hub_metadata())
+    drop(chat, "two.xml", site_admin_metadata())
+    drop(chat, "two.xml", site_admin_metadata())                     # re-reading a source is always fine
+    reply = drop(chat, "three.xml", control_hub_metadata())[0]
+    assert "already tracks 2 sources" in reply.body
+    assert len(chat.services.storage.sources(room_id=chat.room.id)) == 2
