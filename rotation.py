@@ -155,6 +155,7 @@ ENTRA_SIGNING = machine("entra-signing", "Entra token-signing certificate", [
     ("awaiting-rollback-approval", "rejected", "awaiting-sign-in-test"),
     ("awaiting-rollback-approval", "timed-out", "awaiting-sign-in-test"),
     ("rolling-back", "rolled-back", "rolled-back"),
+    ("rolling-back", "refused", "failed"),        # e.g. the previous certificate expired: nothing was sent
     ("rolling-back", "failed", "failed"),
 ])
 

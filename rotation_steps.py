@@ -149,7 +149,9 @@ def roll_back(step: Step) -> Outcome:
     """Re-activate the certificate that was active before (EntraOperations refuses an expired one)."""
     outcome = _activate(step, step.plan["current"]["thumbprint"], "rollback", "rolled-back",
                         "Report only: the previous certificate was not re-activated.")
-    if outcome.event == "rolled-back" and not step.report_only:
+    if outcome.event == "refused":
+        outcome.data["rollback_refused"] = True          # the card says what to do instead
+    elif outcome.event == "rolled-back" and not step.report_only:
         outcome.posts.append(_metadata_post_or_hint(step, after="the roll back"))
     return outcome
 

@@ -158,6 +158,14 @@ def _done(view: RotationView) -> str:
     return f"Done: the expired certificate {view.plan['old']['thumbprint']} was removed; nothing else changed."
 
 
+def _failed(view: RotationView) -> str:
+    if view.data.get("rollback_refused"):
+        return (f"Roll back refused: {view.last_detail} Nothing was changed: Entra still signs with {_new(view)}. "
+                f"Import its federation metadata into {_trust(view, 'import_place')} and test a sign-in, or make "
+                "another valid certificate active in the Entra admin center (Single sign-on > SAML Certificates).")
+    return f"Failed: {view.last_detail} Check the app in the Entra admin center before going on."
+
+
 def _awaiting_webex(view: RotationView) -> str:
     place = _trust(view, "activation_place")
     if view.plan.get("needs_upload"):
@@ -198,7 +206,7 @@ _GUIDANCE = {
     (None, "cancelled"): lambda v: f"{v.last_decision}: nothing more happens in this rotation.{_left_inactive(v)}",
     (None, "expired"): lambda v: (
         f"Expired: {v.last_detail} `rotate {v.app_name}` starts again.{_left_inactive(v)}"),
-    (None, "failed"): lambda v: f"Failed: {v.last_detail} Check the app in the Entra admin center before going on.",
+    (None, "failed"): _failed,
     (None, "rolled-back"): lambda v: (
         f"Rolled back: Entra signs with {v.current_thumbprint} again. Import the federation metadata file above "
         f"into {_trust(v, 'import_place')} again.{_left_inactive(v)}"),

@@ -75,16 +75,24 @@ def approve_button(ctx) -> None:
     record = _clicked(ctx, "approved")
     if record is None:
         return
-    state = rotation.state_of(record)
-    approved = [email for email, _ in ctx.storage.rotation_approvals(record.id, record.state_version)]
-    refusal = approval_refusal(ctx.services, stage=state.stage, email=ctx.person_email,
-                               requested_by=record.requested_by, already_approved=approved)
+    refusal = _approval_refusal(ctx, record)
     if refusal:
         _refuse(ctx, record, refusal)
         return
     updated, _ = rotation.approve(ctx.services, record, actor=ctx.person_email, event_key=ctx.event_key)
     if updated is None:
         _refuse(ctx, record, _SOMEONE_FIRST)
+
+
+def _approval_refusal(ctx, record) -> str | None:
+    approved = [email for email, _ in ctx.storage.rotation_approvals(record.id, record.state_version)]
+    refusal = approval_refusal(ctx.services, stage=rotation.state_of(record).stage, email=ctx.person_email,
+                               requested_by=record.requested_by, already_approved=approved)
+    if refusal or record.state != "awaiting-rollback-approval":
+        return refusal
+    # The previous certificate may have expired since the roll back was asked for.
+    expired = _rollback_refusal(ctx, record)
+    return expired and f"{expired} Reject the roll back to go on with the new certificate."
 
 
 @card_action("rotation-reject")
@@ -141,15 +149,22 @@ def rollback_button(ctx) -> None:
     record = _clicked(ctx, "rollback-requested")
     if record is None:
         return
+    refusal = _rollback_refusal(ctx, record)
+    if refusal:
+        _refuse(ctx, record, refusal)
+        return
+    _act(ctx, record, "rollback-requested", f"Asked to roll back to {record.plan['current']['thumbprint']}.")
+
+
+def _rollback_refusal(ctx, record) -> str | None:
+    """Why the rotation cannot roll back now; None when the previous certificate can still sign."""
     previous = record.plan.get("current")
     if not previous:
-        _refuse(ctx, record, "No certificate was active before this rotation, so there is nothing to roll back to.")
-        return
+        return "No certificate was active before this rotation, so there is nothing to roll back to."
     if datetime.fromisoformat(previous["not_after"]) <= ctx.now():
-        _refuse(ctx, record, f"The previous certificate {previous['thumbprint']} expired on "
-                             f"{previous['not_after'][:10]}; it can no longer sign, so I cannot roll back to it.")
-        return
-    _act(ctx, record, "rollback-requested", f"Asked to roll back to {previous['thumbprint']}.")
+        return (f"The previous certificate {previous['thumbprint']} expired on {previous['not_after'][:10]}; it "
+                "can no longer sign, so I cannot roll back to it.")
+    return None
 
 
 @card_action("rotation-verify")

@@ -1,5 +1,6 @@
 """Guided rotations as conversations: the real bot, the local Webex API and the local Graph, end to end."""
 
+import base64
 import json
 from datetime import timedelta
 
@@ -133,6 +134,33 @@ def test_a_rejected_roll_back_keeps_the_new_certificate(rotation_chat):
     kept = click(chat, chat.bob, "Reject")
     assert "Waiting for a test sign-in" in last_card_text(kept)
     assert active_thumbprint(chat.graph) == new
+
+
+def test_a_roll_back_graph_refuses_ends_failed_with_what_to_do(rotation_chat):
+    chat, graph = rotation_chat, rotation_chat.graph
+    previous = active_thumbprint(graph)
+    rotate_to_sign_in_test(chat)
+    new = active_thumbprint(graph)
+    click(chat, chat.alice, "Roll back")
+    gone = base64.b64encode(bytes.fromhex(previous)).decode()      # someone deleted it in Entra meanwhile
+    sp = graph.service_principals[WEBEX_SP_ID]
+    sp["keyCredentials"] = [kc for kc in sp["keyCredentials"] if kc["customKeyIdentifier"] != gone]
+    refused = click(chat, chat.carol, "Approve")
+    text = last_card_text(refused)
+    assert "Roll back refused" in text and f"Entra still signs with {new}" in text
+    assert only_rotation(chat).state == "failed" and active_thumbprint(graph) == new
+
+
+def test_a_roll_back_is_not_approved_once_the_previous_certificate_expired(space):
+    chat = space(approval_hours=24 * 30)
+    clock = Clock()
+    chat.services.clock = clock
+    rotate_to_sign_in_test(chat)
+    click(chat, chat.alice, "Roll back")
+    clock.advance(days=21)                                        # the previous certificate expired (demo: 20 days)
+    refused = click(chat, chat.carol, "Approve")
+    assert len(refused) == 1 and refused[0].to_person_id == chat.carol.id and "expired" in refused[0].body
+    assert only_rotation(chat).state == "awaiting-rollback-approval" and len(activations(chat.graph)) == 1
 
 
 def test_clean_up_removes_the_old_certificate_only_after_it_expired(rotation_chat):

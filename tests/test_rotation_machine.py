@@ -1,9 +1,13 @@
 """The declared state machines and their storage: consistent tables, compare-and-set, leases, append-only audit."""
 
+import ast
+import inspect
 import sqlite3
+import textwrap
 
 import pytest
 
+import rotation_steps
 from rotation import APPROVAL, MACHINES, RUNNING, TERMINAL, WAITING
 from settings import ConfigError, load_config
 from storage import RotationChange, Storage
@@ -44,6 +48,40 @@ def test_running_states_have_a_step_and_a_way_out_on_failure_and_approvals_expir
             assert machine.allows(state.name, state.on_timeout), state.name
         if state.kind == WAITING:
             assert state.on_timeout, state.name
+
+
+def step_events(function, bound: dict[str, str] | None = None) -> set[str]:
+    """The events a step function can return: every ``Outcome("...")`` in it and in the rotation_steps
+    helpers it calls, an event passed down to a helper resolved at the call site."""
+    bound = bound or {}
+    events = set()
+    for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(function)))):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+            continue
+        if node.func.id == "Outcome" and node.args:
+            first = node.args[0]
+            if isinstance(first, ast.Constant):
+                events.add(first.value)
+            elif isinstance(first, ast.Name) and first.id in bound:
+                events.add(bound[first.id])
+        helper = getattr(rotation_steps, node.func.id, None)
+        if inspect.isfunction(helper) and helper.__module__ == "rotation_steps" and helper is not function:
+            names = list(inspect.signature(helper).parameters)
+            passed = {names[i]: arg.value for i, arg in enumerate(node.args) if isinstance(arg, ast.Constant)}
+            passed.update({k.arg: k.value.value for k in node.keywords if isinstance(k.value, ast.Constant)})
+            events |= step_events(helper, {name: value for name, value in passed.items() if isinstance(value, str)})
+    return events
+
+
+@pytest.mark.parametrize("kind", sorted(MACHINES))
+def test_every_outcome_of_a_step_is_a_declared_transition(kind):
+    machine = MACHINES[kind]
+    for state in machine.states.values():
+        if state.kind == RUNNING:
+            events = step_events(state.run) | {"failed"}          # "failed": what _run_step makes of an error
+            assert len(events) > 1, state.name
+            undeclared = sorted(event for event in events if not machine.allows(state.name, event))
+            assert undeclared == [], f"{state.name} can return {undeclared}, which the machine does not accept"
 
 
 def new_rotation(storage: Storage, app_key: str = "sp-1", marker: str = "rollover-1") -> int | None:
