@@ -22,7 +22,12 @@ from webexpythonsdk.models.cards import (
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from local_webex import CARD_CONTENT_TYPE, LocalWebex
+from local_webex import CARD_CONTENT_TYPE, DEFAULT_CARD_SCHEMA_PATH, LocalWebex
+
+# Full schema validation needs the official schema file from ../shared (CI has it); without it the
+# local Webex does structural checks only, and these tests have nothing to check.
+NEEDS_SCHEMA = pytest.mark.skipif(not DEFAULT_CARD_SCHEMA_PATH.is_file(),
+                                  reason="the Adaptive Card 1.3 schema file (../shared/reference) is absent")
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared/fixtures"
 CARD_FIXTURES = FIXTURES / "cards"
@@ -131,9 +136,9 @@ def test_card_message_built_with_sdk_models_is_stored_and_readable(webex, api, g
     ({"text": "x", "attachments": [approve_card(extra_actions=5)]}, "at most 5 actions"),
     ({"text": "x", "attachments": [card_attachment({"type": "AdaptiveCard", "version": "1.4", "body": []})]},
      "up to 1.3"),
-    ({"text": "x", "attachments": [card_attachment(
+    pytest.param({"text": "x", "attachments": [card_attachment(
         {"type": "AdaptiveCard", "version": "1.3", "body": [{"type": "TextBlock", "txt": "typo"}]})]},
-     "Invalid Adaptive Card 1.3"),
+        "Invalid Adaptive Card 1.3", marks=NEEDS_SCHEMA),
     ({}, "needs text"),
 ])
 def test_invalid_messages_are_rejected_with_400(api, group, kwargs, fragment):
@@ -142,6 +147,7 @@ def test_invalid_messages_are_rejected_with_400(api, group, kwargs, fragment):
     assert_webex_error(caught.value, 400, fragment)
 
 
+@NEEDS_SCHEMA
 def test_schema_error_names_the_offending_property(api, group):
     card = {"type": "AdaptiveCard", "version": "1.3",
             "body": [{"type": "Container", "items": [{"type": "TextBlock", "text": "x", "colour": "red"}]}]}
