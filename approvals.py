@@ -54,7 +54,7 @@ def approval_refusal(services, *, stage: str, email: str, requested_by: str,
     email = (email or "").strip().lower()
     config = services.config
     if email == requested_by.lower() and not config.allow_self_approval:
-        return "You requested this rotation, so someone else has to approve it (four-eyes rule)."
+        return "You asked for this step, so someone else has to approve it (four-eyes rule)."
     if email in already_approved:
         return "You already approved this step; it needs an approval from someone else."
     return may_decide(services, stage, email)

@@ -154,6 +154,9 @@ ENTRA_SIGNING = machine("entra-signing", "Entra token-signing certificate", [
     ("awaiting-rollback-approval", "approved", "rolling-back"),
     ("awaiting-rollback-approval", "rejected", "awaiting-sign-in-test"),
     ("awaiting-rollback-approval", "timed-out", "awaiting-sign-in-test"),
+    # A roll back asked for after a failed verification goes back there, not to "Sign-in works".
+    ("awaiting-rollback-approval", "rejected-unverified", "verification-failed"),
+    ("awaiting-rollback-approval", "timed-out-unverified", "verification-failed"),
     ("rolling-back", "rolled-back", "rolled-back"),
     ("rolling-back", "refused", "failed"),        # e.g. the previous certificate expired: nothing was sent
     ("rolling-back", "failed", "failed"),
@@ -201,6 +204,23 @@ def machine_of(record: RotationRecord) -> Machine:
 
 def state_of(record: RotationRecord) -> State:
     return machine_of(record).state(record.state)
+
+
+def requester_of(record: RotationRecord) -> str:
+    """Who asked for what the current approval decides (the four-eyes rule): a roll back's own requester."""
+    if record.state == "awaiting-rollback-approval":
+        return record.data.get("rollback_requested_by") or record.requested_by
+    return record.requested_by
+
+
+_BACK_TO_FAILED_VERIFICATION = {"rejected": "rejected-unverified", "timed-out": "timed-out-unverified"}
+
+
+def _declared_event(record: RotationRecord, event: str) -> str:
+    """The machine's name for ``event``: a roll back not approved returns to where it was asked from."""
+    if record.state == "awaiting-rollback-approval" and record.data.get("rollback_from") == "verification-failed":
+        return _BACK_TO_FAILED_VERIFICATION.get(event, event)
+    return event
 
 
 # --- leases: which thread of which process works on a rotation ---------------------------------------
@@ -445,7 +465,7 @@ def _change(services, record: RotationRecord, event: str, *, actor: str, detail:
             data: dict | None = None, posts: list[dict] | None = None, version: int | None = None) -> RotationChange:
     """The stored effect of ``event`` on ``record`` at ``version`` (default: its own): the next state, its
     deadline, the history line, and the messages to post with the next card."""
-    target = machine_of(record).target(record.state, event)
+    target = machine_of(record).target(record.state, _declared_event(record, event))
     state = machine_of(record).state(target)
     now = services.clock()
     merged = {**_with_history(record.data, services, actor, detail), **(data or {})}

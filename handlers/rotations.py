@@ -87,7 +87,7 @@ def approve_button(ctx) -> None:
 def _approval_refusal(ctx, record) -> str | None:
     approved = [email for email, _ in ctx.storage.rotation_approvals(record.id, record.state_version)]
     refusal = approval_refusal(ctx.services, stage=rotation.state_of(record).stage, email=ctx.person_email,
-                               requested_by=record.requested_by, already_approved=approved)
+                               requested_by=rotation.requester_of(record), already_approved=approved)
     if refusal or record.state != "awaiting-rollback-approval":
         return refusal
     # The previous certificate may have expired since the roll back was asked for.
@@ -153,7 +153,8 @@ def rollback_button(ctx) -> None:
     if refusal:
         _refuse(ctx, record, refusal)
         return
-    _act(ctx, record, "rollback-requested", f"Asked to roll back to {record.plan['current']['thumbprint']}.")
+    _act(ctx, record, "rollback-requested", f"Asked to roll back to {record.plan['current']['thumbprint']}.",
+         data={"rollback_requested_by": ctx.person_email, "rollback_from": record.state})
 
 
 def _rollback_refusal(ctx, record) -> str | None:

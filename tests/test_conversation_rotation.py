@@ -163,6 +163,36 @@ def test_a_roll_back_is_not_approved_once_the_previous_certificate_expired(space
     assert only_rotation(chat).state == "awaiting-rollback-approval" and len(activations(chat.graph)) == 1
 
 
+def test_whoever_asks_for_the_roll_back_cannot_approve_it(rotation_chat):
+    chat = rotation_chat
+    rotate_to_sign_in_test(chat)
+    click(chat, chat.bob, "Roll back")                            # bob is an approver, but asked for it himself
+    refused = click(chat, chat.bob, "Approve")
+    assert len(refused) == 1 and refused[0].to_person_id == chat.bob.id and "someone else" in refused[0].body
+    assert only_rotation(chat).state == "awaiting-rollback-approval" and len(activations(chat.graph)) == 1
+    click(chat, chat.carol, "Approve")
+    assert only_rotation(chat).state == "rolled-back"
+
+
+def test_a_roll_back_not_approved_returns_to_the_failed_verification_it_came_from(space, demo_graph):
+    chat = space()
+    clock = Clock()
+    chat.services.clock = clock
+    rotate_to_window(chat)
+    click(chat, chat.alice, "Now: I'm ready")
+    demo_graph.federation_metadata = lambda app_id: None          # verification fails
+    click(chat, chat.carol, "Approve")
+    click(chat, chat.alice, "Roll back")
+    rejected = click(chat, chat.bob, "Reject")
+    text = last_card_text(rejected)
+    assert "Verification failed" in text and "[Verify again]  [Roll back]" in text and "Sign-in works" not in text
+    assert only_rotation(chat).state == "verification-failed"
+    click(chat, chat.alice, "Roll back")
+    clock.advance(hours=24, minutes=1)
+    rotation.sweep(chat.services)                                 # nobody decided: back where it came from
+    assert only_rotation(chat).state == "verification-failed"
+
+
 def test_clean_up_removes_the_old_certificate_only_after_it_expired(rotation_chat):
     chat, graph = rotation_chat, rotation_chat.graph
     clock = Clock()
