@@ -27,7 +27,7 @@ from logging_setup import configure_logging
 from scheduler import start_reminder_scheduler
 from settings import Config, ConfigError, load_config, readme_with_settings, settings_markdown
 from storage import Storage
-from webex_client import WebexClient, WebexError
+from webex_client import WebexClient, WebexError, WebexUnavailable
 from webhooks import WebhookReceiver, sync_webhooks, webhook_target
 from worker import Worker
 
@@ -125,8 +125,26 @@ def start_background_jobs(config: Config, stop: threading.Event):
 # --- command line -----------------------------------------------------------------------------------
 
 def _require_live(config: Config) -> None:
-    config.require("webex_access_token", "webhook_secret")
-    config.require_access_control()
+    problems = []
+    for check in (lambda: config.require("webex_access_token", "webhook_secret"), config.require_access_control):
+        try:
+            check()
+        except ConfigError as error:
+            problems += error.problems
+    if problems:
+        raise ConfigError(problems)
+    _check_token(config)
+
+
+def _check_token(config: Config) -> None:
+    """Fail at start-up, not at the first message, when Webex refuses the token."""
+    try:
+        WebexClient(config.webex_access_token, config.webex_base_url).me()
+    except WebexUnavailable as error:
+        if error.status_code == 401:
+            raise ConfigError(["WEBEX_ACCESS_TOKEN was refused by Webex (401): copy the bot's current token "
+                               "from https://developer.webex.com/my-apps (regenerating it revokes the old one)."])
+        log.warning("could not reach Webex to check the token (%s); starting anyway", error)
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:

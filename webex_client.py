@@ -28,6 +28,7 @@ from errors import UserError
 log = logging.getLogger(__name__)
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+TOKEN_REFUSED_RETRY_SECONDS = 300.0
 
 
 class WebexError(Exception):
@@ -105,6 +106,10 @@ def _translate(error: Exception, what: str) -> WebexError:
         return WebexUnavailable(f"Webex is rate limiting {what}", 429, float(error.retry_after))
     if isinstance(error, ApiError):
         detail = error.message or error.description or error.status or "error"
+        if error.status_code == 401:
+            # A revoked or rotated token: nothing is lost, work waits (long) until an operator fixes it.
+            return WebexUnavailable(f"Webex refused the bot's token {what} (401): check WEBEX_ACCESS_TOKEN",
+                                    401, TOKEN_REFUSED_RETRY_SECONDS)
         if error.status_code >= 500:
             return WebexUnavailable(f"Webex failed {what}: [{error.status_code}] {detail}", error.status_code)
         return WebexError(f"Webex refused {what}: [{error.status_code}] {detail}", error.status_code)

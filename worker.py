@@ -48,6 +48,13 @@ class Worker:
         event = self.storage.claim_event(self.owner, self.lease_seconds, now=self.clock())
         if event is None:
             return False
+        if event.attempts > self.max_attempts:
+            # Claimed again and again without finishing: the process dies while handling it.
+            log.error("giving up event %s after %d attempts: the process stopped while handling it",
+                      event.key, event.attempts - 1)
+            self.storage.finish_event(event.key, self.owner, "failed", "process stopped while handling it",
+                                      now=self.clock())
+            return True
         self._process(event)
         return True
 

@@ -322,3 +322,30 @@ def test_file_urls_outside_the_webex_api_host_never_get_the_token(chat):
                 "https://evil.example/v1/contents/x"):
         with pytest.raises(UserError, match="not hosted by Webex"):
             webex.download(url, 1000)
+
+
+def test_a_refused_token_keeps_the_event_for_later_instead_of_dropping_it(chat):
+    clock = FakeClock()
+    chat.worker.clock = clock
+    chat.webex.inject_fault("GET", r"/messages/", 401, count=1)
+    assert chat.say(chat.alice, "help") == []
+    assert chat.services.storage.event_status(next(iter(_event_keys(chat))))["status"] == "pending"
+    clock.advance(301)
+    mark = len(chat.webex.requests)
+    chat.worker.drain()
+    assert len(chat.posted_since(mark)) == 1
+
+
+def test_an_event_that_keeps_killing_its_worker_is_given_up(make_chat):
+    chat = make_chat(worker_max_attempts=2)
+    message = chat.webex.post_as(chat.alice, chat.room, "help")
+    chat.deliver("messages", message["id"], process=False)
+    storage = chat.services.storage
+    for _ in range(2):                                # two workers died holding it (leases ran out)
+        assert storage.claim_event("dead-worker", lease_seconds=-1) is not None
+    assert chat.worker.drain() == 1
+    assert storage.count_events("failed") == 1 and chat.webex.sent_by_bot(chat.room) == []
+
+
+def _event_keys(chat):
+    return [row[0] for row in chat.services.storage.db.execute("SELECT key FROM events")]

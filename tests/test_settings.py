@@ -57,12 +57,20 @@ def test_serve_refuses_to_start_without_token_secret_and_access_control(monkeypa
     for setting in SETTINGS:
         monkeypatch.delenv(setting.env, raising=False)
     assert bot.main(["serve"]) == 2
-    err = capsys.readouterr().err
+    err = capsys.readouterr().err        # every problem at once, not one per attempt
     assert "WEBEX_ACCESS_TOKEN is not set" in err and "ROLLOVER_WEBHOOK_SECRET is not set" in err
-    monkeypatch.setenv("WEBEX_ACCESS_TOKEN", "t" * 20)
+    assert "ROLLOVER_ALLOWED_DOMAINS" in err
+
+
+def test_serve_refuses_a_token_webex_does_not_accept(monkeypatch, capsys, local_webex):
+    local_webex.add_bot()
+    monkeypatch.setenv("WEBEX_ACCESS_TOKEN", "revoked-token")
+    monkeypatch.setenv("WEBEX_BASE_URL", local_webex.base_url)
     monkeypatch.setenv("ROLLOVER_WEBHOOK_SECRET", "s" * 20)
-    assert bot.main(["serve"]) == 2
-    assert "ROLLOVER_ALLOWED_DOMAINS" in capsys.readouterr().err
+    monkeypatch.setenv("ROLLOVER_ALLOWED_DOMAINS", "example.com")
+    assert bot.main(["worker"]) == 2
+    err = capsys.readouterr().err
+    assert "WEBEX_ACCESS_TOKEN was refused by Webex (401)" in err and "revoked-token" not in err
 
 
 def test_help_lists_every_command(capsys):
