@@ -135,10 +135,12 @@ ENTRA_SIGNING = machine("entra-signing", "Entra token-signing certificate", [
     ("awaiting-window", "cancelled", "cancelled"),
     ("awaiting-activate-approval", "approved", "activating"),
     ("awaiting-activate-approval", "approved-before-window", "scheduled"),
+    ("awaiting-activate-approval", "window-passed", "awaiting-window"),
     ("awaiting-activate-approval", "rejected", "awaiting-window"),
     ("awaiting-activate-approval", "cancelled", "cancelled"),
     ("awaiting-activate-approval", "timed-out", "expired"),
     ("scheduled", "window-started", "activating"),
+    ("scheduled", "window-passed", "awaiting-window"),   # the sweeper was down through the window
     ("scheduled", "cancelled", "cancelled"),
     ("activating", "activated", "verifying"),
     ("activating", "refused", "failed"),          # a precondition failed: nothing was sent
@@ -289,8 +291,9 @@ def approve(services, record: RotationRecord, *, actor: str, event_key: str) -> 
     state = state_of(record)
     required = services.config.required_approvals
     event = _approval_event(services, record)
+    detail, data = ("Approved.", None) if event != "window-passed" else _window_passed(record)
     # The approval is recorded first (one version), then the rotation moves on (the next one).
-    approved = _change(services, record, event, actor=actor, event_key=event_key, detail="Approved.",
+    approved = _change(services, record, event, actor=actor, event_key=event_key, detail=detail, data=data,
                        version=record.version + 1)
     pending = RotationChange(state=record.state, data=_with_history(record.data, services, actor, "Approved."),
                              deadline=record.deadline, finished=False, event_key=event_key,
@@ -310,12 +313,29 @@ def approve(services, record: RotationRecord, *, actor: str, event_key: str) -> 
 
 
 def _approval_event(services, record: RotationRecord) -> str:
-    """Activation approved before the chosen window waits for it; everything else proceeds at once."""
+    """Activation approved before the chosen window waits for it, approved long after it asks for a new
+    one; everything else proceeds at once."""
     window = record.data.get("window_start")
     if record.state == "awaiting-activate-approval" and window:
         if datetime.fromisoformat(window) > services.clock():
             return "approved-before-window"
+        if _is_window_over(services, record):
+            return "window-passed"
     return "approved"
+
+
+def _is_window_over(services, record: RotationRecord) -> bool:
+    """The window started more than the grace ago: whoever was to import into Webex may be gone."""
+    grace = timedelta(minutes=services.config.window_grace_minutes)
+    return datetime.fromisoformat(record.data["window_start"]) + grace < services.clock()
+
+
+def _window_passed(record: RotationRecord) -> tuple[str, dict]:
+    """The history line and data of going back to choosing a window."""
+    start = datetime.fromisoformat(record.data["window_start"])
+    return (f"The maintenance window of {start:%Y-%m-%d %H:%M} UTC had passed, so nothing was activated. Choose a "
+            "new window when someone is ready to import the certificate into Webex.",
+            {"window_start": None, "missed_window": start.isoformat()})
 
 
 def is_overdue(services, record: RotationRecord) -> bool:
@@ -325,10 +345,13 @@ def is_overdue(services, record: RotationRecord) -> bool:
 def time_out(services, record: RotationRecord, *, event_key: str | None = None) -> RotationRecord | None:
     """Fire the state's timeout (approval expired, maintenance window reached)."""
     state = state_of(record)
+    key = event_key or f"timeout:{record.id}:{record.version}"
+    if state.on_timeout == "window-started" and _is_window_over(services, record):
+        detail, data = _window_passed(record)
+        return act(services, record, "window-passed", actor=BOT_ACTOR, event_key=key, detail=detail, data=data)
     detail = {"timed-out": f"No decision within {services.config.approval_hours} hours: the request expired "
                            "and nothing was changed by it.",
               "window-started": "The maintenance window has started."}[state.on_timeout]
-    key = event_key or f"timeout:{record.id}:{record.version}"
     return act(services, record, state.on_timeout, actor=BOT_ACTOR, event_key=key, detail=detail)
 
 

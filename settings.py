@@ -271,6 +271,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ROLLOVER_APPROVAL_HOURS", "approval_hours", "24",
             "An approval request not decided within this many hours expires (an 'expired' card says so).",
             parse_positive_int),
+    Setting("ROLLOVER_WINDOW_GRACE_MINUTES", "window_grace_minutes", "60",
+            "An activation approved (or a scheduled one reached) more than this many minutes after its maintenance "
+            "window started is not run: the rotation asks for a new window, since nobody may be ready to import "
+            "the certificate into Webex any more.", parse_positive_int),
     Setting("ROLLOVER_REPORT_ONLY", "report_only", "false",
             "Run rotations without changing Entra: every Graph write is replaced by its dry-run description, "
             "posted in the space and audited.", parse_bool),

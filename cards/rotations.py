@@ -137,6 +137,15 @@ def _trust(view: RotationView, key: str) -> str:
     return view.plan.get("trust", {}).get(key, "Control Hub or Site Administration")
 
 
+def _missed_window(view: RotationView) -> str:
+    """Why the rotation is back at choosing a window, when the last one had passed."""
+    missed = view.data.get("missed_window")
+    if not missed:
+        return ""
+    return (f"The maintenance window of {_moment(datetime.fromisoformat(missed))} UTC had passed, so nothing was "
+            "activated. ")
+
+
 def _left_inactive(view: RotationView) -> str:
     if view.new_thumbprint and view.data.get("active_thumbprint") != view.new_thumbprint:
         return f" The new certificate {view.new_thumbprint} stays in Entra, inactive: it signs nothing."
@@ -179,9 +188,9 @@ def _awaiting_webex(view: RotationView) -> str:
 _GUIDANCE = {
     (None, "awaiting-create-approval"): lambda v: _approval_needed(v, "create the new certificate in Entra"),
     (None, "awaiting-window"): lambda v: (
-        f"The new certificate {_new(v)} exists in Entra, inactive. Webex trusts one IdP certificate, so activating "
-        "it in Entra and importing it into Webex must happen together: pick the maintenance window (UTC), or Now "
-        "if you are ready."),
+        f"{_missed_window(v)}The new certificate {_new(v)} exists in Entra, inactive. Webex trusts one IdP "
+        "certificate, so activating it in Entra and importing it into Webex must happen together: pick the "
+        "maintenance window (UTC), or Now if you are ready."),
     (None, "awaiting-activate-approval"): lambda v: _approval_needed(
         v, f"make {_new(v)} the active certificate in the window starting {_window(v)}"),
     (None, "scheduled"): lambda v: (

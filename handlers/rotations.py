@@ -315,7 +315,7 @@ def _choose_window(ctx, record, start: datetime) -> None:
         return
     start = max(start, ctx.now())
     _act(ctx, record, "window-chosen", f"Chose the maintenance window {start:%Y-%m-%d %H:%M} UTC.",
-         data={"window_start": start.isoformat()})
+         data={"window_start": start.isoformat(), "missed_window": None})
 
 
 def _rotation_of_room(ctx, args: str):

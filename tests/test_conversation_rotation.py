@@ -101,6 +101,38 @@ def test_a_window_in_the_future_is_kept_and_activation_starts_when_it_comes(spac
     assert "Waiting for a test sign-in" in last_card_text(chat.posted_since(mark))
 
 
+def test_an_activation_approved_after_its_window_passed_asks_for_a_new_window(space):
+    chat = space()
+    clock = Clock()
+    chat.services.clock = clock
+    rotate_to_window(chat)
+    click(chat, chat.alice, "Now: I'm ready")                     # alice is ready now ...
+    clock.advance(hours=23)                                       # ... carol approves the next day
+    late = click(chat, chat.carol, "Approve")
+    assert activations(chat.graph) == []
+    text = last_card_text(late)
+    assert "Waiting for a maintenance window" in text and "had passed" in text and "nothing was activated" in text
+    assert only_rotation(chat).state == "awaiting-window"
+    click(chat, chat.alice, "Now: I'm ready")
+    clock.advance(minutes=59)                                     # within ROLLOVER_WINDOW_GRACE_MINUTES (60)
+    click(chat, chat.carol, "Approve")
+    assert len(activations(chat.graph)) == 1
+
+
+def test_a_scheduled_activation_the_sweeper_reaches_long_after_its_window_does_not_run(space):
+    chat = space()
+    clock = Clock()
+    chat.services.clock = clock
+    rotate_to_window(chat)
+    start = clock() + timedelta(hours=1)
+    click(chat, chat.alice, "Schedule this window",
+          {"window_date": start.strftime("%Y-%m-%d"), "window_time": start.strftime("%H:%M")})
+    click(chat, chat.carol, "Approve")
+    clock.advance(hours=5)                                        # the worker was down through the window
+    rotation.sweep(chat.services)
+    assert activations(chat.graph) == [] and only_rotation(chat).state == "awaiting-window"
+
+
 def test_a_window_in_the_past_or_after_the_expiry_is_refused_privately(rotation_chat):
     chat = rotation_chat
     rotate_to_window(chat)
