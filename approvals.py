@@ -1,9 +1,9 @@
 """Who may approve a rotation step: configured e-mail addresses, or members of an Entra group.
 
-Two stages have their own approver settings, falling back to the general ones:
-``create`` (Entra changes that add or remove certificates: create the signing certificate, add
-Webex's certificate, clean up) and ``activate`` (switching which certificate signs sign-ins:
-activate, roll back). Group membership is checked through Graph at the moment of the click,
+Two stages have their own approver settings: ``create`` (Entra changes that add or remove
+certificates: create the signing certificate, add Webex's certificate, clean up) and ``activate``
+(switching which certificate signs sign-ins: activate, roll back). A stage that sets its own list
+or group uses only those; a stage that sets neither uses the general list and group. Group membership is checked through Graph at the moment of the click,
 never cached. The requester cannot approve their own request unless ROLLOVER_ALLOW_SELF_APPROVAL.
 """
 
@@ -33,9 +33,9 @@ class Approvers:
 
 
 def approvers_for(config, stage: str) -> Approvers:
-    emails = getattr(config, f"{stage}_approvers") or config.approvers
-    group = getattr(config, f"{stage}_approver_group") or config.approver_group
-    return Approvers(tuple(emails), group)
+    own = Approvers(tuple(getattr(config, f"{stage}_approvers")), getattr(config, f"{stage}_approver_group"))
+    # Inheriting the general group next to a stage's own list would let all of it decide the stage.
+    return own if own.configured else Approvers(tuple(config.approvers), config.approver_group)
 
 
 def require_approvers(config, stages: tuple[str, ...] = STAGES) -> None:

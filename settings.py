@@ -245,23 +245,29 @@ SETTINGS: tuple[Setting, ...] = (
     # --- rotations and approvals -------------------------------------------------------------
     Setting("ROLLOVER_APPROVERS", "approvers", "",
             "E-mail addresses allowed to approve rotation steps (comma-separated), for every stage without its "
-            "own list. No approvers at all: no rotation starts.", parse_list,
+            "own approvers (list or group). No approvers at all: no rotation starts.", parse_list,
             fix="list the people who may approve Entra changes, e.g. ann@example.com,bo@example.com"),
     Setting("ROLLOVER_APPROVER_GROUP", "approver_group", "",
-            "Object id of an Entra group whose members may approve rotation steps; membership is checked through "
-            "Graph at each click (needs GroupMember.Read.All and User.Read.All).", parse_guid,
+            "Object id of an Entra group whose members may approve rotation steps of every stage without its own "
+            "approvers; membership is checked through Graph at each click (needs GroupMember.Read.All and "
+            "User.Read.All).", parse_guid,
             fix="copy the group's Object ID from the Entra admin center > Groups"),
     Setting("ROLLOVER_CREATE_APPROVERS", "create_approvers", "",
             "Approvers (e-mails) of Entra changes that add or remove certificates: creating the signing "
-            "certificate, adding Webex's certificate, cleaning up. Empty: ROLLOVER_APPROVERS.", parse_list),
+            "certificate, adding Webex's certificate, cleaning up. With this or ROLLOVER_CREATE_APPROVER_GROUP set, "
+            "the stage uses only its own approvers; with neither, ROLLOVER_APPROVERS and ROLLOVER_APPROVER_GROUP.",
+            parse_list),
     Setting("ROLLOVER_CREATE_APPROVER_GROUP", "create_approver_group", "",
-            "Entra group whose members approve the create stage. Empty: ROLLOVER_APPROVER_GROUP.", parse_guid,
+            "Entra group whose members approve the create stage (only its own approvers then, see "
+            "ROLLOVER_CREATE_APPROVERS).", parse_guid,
             fix="copy the group's Object ID from the Entra admin center > Groups"),
     Setting("ROLLOVER_ACTIVATE_APPROVERS", "activate_approvers", "",
-            "Approvers (e-mails) of switching the certificate that signs sign-ins: activating and rolling back. "
-            "Empty: ROLLOVER_APPROVERS.", parse_list),
+            "Approvers (e-mails) of switching the certificate that signs sign-ins: activating and rolling back. With "
+            "this or ROLLOVER_ACTIVATE_APPROVER_GROUP set, the stage uses only its own approvers; with neither, "
+            "ROLLOVER_APPROVERS and ROLLOVER_APPROVER_GROUP.", parse_list),
     Setting("ROLLOVER_ACTIVATE_APPROVER_GROUP", "activate_approver_group", "",
-            "Entra group whose members approve the activate stage. Empty: ROLLOVER_APPROVER_GROUP.", parse_guid,
+            "Entra group whose members approve the activate stage (only its own approvers then, see "
+            "ROLLOVER_ACTIVATE_APPROVERS).", parse_guid,
             fix="copy the group's Object ID from the Entra admin center > Groups"),
     Setting("ROLLOVER_REQUIRED_APPROVALS", "required_approvals", "1",
             "Approvals each rotation step needs, from different approvers (2 = two-person rule).",

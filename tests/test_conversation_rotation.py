@@ -8,6 +8,7 @@ import pytest
 
 import bot
 import rotation
+from approvals import Approvers, approvers_for
 from tests.rotation_helpers import (
     APPROVER_GROUP, MEETINGS_APP, MEETINGS_APPLICATION_ID, WEBEX_APP, WEBEX_SP_ID, Clock, activations,
     active_thumbprint, add_member, card_text, click, control_hub_metadata, creations, drop, last_card_text,
@@ -349,6 +350,24 @@ def test_create_and_activate_can_have_different_approvers(space):
     assert "Only the activate approvers" in refused[0].body and activations(chat.graph) == []
     click(chat, chat.carol, "Approve")
     assert len(activations(chat.graph)) == 1
+
+
+def test_a_stage_with_its_own_approvers_inherits_neither_general_setting(space, demo_graph):
+    chat = space(approver_group=APPROVER_GROUP, activate_approvers=("carol@example.com",))
+    dave = add_member(chat, "dave@example.com", "Dave Delegate")
+    user = demo_graph.add_user("dave@contoso.example", mail="dave@example.com")
+    demo_graph.groups[APPROVER_GROUP]["members"].append(user["id"])
+    chat.say(chat.alice, f"rotate {WEBEX_APP}")
+    click(chat, dave, "Approve")                                  # the general group approves the create stage
+    assert creations(demo_graph) == 1
+    click(chat, chat.alice, "Now: I'm ready")
+    refused = click(chat, dave, "Approve")
+    assert refused[0].to_person_id == dave.id and "Only the activate approvers" in refused[0].body
+    assert activations(demo_graph) == []
+    config = chat.config.replace(approvers=("bob@example.com",), activate_approvers=(),
+                                 activate_approver_group=APPROVER_GROUP)
+    assert approvers_for(config, "activate") == Approvers((), APPROVER_GROUP)
+    assert approvers_for(config, "create") == Approvers(("bob@example.com",), APPROVER_GROUP)
 
 
 def test_members_of_the_entra_approver_group_approve_checked_at_the_click(space, demo_graph):
