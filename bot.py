@@ -10,15 +10,15 @@ path), ``worker.Worker`` (everything after it), ``dispatcher.Dispatcher``
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from flask import Flask, Response, request
+from flask import Flask, request
 
 from dispatcher import Dispatcher, Services
 from errors import UserError
@@ -66,13 +66,12 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     @app.get("/healthz")
     def healthz():
         try:
-            database_ok = storage.ping()
+            backlog = storage.event_backlog(time.time())
         except Exception:
             log.exception("health check: database unreachable")
-            database_ok = False
-        body = {"status": "ok" if database_ok else "unavailable", "version": VERSION,
-                "database": "ok" if database_ok else "unreachable"}
-        return body, 200 if database_ok else 503
+            return {"status": "unavailable", "version": VERSION, "database": "unreachable"}, 503
+        # A growing backlog or an old pending event means no worker is running (or Webex is refusing us).
+        return {"status": "ok", "version": VERSION, "database": "ok", "events": backlog}, 200
 
     return app
 

@@ -411,9 +411,6 @@ class Storage:
                 applied_now.append(name)
         return applied_now
 
-    def applied_migrations(self) -> list[str]:
-        return [row[0] for row in self.db.execute("SELECT name FROM migrations ORDER BY name")]
-
     def ping(self) -> bool:
         return self.db.execute("SELECT 1").fetchone() == (1,)
 
@@ -486,9 +483,13 @@ class Storage:
     def count_events(self, status: str) -> int:
         return self.db.execute("SELECT count(*) FROM events WHERE status = ?", [status]).fetchone()[0]
 
-    def next_event_time(self) -> float | None:
-        row = self.db.execute("SELECT min(available_at) FROM events WHERE status = 'pending'").fetchone()
-        return row[0]
+    def event_backlog(self, now: float) -> dict[str, Any]:
+        """Pending and failed events and the age of the oldest pending one (for /healthz)."""
+        pending, failed, oldest = self.db.execute(
+            "SELECT sum(status = 'pending'), sum(status = 'failed'), min(CASE WHEN status = 'pending' "
+            "THEN received_at END) FROM events").fetchone()
+        return {"pending": pending or 0, "failed": failed or 0,
+                "oldest_pending_seconds": round(now - oldest, 1) if oldest else 0}
 
     # --- outbox: exactly-once posting within a retried event ---------------------------------
 
@@ -568,12 +569,6 @@ class Storage:
             f"SELECT {self._TRACKED_COLUMNS} FROM tracked_certificates c JOIN sources s ON s.id = c.source_id"
             f"{where} ORDER BY c.not_after, c.id", params)
         return [_tracked(row) for row in rows]
-
-    def tracked_certificate(self, certificate_id: int) -> TrackedCertificate | None:
-        row = self.db.execute(
-            f"SELECT {self._TRACKED_COLUMNS} FROM tracked_certificates c JOIN sources s ON s.id = c.source_id "
-            "WHERE c.id = ?", [certificate_id]).fetchone()
-        return None if row is None else _tracked(row)
 
     # --- Entra inventory ---------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from webexpythonsdk.models.cards import (
-    AdaptiveCard, ActionSet, Column, ColumnSet, Container, Fact, FactSet, Submit, TextBlock,
+    AdaptiveCard, Container, Fact, FactSet, Submit, TextBlock,
 )
 from webexpythonsdk.models.cards.options import (
     ActionStyle, Colors, ContainerStyle, FontSize, FontWeight, Spacing,
@@ -31,10 +31,6 @@ def facts(pairs: Iterable[tuple[str, str]]) -> FactSet:
     return FactSet([Fact(title, value) for title, value in pairs])
 
 
-def two_columns(left: list[Any], right: list[Any], *, left_width: str = "auto") -> ColumnSet:
-    return ColumnSet(columns=[Column(items=left, width=left_width), Column(items=right, width="stretch")])
-
-
 def section(items: list[Any], *, style: ContainerStyle | None = None, separator: bool = True) -> Container:
     return Container(items=items, style=style, separator=separator or None, spacing=Spacing.MEDIUM)
 
@@ -49,6 +45,3 @@ def card(body: list[Any], actions: list[Submit] | None = None) -> AdaptiveCard:
         raise ValueError(f"a Webex card shows at most {MAX_ACTIONS} buttons, got {len(actions)}")
     return AdaptiveCard(body=body, actions=actions or None)
 
-
-def button_row(actions: list[Submit]) -> ActionSet:
-    return ActionSet(actions=actions)

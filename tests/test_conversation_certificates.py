@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.certfactory import make_cert, make_sp_metadata, pem_of
+from tests.certfactory import make_cert, make_sp_metadata
 
 ORG = "7f9e2c4a-0000-4000-8000-0000000000e1"
 CONTROL_HUB = f"https://idbroker.webex.com/{ORG}"

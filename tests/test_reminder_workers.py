@@ -1,12 +1,11 @@
 """Reminders from several threads and processes at once: one decision at a time (the lease), each reminder
 posted once; the `remind` command line; the APScheduler job."""
 
-import os
 import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import time_machine

@@ -1,6 +1,6 @@
 """The reminder decision as pure functions: thresholds, expired weekly, snooze, acknowledge, slots, digests."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 import pytest
 

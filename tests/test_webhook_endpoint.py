@@ -84,10 +84,15 @@ def test_unsubscribed_resources_are_acknowledged_and_dropped(app, storage):
     assert storage.count_events("pending") == 0
 
 
-def test_healthz_reports_database_and_version(app):
-    response = app.test_client().get("/healthz")
-    assert response.status_code == 200
-    assert response.json == {"status": "ok", "version": bot.VERSION, "database": "ok"}
+def test_healthz_reports_database_version_and_the_event_backlog(app):
+    client = app.test_client()
+    assert client.get("/healthz").json == {
+        "status": "ok", "version": bot.VERSION, "database": "ok",
+        "events": {"pending": 0, "failed": 0, "oldest_pending_seconds": 0}}
+    body = envelope()
+    post(client, body, signature_for(SECRET, body))
+    events = client.get("/healthz").json["events"]
+    assert events["pending"] == 1 and events["oldest_pending_seconds"] >= 0
 
 
 def test_create_app_refuses_to_run_without_a_webhook_secret(tmp_path):
