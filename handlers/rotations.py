@@ -8,6 +8,7 @@ step. Anything else gets a private answer, is audited, and changes nothing.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import audit
@@ -22,6 +23,7 @@ from tracking import find_entra_app, require_graph
 WEBEX_SP_WORD = "webex-sp"
 PLANNERS = {"entra-signing": plan_entra_signing, "webex-sp": plan_webex_sp}
 WINDOW_GRACE = timedelta(minutes=5)    # a window "now" typed a minute ago is still now
+_ROTATION_NUMBER = re.compile(r"[0-9]{1,9}")
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -253,10 +255,14 @@ def _clicked(ctx, event: str | None):
 
 
 def _record_of_card(ctx):
-    try:
-        return ctx.storage.rotation(int(ctx.inputs.get("rotation", "")))
-    except (TypeError, ValueError):
-        return None
+    number = _rotation_number(ctx.inputs.get("rotation"))
+    return None if number is None else ctx.storage.rotation(number)
+
+
+def _rotation_number(value) -> int | None:
+    """A rotation id as typed or carried by a card: ASCII digits only (int() takes '²' and SQLite no huge ones)."""
+    text = str(value if value is not None else "").strip().lstrip("#")
+    return int(text) if _ROTATION_NUMBER.fullmatch(text) else None
 
 
 def _refuse(ctx, record, reason: str) -> None:
@@ -319,10 +325,10 @@ def _choose_window(ctx, record, start: datetime) -> None:
 
 
 def _rotation_of_room(ctx, args: str):
-    text = args.strip().lstrip("#")
-    if not text.isdigit():
+    number = _rotation_number(args)
+    if number is None:
         raise UserError("Which rotation? Give its number, e.g. `cancel 3`; `rotations` lists them.")
-    record = ctx.storage.rotation(int(text))
+    record = ctx.storage.rotation(number)
     if record is None or record.room_id != ctx.room_id:
-        raise UserError(f"This space has no rotation #{text}; `rotations` lists the open ones.")
+        raise UserError(f"This space has no rotation #{number}; `rotations` lists the open ones.")
     return record

@@ -9,6 +9,7 @@ import pytest
 import bot
 import rotation
 from approvals import Approvers, approvers_for
+from cards.common import card, paragraph, submit
 from tests.rotation_helpers import (
     APPROVER_GROUP, MEETINGS_APP, MEETINGS_APPLICATION_ID, WEBEX_APP, WEBEX_SP_ID, Clock, activations,
     active_thumbprint, add_member, card_text, click, control_hub_metadata, creations, drop, last_card_text,
@@ -404,6 +405,23 @@ def test_rotations_lists_open_ones_and_cancel_ends_one(rotation_chat):
     assert "No rotation is open" in chat.say(chat.alice, "rotations")[0].body
     assert "no rotation #7" in chat.say(chat.alice, "cancel 7")[0].body
     assert "Which Entra app?" in chat.say(chat.alice, "rotate")[0].body
+
+
+@pytest.mark.parametrize("number", ["²", "99999999999999999999999", "-1", "1.0"])
+def test_a_rotation_number_that_is_not_one_gets_a_clear_answer(rotation_chat, number):
+    chat = rotation_chat
+    for command in ("cancel", "cleanup"):
+        reply = chat.say(chat.alice, f"{command} {number}")
+        assert len(reply) == 1 and "Which rotation? Give its number" in reply[0].body, reply[0].body
+
+
+def test_a_card_naming_an_impossible_rotation_number_is_refused(rotation_chat):
+    chat = rotation_chat
+    forged = card([paragraph("?")], actions=[submit("Cancel", "rotation-cancel", rotation=10**30, version=1)])
+    chat.services.webex.post_message(room_id=chat.room.id, text="?", card=forged.to_dict())
+    replies = click(chat, chat.alice, "Cancel")
+    assert len(replies) == 1 and replies[0].to_person_id == chat.alice.id
+    assert "does not exist" in replies[0].body
 
 
 def test_a_rotation_cannot_be_cancelled_once_the_new_certificate_is_active(rotation_chat):
