@@ -13,10 +13,17 @@ REFUSAL = "Sorry, you are not allowed to use Rollover here. Ask your Webex admin
 
 
 def is_allowed(config: Config, email: str, room_id: str) -> bool:
+    return refusal_reason(config, email, room_id) is None
+
+
+def refusal_reason(config: Config, email: str, room_id: str) -> str | None:
+    """Why this person may not use the bot in this room (for the log), or None when they may."""
     email = (email or "").strip().lower()
     if not email or "@" not in email:
-        return False
+        return "no e-mail address"
     if config.allowed_rooms and room_id not in config.allowed_rooms:
-        return False
+        return "room not in ROLLOVER_ALLOWED_ROOMS"
     domain = email.rsplit("@", 1)[1]
-    return email in config.allowed_people or domain in config.allowed_domains
+    if email in config.allowed_people or domain in config.allowed_domains:
+        return None
+    return "neither in ROLLOVER_ALLOWED_DOMAINS nor in ROLLOVER_ALLOWED_PEOPLE"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from access import REFUSAL, is_allowed
+from access import REFUSAL, refusal_reason
 from errors import UserError
 from handlers.registry import Registry
 from settings import Config
@@ -196,8 +196,9 @@ class Dispatcher:
         ctx = Context(self.services, event.key, message.room_id, message.room_type, message.person_id,
                       message.person_email, text=text, args=args.strip(), files=message.files,
                       message_id=message.id)
-        if not is_allowed(config, message.person_email, message.room_id):
-            log.info("refused %s in room %s", message.person_email, message.room_id)
+        refusal = refusal_reason(config, message.person_email, message.room_id)
+        if refusal:
+            log.info("refused %s in room %s: %s", message.person_email, message.room_id, refusal)
             ctx.reply(REFUSAL)
             return
         self._run(ctx, self._choose_handler(ctx, word))
@@ -231,8 +232,9 @@ class Dispatcher:
                       inputs=dict(action.inputs), card_message_id=action.message_id)
         if person.id == webex.me().id:
             return
-        if not is_allowed(config, person.email, action.room_id):
-            log.info("refused card action by %s in room %s", person.email, action.room_id)
+        refusal = refusal_reason(config, person.email, action.room_id)
+        if refusal:
+            log.info("refused card action by %s in room %s: %s", person.email, action.room_id, refusal)
             ctx.reply(REFUSAL, to_person_id=person.id)   # privately: the room learns nothing
             return
         spec = self.services.registry.actions.get(str(action.inputs.get(ACTION_KEY, "")))

@@ -54,5 +54,5 @@ def configure_logging(config: Config | None, level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("werkzeug", "urllib3", "httpx", "azure", "webexpythonsdk"):
+    for noisy in ("werkzeug", "urllib3", "httpx", "azure", "webexpythonsdk", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -1,5 +1,7 @@
 """about: what this Rollover instance runs with (versions, storage, Webex, Graph), without secrets."""
 
+from pathlib import Path
+
 from cards.about import about_card, about_text
 from handlers.registry import command
 
@@ -15,12 +17,20 @@ def deployment_facts(ctx) -> list[tuple[str, str]]:
     import bot   # the version lives with the entry point
     config = ctx.config
     storage_state = "reachable" if ctx.storage.ping() else "unreachable"
-    who = ", ".join([*config.allowed_domains, *config.allowed_people]) or "nobody"
+    people = f" and {len(config.allowed_people)} named people" if config.allowed_people else ""
+    rooms = (f"{len(config.allowed_rooms)} listed rooms" if config.allowed_rooms
+             else "any room with an allowed person (set ROLLOVER_ALLOWED_ROOMS to limit)")
+    approvers = len(config.approvers) + (1 if config.approver_group else 0)
     return [
         ("Version", bot.VERSION),
-        ("Database", f"SQLite, {storage_state}"),
+        ("Database", f"SQLite {Path(ctx.storage.path).resolve()}, {storage_state}"),
         ("Webex API", config.webex_base_url),
-        ("Microsoft Graph", "connected" if ctx.services.entra is not None else "not configured"),
-        ("Allowed", who),
-        ("Rooms", ", ".join(config.allowed_rooms) or "any room with an allowed person"),
+        ("Microsoft Graph", f"{'configured' if ctx.services.entra is not None else 'not configured'} "
+                            f"({config.graph_base_url})"),
+        ("Graph writes", "report-only: described, never sent" if config.report_only else "after approval"),
+        ("Approvers", f"{len(config.approvers)} people" + (" and an Entra group" if config.approver_group else "")
+                      if approvers else "none configured: no rotation can start"),
+        ("Allowed", f"{', '.join(config.allowed_domains) or 'no domain'}{people}"),
+        ("Rooms", rooms),
+        ("This space", ctx.room_id),
     ]
