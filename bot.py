@@ -190,8 +190,7 @@ def cmd_remind(args: argparse.Namespace, config: Config) -> int:
     from reminders import run_sweep
     if args.dry_run:
         # Reads only: no Webex or Graph client is needed, so no token either.
-        storage = Storage(config.database_path)
-        storage.migrate()
+        storage = existing_storage(config)
         services = Services(config=config, storage=storage, webex=None, registry=build_registry())
     else:
         config.require("webex_access_token")
@@ -238,15 +237,27 @@ def cmd_webhooks(args: argparse.Namespace, config: Config) -> int:
 def cmd_audit(args: argparse.Namespace, config: Config) -> int:
     """The rotation audit log: readable lines, or a JSON array with --json (oldest first)."""
     import audit
-    storage = Storage(config.database_path)
-    storage.migrate()
+    storage = existing_storage(config)
     entries = storage.audit_entries(room_id=args.room, rotation_id=args.rotation, limit=args.limit)
     if args.json:
         print(audit.export_json(entries))
+    elif not entries:
+        print(f"No audit entries in {Path(storage.path).resolve()} for this selection.", file=sys.stderr)
     else:
         for entry in entries:
             print(audit.entry_line(entry, markdown=False))
     return 0
+
+
+def existing_storage(config: Config) -> Storage:
+    """The bot's database for commands that only read it: a wrong path must not look like an empty history."""
+    if not Path(config.database_path).is_file():
+        raise ConfigError([f"ROLLOVER_DATABASE={config.database_path!r} does not exist "
+                           f"(looked in {Path(config.database_path).resolve()}): point it at the bot's database "
+                           "or run this from the bot's working directory."])
+    storage = Storage(config.database_path)
+    storage.migrate()
+    return storage
 
 
 def cmd_settings(args: argparse.Namespace, config: Config | None) -> int:

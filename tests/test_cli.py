@@ -123,3 +123,11 @@ def test_check_is_reachable_from_bot_py_with_its_own_options(tmp_path, capsys):
     report = json_lib.loads(capsys.readouterr().out)
     assert report["sources"][0]["certificates"][0]["days_left"] == 10
     assert bot.main(["check", str(tmp_path / "missing.pem")]) == 3
+
+
+def test_read_only_commands_refuse_a_database_that_does_not_exist(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ROLLOVER_DATABASE", str(tmp_path / "typo.sqlite3"))
+    assert bot.main(["audit"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert bot.main(["remind", "--dry-run"]) == 2
+    assert not (tmp_path / "typo.sqlite3").exists()
