@@ -48,6 +48,7 @@ from entra_client import GraphThrottledError, GraphUnavailableError
 from errors import UserError
 from rotation_steps import Outcome, Step
 from storage import RotationChange, RotationRecord
+from webex_client import WebexError, WebexUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -417,14 +418,36 @@ def announce(services, record: RotationRecord) -> None:
     """
     if record.announced_version >= record.version:
         return
+    try:
+        message_id, parent = _post_card(services, record)
+    except WebexUnavailable:
+        raise
+    except WebexError as error:
+        if error.status_code not in (403, 404):
+            raise
+        # The bot was removed from the space (or may no longer post there): a card nobody can see must
+        # not hold the rotation back, so the step still runs and the audit log keeps what happened.
+        _space_unreachable(services, record, error)
+        message_id, parent = None, None
+    services.storage.mark_rotation_announced(record.id, record.version, message_id, parent)
+
+
+def _post_card(services, record: RotationRecord) -> tuple[str, str | None]:
+    """Post the version's messages and card; returns the card's id and the thread it went into."""
     poster = dispatcher.Context(services, f"rotation:{record.id}:v{record.version}", record.room_id, "group", "", "")
     deleted = record.card_message_id is None or poster.delete_message(record.card_message_id)
     parent = None if deleted else (record.card_parent_id or record.card_message_id)
     for post in _posts_for_version(record):
         poster.reply(markdown=post["markdown"], file=_file_of(post), parent_id=parent)
     text, card = rotation_card(view_of(services, record))
-    message_id = poster.reply(text, card=card, parent_id=parent)
-    services.storage.mark_rotation_announced(record.id, record.version, message_id, parent)
+    return poster.reply(text, card=card, parent_id=parent), parent
+
+
+def _space_unreachable(services, record: RotationRecord, error: WebexError) -> None:
+    log.warning("rotation %s: its card could not be posted (%s); going on without it", record.id, error)
+    audit.record(services, record, actor=BOT_ACTOR, action="space-unreachable",
+                 detail=f"The card of “{state_of(record).step}” could not be posted in the rotation's space "
+                        f"({error}); the bot may have been removed from it. The rotation goes on without its card.")
 
 
 def view_of(services, record: RotationRecord) -> RotationView:
@@ -458,19 +481,27 @@ def sweep(services) -> int:
     """Expire overdue approvals, start due activations, resume interrupted work; returns rotations seen."""
     records = services.storage.rotations_to_sweep()
     for record in records:
+        # One rotation that cannot go on (Webex down, a bug) must not keep the others from their deadlines.
         try:
-            if state_of(record).on_timeout and is_overdue(services, record):
-                if time_out(services, record) is not None:
-                    continue
-            advance(services, record.id)
+            _sweep_one(services, record)
         except UserError as error:
             log.warning("rotation %s could not go on: %s", record.id, error)
+        except WebexUnavailable as error:
+            log.warning("rotation %s: Webex failed (%s); trying again at the next sweep", record.id, error)
+        except Exception:
+            log.exception("rotation %s: the sweep failed on it; going on with the next rotation", record.id)
     return len(records)
+
+
+def _sweep_one(services, record: RotationRecord) -> None:
+    if state_of(record).on_timeout and is_overdue(services, record):
+        if time_out(services, record) is not None:
+            return
+    advance(services, record.id)
 
 
 def sweep_forever(services, stop: threading.Event) -> None:
     """The worker's rotation thread: sweep at start (resume after a crash), then every few seconds."""
-    from webex_client import WebexError
     log.info("rotation sweeper started")
     while not stop.is_set():
         try:

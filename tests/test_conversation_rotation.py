@@ -10,6 +10,7 @@ import bot
 import rotation
 from approvals import Approvers, approvers_for
 from cards.common import card, paragraph, submit
+from cards.text import summarize_card
 from tests.rotation_helpers import (
     APPROVER_GROUP, MEETINGS_APP, MEETINGS_APPLICATION_ID, WEBEX_APP, WEBEX_SP_ID, Clock, activations,
     active_thumbprint, add_member, card_text, click, control_hub_metadata, creations, drop, last_card_text,
@@ -258,6 +259,47 @@ def test_verification_failure_offers_verify_again_and_roll_back(space, demo_grap
     demo_graph.federation_metadata = original
     verified = click(chat, chat.alice, "Verify again")
     assert "Waiting for a test sign-in" in last_card_text(verified)
+
+
+# --- the sweeper ------------------------------------------------------------------------------------------
+
+def remove_bot(chat, room) -> None:
+    """Someone removed the bot from ``room``: Webex answers 404 to its posts there."""
+    room.member_ids.remove(chat.bot_person.id)
+
+
+def test_a_space_the_bot_was_removed_from_does_not_stop_the_sweep_of_other_rotations(space):
+    chat = space()
+    clock = Clock()
+    chat.services.clock = clock
+    other = chat.webex.add_room("Meetings team", "group", [chat.alice, chat.bob, chat.carol])
+    chat.say(chat.alice, f"rotate {WEBEX_APP}")                     # rotation #1, in the first space
+    chat.say(chat.alice, f"rotate {MEETINGS_APP}", room=other)      # rotation #2, in the second
+    remove_bot(chat, chat.room)
+    clock.advance(hours=24, minutes=1)
+    rotation.sweep(chat.services)
+    storage = chat.services.storage
+    assert [r.state for r in storage.rotations(open_only=False)] == ["expired", "expired"]
+    assert "Expired" in summarize_card(chat.last_card_message(other)["attachments"][0]["content"])
+    assert [e.action for e in storage.audit_entries(rotation_id=1)][-1] == "space-unreachable"
+    assert storage.rotations_to_sweep() == []                       # nothing left over for the next sweep
+
+
+def test_a_scheduled_activation_runs_though_its_space_is_unreachable(space):
+    chat = space()
+    clock = Clock()
+    chat.services.clock = clock
+    rotate_to_window(chat)
+    start = clock() + timedelta(hours=1)
+    click(chat, chat.alice, "Schedule this window",
+          {"window_date": start.strftime("%Y-%m-%d"), "window_time": start.strftime("%H:%M")})
+    click(chat, chat.carol, "Approve")
+    remove_bot(chat, chat.room)
+    clock.advance(hours=1, minutes=1)
+    rotation.sweep(chat.services)
+    assert len(activations(chat.graph)) == 1 and only_rotation(chat).state == "awaiting-sign-in-test"
+    actions = [e.action for e in chat.services.storage.audit_entries(rotation_id=1)]
+    assert actions.count("space-unreachable") == 3                  # activating, verifying, sign-in test
 
 
 # --- webex-sp ------------------------------------------------------------------------------------------
