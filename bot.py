@@ -278,7 +278,9 @@ def cmd_settings(args: argparse.Namespace, config: Config | None) -> int:
 
 def cmd_check(args: argparse.Namespace, config: Config | None) -> int:
     from certificates.check_cli import run_check
-    return run_check(args.check_args, sys.stdout, sys.stderr)
+    config = load_config()   # the same thresholds and size limit as the bot's answers in chat
+    return run_check(args.check_args, sys.stdout, sys.stderr, warning_days=config.warning_days,
+                     critical_days=config.critical_days, max_bytes=config.max_document_bytes)
 
 
 def cmd_demo(args: argparse.Namespace, config: Config | None) -> int:

@@ -385,6 +385,9 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> C
             shown = "<hidden>" if setting.secret else repr(raw)
             fix = f" ({setting.fix})" if setting.fix else ""
             problems.append(f"{setting.env}={shown} {error}{fix}.")
+    if not problems and values["critical_days"] >= values["warning_days"]:
+        problems.append(f"ROLLOVER_CRITICAL_DAYS={values['critical_days']} must be smaller than "
+                        f"ROLLOVER_WARNING_DAYS={values['warning_days']}, or 'warning' can never happen.")
     if problems:
         raise ConfigError(problems)
     config = Config(values)

@@ -62,9 +62,10 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(EXIT_UNKNOWN, f"{self.prog}: error: {message}\n")
 
 
-def run_check(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
-    """Entry point used by ``bot.py check``; returns the exit code."""
-    parser = _build_parser(stdout, stderr)
+def run_check(argv: list[str], stdout: TextIO, stderr: TextIO, *, warning_days: int = 60,
+              critical_days: int = 14, max_bytes: int = DEFAULT_MAX_BYTES) -> int:
+    """Entry point used by ``bot.py check`` (which passes the bot's settings as defaults); the exit code."""
+    parser = _build_parser(stdout, stderr, warning_days, critical_days)
     try:
         args = parser.parse_args(argv)
         now = _parse_now(args.now)
@@ -74,7 +75,7 @@ def run_check(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
         parser.print_usage(stderr)
         stderr.write(str(exc))
         return EXIT_UNKNOWN
-    results = [_check_one(source, now, args) for source in args.inputs]
+    results = [_check_one(source, now, args, max_bytes) for source in args.inputs]
     if args.json:
         json.dump({"sources": [r.to_json() for r in results]}, stdout, indent=2)
         stdout.write("\n")
@@ -83,15 +84,17 @@ def run_check(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
     return max((r.exit_code for r in results), default=EXIT_OK)
 
 
-def _build_parser(stdout: TextIO, stderr: TextIO) -> _Parser:
+def _build_parser(stdout: TextIO, stderr: TextIO, warning_days: int, critical_days: int) -> _Parser:
     parser = _Parser(stdout, stderr, prog="bot.py check",
                      description="Check certificate files or SAML metadata (paths or http/https URLs).")
     parser.add_argument("--json", action="store_true", help="print the machine-readable report")
-    parser.add_argument("--now", help="pretend it is this moment (ISO 8601; UTC if no offset)")
-    parser.add_argument("--warning-days", type=_non_negative, default=60, metavar="N",
-                        help="warning when N days or fewer are left (default 60)")
-    parser.add_argument("--critical-days", type=_non_negative, default=14, metavar="N",
-                        help="critical when N days or fewer are left (default 14)")
+    parser.add_argument("--now", metavar="ISO-8601", help="pretend it is this moment (UTC if no offset)")
+    parser.add_argument("--warning-days", type=_non_negative, default=warning_days, metavar="N",
+                        help=f"warning when N days or fewer are left (default {warning_days}, "
+                             "ROLLOVER_WARNING_DAYS)")
+    parser.add_argument("--critical-days", type=_non_negative, default=critical_days, metavar="N",
+                        help=f"critical when N days or fewer are left (default {critical_days}, "
+                             "ROLLOVER_CRITICAL_DAYS)")
     parser.add_argument("inputs", nargs="+", metavar="FILE_OR_URL")
     return parser
 
@@ -116,10 +119,10 @@ def _parse_now(text: Optional[str]) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
-def _check_one(source: str, now: datetime, args: argparse.Namespace) -> SourceResult:
+def _check_one(source: str, now: datetime, args: argparse.Namespace, max_bytes: int) -> SourceResult:
     try:
-        data = _read_input(source, DEFAULT_MAX_BYTES)
-        document = parse_document(data, source=source)
+        data = _read_input(source, max_bytes)
+        document = parse_document(data, source=source, max_bytes=max_bytes)
     except UserError as exc:
         return SourceResult(source, error=str(exc))
     reports = assess_document(document, now, warning_days=args.warning_days, critical_days=args.critical_days)

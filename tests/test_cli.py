@@ -125,6 +125,17 @@ def test_check_is_reachable_from_bot_py_with_its_own_options(tmp_path, capsys):
     assert bot.main(["check", str(tmp_path / "missing.pem")]) == 3
 
 
+def test_check_uses_the_bots_thresholds_from_the_environment(tmp_path, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+    from tests.certfactory import make_cert, pem_of
+    now = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    path = tmp_path / "cert.pem"
+    path.write_bytes(pem_of(make_cert("a.example.com", now - timedelta(days=10), now + timedelta(days=100))[0]))
+    assert bot.main(["check", "--now", "2026-06-01T00:00:00Z", str(path)]) == 0
+    monkeypatch.setenv("ROLLOVER_WARNING_DAYS", "120")
+    assert bot.main(["check", "--now", "2026-06-01T00:00:00Z", str(path)]) == 1
+
+
 def test_read_only_commands_refuse_a_database_that_does_not_exist(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ROLLOVER_DATABASE", str(tmp_path / "typo.sqlite3"))
     assert bot.main(["audit"]) == 2

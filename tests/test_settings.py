@@ -38,6 +38,11 @@ def test_invalid_values_are_all_reported_with_the_setting_name():
     assert "WEBEX_BASE_URL" in text
 
 
+def test_thresholds_that_contradict_each_other_are_refused():
+    with pytest.raises(ConfigError, match="ROLLOVER_CRITICAL_DAYS=30 must be smaller than ROLLOVER_WARNING_DAYS=5"):
+        load_config({"ROLLOVER_WARNING_DAYS": "5", "ROLLOVER_CRITICAL_DAYS": "30"})
+
+
 def test_secret_values_are_never_echoed_in_errors():
     with pytest.raises(ConfigError) as caught:
         load_config({"ROLLOVER_WEBHOOK_SECRET": "s3cr3t-value"}).require("webex_access_token")
