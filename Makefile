@@ -20,7 +20,8 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	for script in bench/*.py; do $(PY) $$script || exit 1; done
+	for script in bench/webhook_ack.py bench/parse_metadata.py bench/graph_inventory.py bench/reminder_sweep.py; do \
+		$(PY) $$script || exit 1; done
 
 settings-doc: $(STAMP)
 	$(PY) bot.py settings --write-docs

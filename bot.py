@@ -296,18 +296,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"Rollover {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the webhook service with a worker thread and the reminder "
-                                              "scheduler (one-process install)")
-    serve.add_argument("--host", default="0.0.0.0")
-    serve.add_argument("--port", type=int, default=8080)
+    serve = commands.add_parser("serve", help="run the webhook service with a worker thread, the reminder "
+                                              "scheduler and the rotation sweeper (one-process install)")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     serve.set_defaults(run=cmd_serve, needs_config=True)
 
-    worker = commands.add_parser("worker", help="process recorded webhook events and send scheduled reminders "
-                                                "(the Procfile's worker)")
+    worker = commands.add_parser("worker", help="process recorded webhook events, send scheduled reminders and "
+                                                "sweep rotations (the Procfile's worker)")
     worker.set_defaults(run=cmd_worker, needs_config=True)
 
     remind = commands.add_parser(
-        "remind", help="run one reminder sweep now: refresh sources, post the reminders and digests due")
+        "remind", help="run one reminder sweep now: for spaces whose daily time has come, refresh sources and "
+                       "post the reminders and digests due; retry earlier failed posts")
     remind.add_argument("--now", metavar="ISO-8601", type=iso_moment,
                         help="sweep as of this moment (UTC if no offset); without --dry-run it records and posts "
                              "as if that moment had come")

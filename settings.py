@@ -161,8 +161,8 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     # --- Webex -----------------------------------------------------------------------------
     Setting("WEBEX_ACCESS_TOKEN", "webex_access_token", "",
-            "The bot's access token (developer.webex.com > My Webex Apps > your bot). "
-            "Unset: `demo` uses the local Webex API.", secret=True,
+            "The bot's access token (developer.webex.com > My Webex Apps > your bot); `serve` and `worker` "
+            "check it at start-up. (`demo` always uses its own local Webex API.)", secret=True,
             fix="create a bot at https://developer.webex.com/my-apps and set its token"),
     Setting("WEBEX_BASE_URL", "webex_base_url", "https://webexapis.com/v1/",
             "Base URL of the Webex REST API (a trailing slash is added).", parse_base_url),
