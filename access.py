@@ -12,6 +12,11 @@ from settings import Config
 REFUSAL = "Sorry, you are not allowed to use Rollover here. Ask your Webex administrators for access."
 
 
+def is_room_allowed(config: Config, room_id: str) -> bool:
+    """Whether the bot works in this room at all (ROLLOVER_ALLOWED_ROOMS; empty: every room)."""
+    return not config.allowed_rooms or room_id in config.allowed_rooms
+
+
 def is_allowed(config: Config, email: str, room_id: str) -> bool:
     return refusal_reason(config, email, room_id) is None
 

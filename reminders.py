@@ -51,6 +51,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
+from access import is_room_allowed
 from cards.reminders import ROTATION_ACTION, ReminderFacts, digest_card, digest_text, reminder_card, reminder_text
 from errors import UserError
 from settings import WEEKDAYS
@@ -150,6 +151,8 @@ def decide(storage: Storage, config, now: datetime,
     """Everything due at ``now`` for the spaces whose daily slot is open: two queries and one pass."""
     if subscriptions is None:
         subscriptions = storage.enabled_reminder_subscriptions()
+    # A space removed from ROLLOVER_ALLOWED_ROOMS keeps its subscription but gets nothing.
+    subscriptions = [s for s in subscriptions if is_room_allowed(config, s.room_id)]
     slots = {s.room_id: day for s in subscriptions if (day := open_slot(s, now)) is not None}
     opened = [s for s in subscriptions if s.room_id in slots]
     if not opened:
@@ -331,6 +334,12 @@ def post_planned(services, now: datetime, owner: str, report: SweepReport) -> No
 def post_one(services, planned: PlannedReminder, now: datetime, owner: str, report: SweepReport) -> bool:
     """Post one claimed reminder and record the outcome; False when Webex is unavailable."""
     storage, what = services.storage, describe(planned)
+    if not is_room_allowed(services.config, planned.room_id):
+        log.info("reminder %s (%s) dropped: space %s is no longer in ROLLOVER_ALLOWED_ROOMS",
+                 planned.id, what, planned.room_id)
+        storage.finish_reminder(planned.id, owner, "dropped", now=now.timestamp(),
+                                error="the space is no longer in ROLLOVER_ALLOWED_ROOMS")
+        return True
     try:
         message = compose(services, planned, now)
     except Exception:

@@ -203,6 +203,18 @@ def test_a_certificate_replaced_by_rotation_gets_no_reminder_even_if_one_was_wai
     assert sent(chat, "threshold") == sent(chat, "expired") == []     # only Monday's digest went out
 
 
+def test_a_space_no_longer_among_the_allowed_rooms_gets_no_more_reminders(chat, clock):
+    subscribe(chat)
+    track_file(chat, 10.5)
+    chat.webex.inject_fault("POST", r"/messages$", 503)
+    sweep(chat, BASE, clock)                                       # planned, Webex failed: waiting for a retry
+    chat.services.config = chat.services.config.replace(allowed_rooms=(chat.direct.id,))
+    sweep(chat, BASE + timedelta(minutes=10), clock)
+    sweep(chat, BASE + timedelta(days=8), clock)                   # later thresholds and the digest neither
+    assert cards_posted(chat) == []
+    assert [r["status"] for r in chat.services.storage.reminders(chat.room.id)] == ["dropped"]
+
+
 # --- buttons ------------------------------------------------------------------------------------------
 
 def test_snooze_silences_a_certificate_for_seven_days_and_a_second_click_changes_nothing(chat, clock):
