@@ -41,6 +41,7 @@ from typing import Callable
 import audit
 import dispatcher   # as a module: dispatcher imports the handlers, which import this module
 import rotation_steps as steps
+from access import is_room_allowed
 from approvals import approvers_for
 from audit import BOT_ACTOR
 from cards.rotations import RotationView, rotation_card
@@ -246,6 +247,8 @@ def _lease_until(services) -> float:
 def start(services, new, *, room_id: str, requester: str, event_key: str) -> RotationRecord:
     """Store a planned rotation (``rotation_plans.NewRotation``) and post its card. One open rotation per
     app: the database refuses a second."""
+    if not is_room_allowed(services.config, room_id):
+        raise UserError("Rotations run only in the spaces of ROLLOVER_ALLOWED_ROOMS, and this is not one of them.")
     now = services.clock()
     state = MACHINES[new.kind].state(new.state)
     rotation_id = services.storage.create_rotation(
@@ -494,10 +497,24 @@ def sweep(services) -> int:
 
 
 def _sweep_one(services, record: RotationRecord) -> None:
+    if not is_room_allowed(services.config, record.room_id):
+        _room_not_allowed(services, record)
+        return
     if state_of(record).on_timeout and is_overdue(services, record):
         if time_out(services, record) is not None:
             return
     advance(services, record.id)
+
+
+def _room_not_allowed(services, record: RotationRecord) -> None:
+    """Leave the rotation as it is (no card, no step, no timeout) while its space is not allowed; audited once."""
+    log.info("rotation %s waits: its space is not in ROLLOVER_ALLOWED_ROOMS", record.id)
+    latest = services.storage.audit_entries(rotation_id=record.id, limit=1)
+    if not latest or latest[-1].action != "room-not-allowed":
+        audit.record(services, record, actor=BOT_ACTOR, action="room-not-allowed",
+                     detail="Its space is no longer in ROLLOVER_ALLOWED_ROOMS: the rotation waits, nothing is "
+                            "posted or changed, until the space is allowed again (it stays the app's open "
+                            "rotation meanwhile).")
 
 
 def sweep_forever(services, stop: threading.Event) -> None:

@@ -11,6 +11,8 @@ import rotation
 from approvals import Approvers, approvers_for
 from cards.common import card, paragraph, submit
 from cards.text import summarize_card
+from errors import UserError
+from rotation_plans import NewRotation
 from tests.rotation_helpers import (
     APPROVER_GROUP, MEETINGS_APP, MEETINGS_APPLICATION_ID, WEBEX_APP, WEBEX_SP_ID, Clock, activations,
     active_thumbprint, add_member, card_text, click, control_hub_metadata, creations, drop, last_card_text,
@@ -300,6 +302,25 @@ def test_a_scheduled_activation_runs_though_its_space_is_unreachable(space):
     assert len(activations(chat.graph)) == 1 and only_rotation(chat).state == "awaiting-sign-in-test"
     actions = [e.action for e in chat.services.storage.audit_entries(rotation_id=1)]
     assert actions.count("space-unreachable") == 3                  # activating, verifying, sign-in test
+
+
+def test_a_rotation_of_a_space_no_longer_allowed_waits_and_none_starts_there(space):
+    chat = space()
+    clock = Clock()
+    chat.services.clock = clock
+    chat.say(chat.alice, f"rotate {WEBEX_APP}")
+    chat.services.config = chat.services.config.replace(allowed_rooms=(chat.direct.id,))
+    clock.advance(hours=24, minutes=1)
+    mark = len(chat.webex.requests)
+    rotation.sweep(chat.services)
+    rotation.sweep(chat.services)
+    assert chat.posted_since(mark) == [] and only_rotation(chat).state == "awaiting-create-approval"
+    actions = [e.action for e in chat.services.storage.audit_entries(rotation_id=1)]
+    assert actions.count("room-not-allowed") == 1                   # audited once, not at every sweep
+    new = NewRotation("entra-signing", "sp-2", "Other app", "rollover-test", "awaiting-create-approval", {})
+    with pytest.raises(UserError, match="ROLLOVER_ALLOWED_ROOMS"):
+        rotation.start(chat.services, new, room_id=chat.room.id, requester="alice@example.com", event_key="e")
+    assert len(chat.services.storage.rotations()) == 1
 
 
 # --- webex-sp ------------------------------------------------------------------------------------------
