@@ -296,21 +296,31 @@ class EntraOperations:
 
     def add_verification_certificate(self, application_object_id: str, cert_der: bytes, display_name: str, *,
                                      now: dt.datetime, require_signed_requests: bool = True,
+                                     wait_for_previous_attempt: bool = False,
                                      dry_run: bool = False) -> OperationResult:
         """Append a Verify certificate (e.g. Webex's SP cert) to the app registration's keyCredentials.
 
         ``require_signed_requests=True`` also sets requestSignatureVerification.isSignedRequestRequired;
         False leaves that setting as it is. PATCH replaces the whole list, so every existing entry is
-        echoed (keyId, no key) and checked before sending and after re-reading.
+        echoed (keyId, no key) and checked before sending and after re-reading. Idempotent by
+        thumbprint; a caller resuming after a crash passes ``wait_for_previous_attempt=True`` so a PATCH
+        that went out but is not visible yet (eventual consistency) is waited for, not sent again.
         """
         certificate = x509.load_der_x509_certificate(cert_der)
         thumbprint = hashlib.sha1(cert_der).hexdigest().upper()
         if certificate.not_valid_after_utc <= now:
             raise OperationRefusedError(f"The certificate {thumbprint} expired on "
                                         f"{certificate.not_valid_after_utc:%Y-%m-%d}.")
+
+        def has_it(app: ApplicationInfo) -> bool:
+            return any(kc.thumbprint == thumbprint for kc in app.verification_certificates)
+
         before = self.client.get_application(application_object_id, with_keys=True)
+        if not has_it(before) and wait_for_previous_attempt and not dry_run:
+            before, _found = self._poll(lambda: self.client.get_application(application_object_id, with_keys=True),
+                                        has_it)
         sp_before = self.client.get_service_principal_by_app_id(before.app_id, with_keys=False)
-        present = any(kc.thumbprint == thumbprint for kc in before.verification_certificates)
+        present = has_it(before)
         flag_ok = not require_signed_requests or before.signed_requests_required is True
         if present and flag_ok:
             return OperationResult("add_verification_certificate", False, dry_run, [],
@@ -333,8 +343,7 @@ class EntraOperations:
                                    f"Would add the verification certificate {thumbprint}.", thumbprint=thumbprint)
         self.client.execute(request)
         after, converged = self._poll(
-            lambda: self.client.get_application(application_object_id, with_keys=True),
-            lambda app: any(kc.thumbprint == thumbprint for kc in app.verification_certificates))
+            lambda: self.client.get_application(application_object_id, with_keys=True), has_it)
         self._verify_application_write(before, after, converged, thumbprint, require_signed_requests, sp_before)
         return OperationResult("add_verification_certificate", True, False, [request], application_snapshot(before),
                                application_snapshot(after), f"Added the verification certificate {thumbprint}.",

@@ -196,16 +196,17 @@ def _activation_problems(step: Step, new: str) -> tuple[list[str], bytes | None]
 
 def upload_webex_certificate(step: Step) -> Outcome:
     """Append Webex's new certificate as a verification certificate, keeping every existing credential."""
-    step.attempt("upload")
+    earlier = step.attempt("upload")
     webex = step.plan["webex"]
     der = base64.b64decode(webex["der_b64"])
     operations = step.operations()
 
     def upload(dry_run: bool) -> OperationResult:
         # require_signed_requests=False leaves the app's setting as it is: the bot adds, never enforces.
+        # Resumed after a crash, it waits for an earlier PATCH to show rather than adding a second key.
         return operations.add_verification_certificate(
             step.plan["app"]["application_object_id"], der, webex["display_name"], now=step.now(),
-            require_signed_requests=False, dry_run=dry_run)
+            require_signed_requests=False, wait_for_previous_attempt=earlier > 0, dry_run=dry_run)
 
     result = _write(step, upload, "uploaded", "Report only: the Webex certificate was not added to Entra.")
     return result if isinstance(result, Outcome) else Outcome("uploaded", detail=result.detail)

@@ -345,6 +345,31 @@ def test_a_webex_sp_rotation_adds_the_certificate_where_entra_requires_it(rotati
     assert len(graph.write_requests()) == 1
 
 
+class Killed(BaseException):
+    """The process dies: nothing after this point runs (not even the step's own error handling)."""
+
+
+def test_an_upload_resumed_after_a_crash_adds_the_webex_certificate_once(space, demo_graph, monkeypatch):
+    chat = space(graph_consistency_seconds=3)
+    drop(chat, "Webex_SP_saml2_metadata.xml", site_admin_metadata(days_left=365))
+    chat.say(chat.alice, f"rotate webex-sp {MEETINGS_APP}")
+    keys_before = len(demo_graph.applications[MEETINGS_APPLICATION_ID]["keyCredentials"])
+    demo_graph.credential_visibility_delay = 1.0                  # Graph shows a new key a while after the PATCH
+    entra, execute = chat.services.entra, chat.services.entra.execute
+
+    def execute_then_die(request):
+        execute(request)
+        raise Killed()                                            # killed before Graph's answer arrived
+    monkeypatch.setattr(entra, "execute", execute_then_die)
+    with pytest.raises(Killed):
+        click(chat, chat.bob, "Approve")
+    monkeypatch.setattr(entra, "execute", execute)
+    rotation.sweep(chat.services)                                 # the restarted worker resumes the step
+    assert only_rotation(chat).state == "awaiting-webex-activation"
+    assert len(demo_graph.requests_matching("PATCH", r"/applications/")) == 1
+    assert len(demo_graph.applications[MEETINGS_APPLICATION_ID]["keyCredentials"]) == keys_before + 1
+
+
 def test_a_webex_sp_rotation_without_an_entra_change_only_guides_webex(rotation_chat):
     chat, graph = rotation_chat, rotation_chat.graph
     drop(chat, "idb-meta-SP.xml", control_hub_metadata(days_left=365))
