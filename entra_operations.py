@@ -109,10 +109,10 @@ def normalise_thumbprint(value: str) -> str:
     return cleaned
 
 
-def guard_key_credentials(before: tuple[KeyCredentialInfo, ...], planned: list[KeyCredentialInfo],
-                          allowed_removals: frozenset[str] = frozenset(),
+def guard_key_credentials(before: tuple, planned: list, allowed_removals: frozenset[str] = frozenset(),
                           protected_key_ids: frozenset[str] = frozenset()) -> None:
-    """Refuse (before sending) a keyCredentials PATCH that drops anything but the intended keyIds.
+    """Refuse (before sending) a keyCredentials or passwordCredentials PATCH that drops anything but the
+    intended keyIds.
 
     PATCH replaces the whole collection, so an omitted entry is a deleted credential.
     """
@@ -125,6 +125,12 @@ def guard_key_credentials(before: tuple[KeyCredentialInfo, ...], planned: list[K
     if unexpected:
         raise OperationRefusedError("Refusing to send a PATCH that would drop existing credentials "
                                     f"(keyIds {', '.join(sorted(unexpected))}); PATCH replaces the whole list.")
+
+
+def credential_ids(obj: ServicePrincipalInfo | ApplicationInfo) -> tuple[frozenset[str], frozenset[str]]:
+    """The keyIds of an object's keyCredentials and of its passwordCredentials."""
+    return (frozenset(kc.key_id for kc in obj.key_credentials),
+            frozenset(pc.key_id for pc in obj.password_credentials))
 
 
 class EntraOperations:
@@ -153,6 +159,16 @@ class EntraOperations:
     def _read_sp(self, sp_id: str) -> ServicePrincipalInfo:
         # Always with keys: thumbprints of writes are verified against the certificate DER.
         return self.client.get_service_principal(sp_id, with_keys=True)
+
+    @staticmethod
+    def _refuse_if_changed(planned_from: T, read: Callable[[], T]) -> None:
+        """PATCH replaces whole credential collections: one added since ``planned_from`` was read would be
+        dropped. Re-read right before sending and refuse when the collections changed (the window left is
+        the one round trip between this read and the PATCH)."""
+        now = read()
+        if credential_ids(now) != credential_ids(planned_from):
+            raise OperationRefusedError(f"The credentials of {now.display_name} changed while I prepared this "
+                                        "change (someone else edited them); nothing was sent. Try again.")
 
     @staticmethod
     def _find_certificate(sp: ServicePrincipalInfo, thumbprint: str) -> Optional[SigningCertificate]:
@@ -341,6 +357,7 @@ class EntraOperations:
             return OperationResult("add_verification_certificate", False, True, [request],
                                    application_snapshot(before), None,
                                    f"Would add the verification certificate {thumbprint}.", thumbprint=thumbprint)
+        self._refuse_if_changed(before, lambda: self.client.get_application(application_object_id, with_keys=True))
         self.client.execute(request)
         after, converged = self._poll(
             lambda: self.client.get_application(application_object_id, with_keys=True), has_it)
@@ -389,21 +406,22 @@ class EntraOperations:
         if certificate.not_after is None or certificate.not_after > now:
             raise OperationRefusedError(f"{thumbprint} has not expired yet; only expired certificates are removed.")
         removed = self._key_ids_of(before, certificate)
+        removed_passwords = self._password_ids_of(before, certificate, removed)
         keys = [_without_key(kc) for kc in before.key_credentials if kc.key_id not in removed]
-        passwords = [pc for pc in before.password_credentials if pc.key_id not in removed and not (
-            certificate.custom_key_identifier and pc.custom_key_identifier and
-            pc.custom_key_identifier == _cki_bytes(certificate))]
+        passwords = [pc for pc in before.password_credentials if pc.key_id not in removed_passwords]
         protected = frozenset({active.verify_key_id, active.sign_key_id} - {None}) if active else frozenset()
         guard_key_credentials(before.key_credentials, keys, frozenset(removed), protected)
+        guard_key_credentials(before.password_credentials, passwords, removed_passwords)
         request = self.client.plan_replace_sp_credentials(sp_id, keys, passwords)
         if dry_run:
             return OperationResult("remove_expired_signing_certificate", False, True, [request],
                                    sp_snapshot(before), None, f"Would remove the expired certificate {thumbprint}.",
                                    thumbprint=thumbprint)
+        self._refuse_if_changed(before, lambda: self._read_sp(sp_id))
         self.client.execute(request)
         after, converged = self._poll(lambda: self._read_sp(sp_id),
                                       lambda sp: self._find_certificate(sp, thumbprint) is None)
-        self._verify_removal(before, after, converged, removed, thumbprint)
+        self._verify_removal(before, after, converged, removed | removed_passwords, thumbprint)
         return OperationResult("remove_expired_signing_certificate", True, False, [request], sp_snapshot(before),
                                sp_snapshot(after), f"Removed the expired certificate {thumbprint}.",
                                thumbprint=thumbprint)
@@ -416,6 +434,14 @@ class EntraOperations:
             ids.add(certificate.sign_key_id)
         return ids
 
+    @staticmethod
+    def _password_ids_of(sp: ServicePrincipalInfo, certificate: SigningCertificate,
+                         key_ids: set[str]) -> frozenset[str]:
+        """The certificate's passwordCredential: it shares the Sign key's keyId or the customKeyIdentifier."""
+        cki = _cki_bytes(certificate)
+        return frozenset(pc.key_id for pc in sp.password_credentials
+                         if pc.key_id in key_ids or (cki and pc.custom_key_identifier == cki))
+
     def _verify_removal(self, before: ServicePrincipalInfo, after: ServicePrincipalInfo, converged: bool,
                         removed: set[str], thumbprint: str) -> None:
         problems = []
@@ -425,6 +451,10 @@ class EntraOperations:
         lost = kept - {kc.key_id for kc in after.key_credentials}
         if lost:
             problems.append(f"other credentials disappeared (keyIds {', '.join(sorted(lost))})")
+        kept_passwords = {pc.key_id for pc in before.password_credentials} - removed
+        lost_passwords = kept_passwords - {pc.key_id for pc in after.password_credentials}
+        if lost_passwords:
+            problems.append(f"other password credentials disappeared (keyIds {', '.join(sorted(lost_passwords))})")
         if after.preferred_token_signing_key_thumbprint != before.preferred_token_signing_key_thumbprint:
             problems.append("the active signing certificate changed")
         if problems:

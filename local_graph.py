@@ -168,8 +168,9 @@ class Fault:
     """A scripted misbehaviour for ``count`` matching requests.
 
     ``status`` answers with that error (``retry_after`` adds the header); ``behaviour`` instead
-    lets the request "succeed" while ``"ignore_write"`` skips the change and
-    ``"drop_existing_key"`` loses the first previously stored keyCredential.
+    lets the request "succeed" while ``"ignore_write"`` skips the change,
+    ``"drop_existing_key"`` loses the first previously stored keyCredential and
+    ``"drop_existing_password"`` loses the first passwordCredential the write kept.
     """
     method: str
     path_pattern: str
@@ -626,6 +627,8 @@ class LocalGraph:
                 obj[name] = value
         if lost_key is not None:
             obj["keyCredentials"] = [entry for entry in obj["keyCredentials"] if entry["keyId"] != lost_key["keyId"]]
+        if behaviour == "drop_existing_password":
+            obj["passwordCredentials"] = obj["passwordCredentials"][1:]
 
     # ------------------------------------------------------------------ handlers
 

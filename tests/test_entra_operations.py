@@ -188,6 +188,29 @@ def test_add_verification_certificate_detects_a_silently_dropped_credential(grap
         ops.add_verification_certificate(application["id"], _webex_der(), "CN=new", now=NOW)
 
 
+def someone_writes_after_the_first_read(monkeypatch, client, name: str, write) -> None:
+    """An administrator changes the object right after ``client.<name>`` first read it (before the PATCH)."""
+    read = getattr(client, name)
+
+    def read_then_write(*args, **kwargs):
+        result = read(*args, **kwargs)
+        monkeypatch.setattr(client, name, read)
+        write()
+        return result
+    monkeypatch.setattr(client, name, read_then_write)
+
+
+def test_add_verification_certificate_refuses_when_credentials_changed_since_its_read(graph, client, ops, webex,
+                                                                                      monkeypatch):
+    application = _application(graph, webex["sp"])
+    someone_writes_after_the_first_read(monkeypatch, client, "get_application", lambda: (
+        graph.add_verification_certificate(application["id"], _webex_der(30), "CN=added by an admin")))
+    with pytest.raises(OperationRefusedError, match="changed while"):
+        ops.add_verification_certificate(application["id"], _webex_der(), "CN=new", now=NOW)
+    stored = graph.applications[application["id"]]["keyCredentials"]
+    assert graph.write_requests() == [] and "CN=added by an admin" in [kc["displayName"] for kc in stored]
+
+
 def test_add_verification_certificate_dry_run_and_expired_refusal(graph, ops, webex):
     application = _application(graph, webex["sp"])
     dry = ops.add_verification_certificate(application["id"], _webex_der(), "CN=new", now=NOW, dry_run=True)
@@ -228,6 +251,23 @@ def test_remove_dry_run_and_lossy_server(graph, ops, webex):
     assert {"keyCredentials", "passwordCredentials"} <= set(dry.requests[0].body) and graph.write_requests() == []
     graph.add_fault("PATCH", r"/servicePrincipals/", behaviour="drop_existing_key")
     with pytest.raises(OperationVerificationError, match="disappeared"):
+        ops.remove_expired_signing_certificate(sp_id, webex["expired"], now=NOW)
+
+
+def test_remove_refuses_when_credentials_changed_since_its_read(graph, client, ops, webex, monkeypatch):
+    sp_id = webex["sp"]["id"]
+    added = []
+    someone_writes_after_the_first_read(monkeypatch, client, "get_service_principal", lambda: added.append(
+        graph.add_signing_certificate(sp_id, not_before=NOW - DAY, not_after=NOW + 300 * DAY)))
+    with pytest.raises(OperationRefusedError, match="changed while"):
+        ops.remove_expired_signing_certificate(sp_id, webex["expired"], now=NOW)
+    assert graph.write_requests() == [] and added[0] in graph.verify_thumbprints(sp_id)
+
+
+def test_remove_detects_a_password_credential_the_server_lost(graph, ops, webex):
+    sp_id = webex["sp"]["id"]
+    graph.add_fault("PATCH", r"/servicePrincipals/", behaviour="drop_existing_password")
+    with pytest.raises(OperationVerificationError, match="password credentials disappeared"):
         ops.remove_expired_signing_certificate(sp_id, webex["expired"], now=NOW)
 
 
