@@ -3,8 +3,9 @@
 Two stages have their own approver settings: ``create`` (Entra changes that add or remove
 certificates: create the signing certificate, add Webex's certificate, clean up) and ``activate``
 (switching which certificate signs sign-ins: activate, roll back). A stage that sets its own list
-or group uses only those; a stage that sets neither uses the general list and group. Group membership is checked through Graph at the moment of the click,
-never cached. The requester cannot approve their own request unless ROLLOVER_ALLOW_SELF_APPROVAL.
+or group uses only those; a stage that sets neither uses the general list and group. Group
+membership is checked through Graph at the moment of the click, never cached. Whoever asked for a
+step cannot approve it unless ROLLOVER_ALLOW_SELF_APPROVAL.
 """
 
 from __future__ import annotations
