@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 import audit
 from audit import BOT_ACTOR
+from cards.common import plain
 from certificates.health import thumbprint as sha1_of
 from certificates.parsing import parse_document
 from certificates.sources import entra_federation_metadata_url, fetch_url
@@ -285,14 +286,15 @@ def published_signing_thumbprints(step: Step, metadata: bytes) -> list[str]:
 # --- messages posted with the next card -------------------------------------------------------------
 
 def dry_run_post(requests) -> dict:
-    lines = "\n".join(f"- `{request.describe()}`" for request in requests) or "- (no request: nothing to change)"
+    # Escaped rather than in a code span: a display name from a document could close the span.
+    lines = "\n".join(f"- {plain(request.describe())}" for request in requests) or "- (no request: nothing to change)"
     return {"markdown": f"**Report only** (ROLLOVER_REPORT_ONLY): these Graph writes were NOT sent:\n{lines}"}
 
 
 def certificate_post(step: Step, thumbprint: str, der: bytes) -> dict:
     pem = x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM).decode()
     trust = step.plan["trust"]
-    return {"markdown": (f"**New token-signing certificate for {step.record.app_name}** (inactive): thumbprint "
+    return {"markdown": (f"**New token-signing certificate for {plain(step.record.app_name)}** (inactive): thumbprint "
                          f"`{thumbprint}`. Sign-ins still use `{step.plan['current']['thumbprint']}`.\n\n"
                          f"Where it goes: {trust['import_guidance']}"),
             "file_name": f"{_slug(step.record.app_name)}-{thumbprint[:8]}.cer", "file_text": pem}
@@ -300,7 +302,7 @@ def certificate_post(step: Step, thumbprint: str, der: bytes) -> dict:
 
 def metadata_post(step: Step, metadata: bytes, *, after: str) -> dict:
     trust = step.plan["trust"]
-    return {"markdown": (f"**Entra's federation metadata for {step.record.app_name}**, read after {after}. "
+    return {"markdown": (f"**Entra's federation metadata for {plain(step.record.app_name)}**, read after {after}. "
                          f"Import it now into {trust['import_place']}: Webex trusts one IdP certificate, the first "
                          "one listed."),
             "file_name": f"federationmetadata-{_slug(step.record.app_name)}.xml", "file_text": metadata.decode()}
@@ -310,7 +312,7 @@ def _metadata_post_or_hint(step: Step, *, after: str) -> dict:
     try:
         return metadata_post(step, fetch_federation_metadata(step), after=after)
     except UserError as error:
-        return {"markdown": (f"I could not read the federation metadata after {after} ({error}). Download it in "
+        return {"markdown": (f"I could not read the federation metadata after {after} ({plain(error)}). Download it in "
                              "the Entra admin center (Single sign-on > SAML Certificates > Federation Metadata XML) "
                              f"and import it into {step.plan['trust']['import_place']}.")}
 

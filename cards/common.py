@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable
 
 from webexpythonsdk.models.cards import (
@@ -12,6 +13,14 @@ from webexpythonsdk.models.cards.options import (
 )
 
 MAX_ACTIONS = 5   # Webex renders at most five buttons on a card
+_MARKDOWN = re.compile(r"[\\`*_\[\]<>]")
+
+
+def plain(text: Any) -> str:
+    """Text from people, files, certificates or Graph, shown literally in Webex Markdown (messages and card
+    TextBlocks): each Markdown character backslash-escaped, so no link, emphasis, code or <@…> mention."""
+    escaped = _MARKDOWN.sub(lambda match: "\\" + match.group(0), str(text))
+    return escaped.replace("\\<@", "\\<\\@")   # Webex finds mentions by "<@" before rendering Markdown
 
 
 def heading(text: str, *, subtitle: str | None = None) -> list[Any]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from webexpythonsdk.models.cards import AdaptiveCard
 from webexpythonsdk.models.cards.options import ActionStyle, Colors
 
 from cards.certificates import MAX_ROWS, SHOW_COMMAND, certificate_row, day, when
-from cards.common import card, facts, heading, paragraph, submit
+from cards.common import card, facts, heading, paragraph, plain, submit
 from certificates.health import STATUS_EMOJI, worst
 
 SNOOZE_ACTION = "reminder-snooze"
@@ -58,7 +58,8 @@ def reminder_why(f: ReminderFacts) -> str:
     return f"It reached this space's {f.threshold}-day reminder.{owner}"
 
 
-def reminder_card(f: ReminderFacts) -> AdaptiveCard:
+def reminder_card(reminder: ReminderFacts) -> AdaptiveCard:
+    f = _markdown_safe(reminder)
     body = [*heading(f"{STATUS_EMOJI[f.status]} {reminder_headline(f)}", subtitle=f.title),
             facts([("Trust", f.trust), ("Subject", f.subject), ("Not after", f"{day(f.not_after)} ({relative_day(f.days_left)})"),
                    ("SHA-1", f.sha1)]),
@@ -72,6 +73,13 @@ def reminder_card(f: ReminderFacts) -> AdaptiveCard:
     if not f.acknowledged_by:
         actions.append(submit("Acknowledge", ACKNOWLEDGE_ACTION, sha1=f.sha1))
     return card(body, actions=actions)
+
+
+def _markdown_safe(f: ReminderFacts) -> ReminderFacts:
+    """File names, subjects and Graph errors shown literally: TextBlocks render Markdown."""
+    return replace(f, title=plain(f.title), subject=plain(f.subject), trust=plain(f.trust),
+                   diagnosis=plain(f.diagnosis), notes=[plain(note) for note in f.notes],
+                   acknowledged_by=f.acknowledged_by and plain(f.acknowledged_by))
 
 
 def reminder_text(f: ReminderFacts) -> str:
@@ -89,10 +97,11 @@ def digest_card(rows: list[dict], week_of: date, notes: list[str]) -> AdaptiveCa
     overall = worst(r["status"] for r in rows)
     body = [*heading(f"{STATUS_EMOJI[overall]} Weekly digest: SSO certificates of this space",
                      subtitle=f"{digest_summary(rows)} · week of {week_of.isoformat()}")]
-    body += [certificate_row(status=r["status"], title=r["title"], detail=r["detail"]) for r in rows[:MAX_ROWS]]
+    body += [certificate_row(status=r["status"], title=plain(r["title"]), detail=plain(r["detail"]))
+             for r in rows[:MAX_ROWS]]
     if len(rows) > MAX_ROWS:
         body.append(paragraph(f"… and {len(rows) - MAX_ROWS} more (`status` lists them all).", subtle=True))
-    body += [paragraph(f"⚠️ {note}", color=Colors.WARNING) for note in notes]
+    body += [paragraph(f"⚠️ {plain(note)}", color=Colors.WARNING) for note in notes]
     return card(body, actions=[submit("Explain", SHOW_COMMAND, command="explain")])
 
 

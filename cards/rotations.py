@@ -7,14 +7,14 @@ click on an older card is recognised and changes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from webexpythonsdk.models.cards import AdaptiveCard, Column, ColumnSet, TextBlock
 from webexpythonsdk.models.cards.inputs import Date, Time
 from webexpythonsdk.models.cards.options import ActionStyle, ContainerStyle, FontWeight, Spacing
 
-from cards.common import card, facts, heading, paragraph, section, submit
+from cards.common import card, facts, heading, paragraph, plain, section, submit
 
 STATE_EMOJI = {"approval": "🟡", "operator": "👉", "running": "⏳", "waiting": "🕒"}
 TERMINAL_EMOJI = {"done": "✅", "cancelled": "⚪", "rolled-back": "↩️", "failed": "🔴", "expired": "⌛"}
@@ -71,20 +71,37 @@ class RotationView:
 
 def rotation_card(view: RotationView) -> tuple[str, AdaptiveCard]:
     """The card of the rotation's current state and its fallback text."""
-    guidance = _guidance(view)
-    body = [*heading(f"{view.emoji} Rotation #{view.id}: {view.app_name}",
-                     subtitle=f"{view.kind_label} · {view.step}")]
-    if view.report_only:
+    shown = _markdown_safe(view)           # TextBlocks render Markdown; the fallback is plain text
+    body = [*heading(f"{shown.emoji} Rotation #{shown.id}: {shown.app_name}",
+                     subtitle=f"{shown.kind_label} · {shown.step}")]
+    if shown.report_only:
         body.append(section([paragraph("REPORT ONLY: Graph writes are described here, never sent "
                                        "(ROLLOVER_REPORT_ONLY).", bold=True)], style=ContainerStyle.WARNING))
-    body.append(paragraph(guidance))
-    body.append(facts(_facts(view)))
-    if view.state_kind == "approval" and view.state in _PLAN_STATES:
-        body.append(_changes_block(view))
-    body += _history_blocks(view)
-    if view.state == "awaiting-window":
-        body += _window_inputs(view)
-    return _fallback_text(view, guidance), card(body, actions=_buttons(view))
+    body.append(paragraph(_guidance(shown)))
+    body.append(facts(_facts(shown)))
+    if shown.state_kind == "approval" and shown.state in _PLAN_STATES:
+        body.append(_changes_block(shown))
+    body += _history_blocks(shown)
+    if shown.state == "awaiting-window":
+        body += _window_inputs(shown)
+    return _fallback_text(view, _guidance(view)), card(body, actions=_buttons(view))
+
+
+def _markdown_safe(view: RotationView) -> RotationView:
+    """The view with every text that comes from people, Graph or documents escaped for Markdown."""
+    return replace(view, app_name=plain(view.app_name), requested_by=plain(view.requested_by),
+                   plan=_plain_values(view.plan), data=_plain_values(view.data),
+                   approvals=[plain(email) for email in view.approvals], approvers=plain(view.approvers))
+
+
+def _plain_values(value):
+    if isinstance(value, str):
+        return plain(value)
+    if isinstance(value, dict):
+        return {key: _plain_values(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain_values(item) for item in value]
+    return value
 
 
 def rotations_list(views: list[RotationView]) -> tuple[str, AdaptiveCard]:
@@ -98,7 +115,8 @@ def rotations_list(views: list[RotationView]) -> tuple[str, AdaptiveCard]:
         since = _history_time(view.data)
         body.append(ColumnSet(columns=[
             Column(items=[TextBlock(f"{view.emoji} #{view.id}", weight=FontWeight.BOLDER)], width="auto"),
-            Column(items=[TextBlock(f"{view.app_name} · {view.kind_label}", weight=FontWeight.BOLDER, wrap=True),
+            Column(items=[TextBlock(f"{plain(view.app_name)} · {view.kind_label}", weight=FontWeight.BOLDER,
+                                    wrap=True),
                           TextBlock(f"{view.step}{since}", isSubtle=True, wrap=True, spacing=Spacing.NONE)],
                    width="stretch")], spacing=Spacing.SMALL))
         lines.append(f"#{view.id} {view.app_name} ({view.kind_label}): {view.step}{since}")
@@ -214,7 +232,8 @@ _GUIDANCE = {
     (None, "done"): _done,
     (None, "cancelled"): lambda v: f"{v.last_decision}: nothing more happens in this rotation.{_left_inactive(v)}",
     (None, "expired"): lambda v: (
-        f"Expired: {v.last_detail} `rotate {v.app_name}` starts again.{_left_inactive(v)}"),
+        # No code span around the name: on the card it is Markdown-escaped, and escapes show inside one.
+        f"Expired: {v.last_detail} “rotate {v.app_name}” starts again.{_left_inactive(v)}"),
     (None, "failed"): _failed,
     (None, "rolled-back"): lambda v: (
         f"Rolled back: Entra signs with {v.current_thumbprint} again. Import the federation metadata file above "

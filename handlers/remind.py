@@ -6,6 +6,7 @@ import dataclasses
 from datetime import datetime, timedelta, timezone
 
 import reminders
+from cards.common import plain
 from cards.reminders import ACKNOWLEDGE_ACTION, SNOOZE_ACTION
 from errors import UserError
 from handlers.registry import card_action, command
@@ -131,7 +132,7 @@ def snooze(ctx) -> None:
     until = now + timedelta(days=reminders.SNOOZE_DAYS)
     if ctx.storage.snooze_reminders(ctx.room_id, sha1, until=until.timestamp(), by=ctx.person_email,
                                     card_message_id=ctx.card_message_id or "", now=now.timestamp()):
-        ctx.reply(markdown=f"{ctx.person_email} snoozed the reminders about **{label}** for "
+        ctx.reply(markdown=f"{plain(ctx.person_email)} snoozed the reminders about **{label}** for "
                            f"{reminders.SNOOZE_DAYS} days, until {_day(until.timestamp())}.")
         return
     mark = ctx.storage.reminder_marks(ctx.room_id)[sha1]
@@ -148,8 +149,8 @@ def acknowledge(ctx) -> None:
     sha1, label = _clicked_certificate(ctx)
     final_days = ctx.config.reminder_final_days
     if ctx.storage.acknowledge_reminders(ctx.room_id, sha1, by=ctx.person_email, now=ctx.now().timestamp()):
-        ctx.reply(markdown=f"{ctx.person_email} owns **{label}** now. Only the final reminders ({final_days} days "
-                           "or fewer) and the expired card will follow.")
+        ctx.reply(markdown=f"{plain(ctx.person_email)} owns **{label}** now. Only the final reminders "
+                           f"({final_days} days or fewer) and the expired card will follow.")
         return
     mark = ctx.storage.reminder_marks(ctx.room_id)[sha1]
     ctx.reply(f"Already acknowledged by {mark.acknowledged_by} on {_day(mark.acknowledged_at)}; nothing changed.",
@@ -163,7 +164,8 @@ def _clicked_certificate(ctx) -> tuple[str, str]:
     if not sha1 or not tracked:
         raise UserError("That certificate is no longer tracked in this space (rotated away or removed), so no "
                         "reminders about it will come.")
-    return sha1, f"{tracked[0].source_label} ({tracked[0].subject.split(',')[0]})"
+    # Shown in Markdown: a file name or subject must not become a link, a mention or formatting.
+    return sha1, plain(f"{tracked[0].source_label} ({tracked[0].subject.split(',')[0]})")
 
 
 def _day(timestamp: float) -> str:

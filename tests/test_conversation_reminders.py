@@ -234,6 +234,17 @@ def test_snooze_silences_a_certificate_for_seven_days_and_a_second_click_changes
         .snoozed_until == (BASE + timedelta(days=7)).timestamp()
 
 
+def test_names_from_files_and_certificates_are_shown_literally_not_as_markdown(chat, clock):
+    subscribe(chat)
+    track_file(chat, 15.5, name="[click](evil.example).pem", cn="<@all> *urgent* `x`")
+    sweep(chat, BASE, clock)
+    card = summarize_card(cards_posted(chat)[-1])
+    assert r"\[click\](evil.example)" in card and r"\*urgent\* \`x\`" in card and "<@all" not in card
+    reply = chat.click(chat.bob, chat.last_card_message()["id"], button="Snooze 7 days")[0]
+    assert r"\[click\](evil.example)" in reply.body and "<@all" not in reply.body
+    assert not chat.webex.messages_in(chat.room)[-1].get("mentionedGroups")
+
+
 def test_acknowledge_records_the_owner_and_leaves_only_the_final_reminders(chat, clock):
     card_id = first_reminder_card(chat, clock, 30.5)
     reply = chat.click(chat.bob, card_id, button="Acknowledge")[0]

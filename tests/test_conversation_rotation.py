@@ -2,7 +2,7 @@
 
 import base64
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -13,6 +13,7 @@ from cards.common import card, paragraph, submit
 from cards.text import summarize_card
 from errors import UserError
 from rotation_plans import NewRotation
+from tests.certfactory import make_cert, make_sp_metadata
 from tests.rotation_helpers import (
     APPROVER_GROUP, MEETINGS_APP, MEETINGS_APPLICATION_ID, WEBEX_APP, WEBEX_SP_ID, Clock, activations,
     active_thumbprint, add_member, card_text, click, control_hub_metadata, creations, drop, last_card_text,
@@ -368,6 +369,21 @@ def test_an_upload_resumed_after_a_crash_adds_the_webex_certificate_once(space, 
     assert only_rotation(chat).state == "awaiting-webex-activation"
     assert len(demo_graph.requests_matching("PATCH", r"/applications/")) == 1
     assert len(demo_graph.applications[MEETINGS_APPLICATION_ID]["keyCredentials"]) == keys_before + 1
+
+
+def test_a_certificate_subject_is_shown_literally_in_cards_and_posts(space):
+    chat = space(report_only=True)
+    now = datetime.now(timezone.utc)
+    cert, _ = make_cert("[click](https://evil.example) <@all>", now - timedelta(days=5), now + timedelta(days=365),
+                        key_index=2)
+    drop(chat, "Webex_SP_saml2_metadata.xml", make_sp_metadata("https://contoso.webex.com", [cert], [], [
+        "https://contoso.webex.com/dispatcher/SAML2AuthService?siteurl=contoso"]))
+    plan = chat.say(chat.alice, f"rotate webex-sp {MEETINGS_APP}")
+    text = card_text(plan[0])
+    assert r"CN=\[click\](https://evil.example)" in text and "[click](" not in text and "<@all" not in text
+    assert "[click](" in plan[0].text                                # the plain-text fallback stays as it is
+    dry_run = [reply for reply in click(chat, chat.bob, "Approve") if "were NOT sent" in reply.body]
+    assert len(dry_run) == 1 and "[click](" not in dry_run[0].body and "<@all>" not in dry_run[0].body
 
 
 def test_a_webex_sp_rotation_without_an_entra_change_only_guides_webex(rotation_chat):
