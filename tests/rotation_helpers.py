@@ -100,10 +100,24 @@ class Clock:
         return datetime.now(timezone.utc) + self.offset
 
 
+def use_clock(chat) -> Clock:
+    """The conversation's services.clock, from now on moved by hand."""
+    chat.services.clock = clock = Clock()
+    return clock
+
+
 def rotate_to_window(chat, app: str = WEBEX_APP) -> None:
     """alice asks, bob approves: the new certificate exists and the window card is up."""
     chat.say(chat.alice, f"rotate {app}")
     click(chat, chat.bob, "Approve")
+
+
+def schedule_window(chat, clock: Clock, hours: float) -> list:
+    """alice schedules the window ``hours`` from now, carol approves it; returns what the approval posted."""
+    start = clock() + timedelta(hours=hours)
+    click(chat, chat.alice, "Schedule this window",
+          {"window_date": start.strftime("%Y-%m-%d"), "window_time": start.strftime("%H:%M")})
+    return click(chat, chat.carol, "Approve")
 
 
 def rotate_to_sign_in_test(chat, app: str = WEBEX_APP) -> None:

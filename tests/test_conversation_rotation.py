@@ -15,9 +15,9 @@ from errors import UserError
 from rotation_plans import NewRotation
 from tests.certfactory import make_cert, make_sp_metadata
 from tests.rotation_helpers import (
-    APPROVER_GROUP, MEETINGS_APP, MEETINGS_APPLICATION_ID, WEBEX_APP, WEBEX_SP_ID, Clock, activations,
-    active_thumbprint, add_member, card_text, click, control_hub_metadata, creations, drop, last_card_text,
-    only_rotation, rotate_to_sign_in_test, rotate_to_window, rotation_overrides, site_admin_metadata,
+    APPROVER_GROUP, MEETINGS_APP, MEETINGS_APPLICATION_ID, WEBEX_APP, WEBEX_SP_ID, activations, active_thumbprint,
+    add_member, card_text, click, control_hub_metadata, creations, drop, last_card_text, only_rotation,
+    rotate_to_sign_in_test, rotate_to_window, rotation_overrides, schedule_window, site_admin_metadata, use_clock,
 )
 
 
@@ -89,13 +89,9 @@ def test_an_entra_signing_rotation_from_plan_to_done(rotation_chat):
 
 def test_a_window_in_the_future_is_kept_and_activation_starts_when_it_comes(space):
     chat = space()
-    clock = Clock()
-    chat.services.clock = clock
+    clock = use_clock(chat)
     rotate_to_window(chat)
-    start = clock() + timedelta(hours=3)
-    click(chat, chat.alice, "Schedule this window",
-          {"window_date": start.strftime("%Y-%m-%d"), "window_time": start.strftime("%H:%M")})
-    scheduled = click(chat, chat.carol, "Approve")
+    scheduled = schedule_window(chat, clock, hours=3)
     assert "Activation scheduled for the maintenance window" in last_card_text(scheduled)
     assert activations(chat.graph) == []
     rotation.sweep(chat.services)
@@ -109,8 +105,7 @@ def test_a_window_in_the_future_is_kept_and_activation_starts_when_it_comes(spac
 
 def test_an_activation_approved_after_its_window_passed_asks_for_a_new_window(space):
     chat = space()
-    clock = Clock()
-    chat.services.clock = clock
+    clock = use_clock(chat)
     rotate_to_window(chat)
     click(chat, chat.alice, "Now: I'm ready")                     # alice is ready now ...
     clock.advance(hours=23)                                       # ... carol approves the next day
@@ -127,13 +122,9 @@ def test_an_activation_approved_after_its_window_passed_asks_for_a_new_window(sp
 
 def test_a_scheduled_activation_the_sweeper_reaches_long_after_its_window_does_not_run(space):
     chat = space()
-    clock = Clock()
-    chat.services.clock = clock
+    clock = use_clock(chat)
     rotate_to_window(chat)
-    start = clock() + timedelta(hours=1)
-    click(chat, chat.alice, "Schedule this window",
-          {"window_date": start.strftime("%Y-%m-%d"), "window_time": start.strftime("%H:%M")})
-    click(chat, chat.carol, "Approve")
+    schedule_window(chat, clock, hours=1)
     clock.advance(hours=5)                                        # the worker was down through the window
     rotation.sweep(chat.services)
     assert activations(chat.graph) == [] and only_rotation(chat).state == "awaiting-window"
@@ -191,8 +182,7 @@ def test_a_roll_back_graph_refuses_ends_failed_with_what_to_do(rotation_chat):
 
 def test_a_roll_back_is_not_approved_once_the_previous_certificate_expired(space):
     chat = space(approval_hours=24 * 30)
-    clock = Clock()
-    chat.services.clock = clock
+    clock = use_clock(chat)
     rotate_to_sign_in_test(chat)
     click(chat, chat.alice, "Roll back")
     clock.advance(days=21)                                        # the previous certificate expired (demo: 20 days)
@@ -214,8 +204,7 @@ def test_whoever_asks_for_the_roll_back_cannot_approve_it(rotation_chat):
 
 def test_a_roll_back_not_approved_returns_to_the_failed_verification_it_came_from(space, demo_graph):
     chat = space()
-    clock = Clock()
-    chat.services.clock = clock
+    clock = use_clock(chat)
     rotate_to_window(chat)
     click(chat, chat.alice, "Now: I'm ready")
     demo_graph.federation_metadata = lambda app_id: None          # verification fails
@@ -233,8 +222,7 @@ def test_a_roll_back_not_approved_returns_to_the_failed_verification_it_came_fro
 
 def test_clean_up_removes_the_old_certificate_only_after_it_expired(rotation_chat):
     chat, graph = rotation_chat, rotation_chat.graph
-    clock = Clock()
-    chat.services.clock = clock
+    clock = use_clock(chat)
     old = active_thumbprint(graph)
     rotate_to_sign_in_test(chat)
     click(chat, chat.alice, "Sign-in works")
@@ -273,8 +261,7 @@ def remove_bot(chat, room) -> None:
 
 def test_a_space_the_bot_was_removed_from_does_not_stop_the_sweep_of_other_rotations(space):
     chat = space()
-    clock = Clock()
-    chat.services.clock = clock
+    clock = use_clock(chat)
     other = chat.webex.add_room("Meetings team", "group", [chat.alice, chat.bob, chat.carol])
     chat.say(chat.alice, f"rotate {WEBEX_APP}")                     # rotation #1, in the first space
     chat.say(chat.alice, f"rotate {MEETINGS_APP}", room=other)      # rotation #2, in the second
@@ -290,13 +277,9 @@ def test_a_space_the_bot_was_removed_from_does_not_stop_the_sweep_of_other_rotat
 
 def test_a_scheduled_activation_runs_though_its_space_is_unreachable(space):
     chat = space()
-    clock = Clock()
-    chat.services.clock = clock
+    clock = use_clock(chat)
     rotate_to_window(chat)
-    start = clock() + timedelta(hours=1)
-    click(chat, chat.alice, "Schedule this window",
-          {"window_date": start.strftime("%Y-%m-%d"), "window_time": start.strftime("%H:%M")})
-    click(chat, chat.carol, "Approve")
+    schedule_window(chat, clock, hours=1)
     remove_bot(chat, chat.room)
     clock.advance(hours=1, minutes=1)
     rotation.sweep(chat.services)
@@ -307,8 +290,7 @@ def test_a_scheduled_activation_runs_though_its_space_is_unreachable(space):
 
 def test_a_rotation_of_a_space_no_longer_allowed_waits_and_none_starts_there(space):
     chat = space()
-    clock = Clock()
-    chat.services.clock = clock
+    clock = use_clock(chat)
     chat.say(chat.alice, f"rotate {WEBEX_APP}")
     chat.services.config = chat.services.config.replace(allowed_rooms=(chat.direct.id,))
     clock.advance(hours=24, minutes=1)
