@@ -223,7 +223,9 @@ _SOMEONE_FIRST = "Someone acted on this card at the same moment; nothing was cha
 _TOO_LATE = {"timed-out": "Too late: this request expired after {hours} hours without a decision. Your click "
                           "changed nothing; the expired card says how to start again.",
              "window-started": "Too late: the maintenance window has started and the activation is under way. "
-                               "Your click changed nothing."}
+                               "Your click changed nothing.",
+             "window-passed": "Too late: the maintenance window had passed long ago, so nothing was activated; the "
+                              "new card asks for a new window. Your click changed nothing."}
 
 
 def _clicked(ctx, event: str | None):
@@ -244,8 +246,9 @@ def _clicked(ctx, event: str | None):
                              "card; nothing was changed by this click.")
         return None
     if rotation.is_overdue(ctx.services, record) and rotation.state_of(record).on_timeout:
-        rotation.time_out(ctx.services, record, event_key=ctx.event_key)
-        _refuse(ctx, record, _TOO_LATE[rotation.state_of(record).on_timeout].format(
+        moved = rotation.time_out(ctx.services, record, event_key=ctx.event_key)
+        passed = moved is not None and moved.state == "awaiting-window"
+        _refuse(ctx, record, _TOO_LATE["window-passed" if passed else rotation.state_of(record).on_timeout].format(
             hours=ctx.config.approval_hours))
         return None
     if event is not None and not rotation.machine_of(record).allows(record.state, event):
