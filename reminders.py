@@ -25,7 +25,8 @@ in one metadata document, it is still one certificate to remind about):
   ``reminder_final_days`` or fewer, and the expired cards;
 - inactive Entra certificates sign nothing, so they get no reminders (they stay in the digest);
 - the weekly digest goes out at the slot of the digest weekday (or the first slot after it, when
-  the bot was down), once per week.
+  the bot was down), once per week;
+- a space outside ROLLOVER_ALLOWED_ROOMS (when set) gets nothing, and what was planned for it is dropped.
 
 Exactly once: every reminder is a row keyed by (space, subject, kind, step); planning inserts it
 once, posting claims it first. A failed post (Webex 429/5xx) goes back to *planned* with a backoff

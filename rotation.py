@@ -22,7 +22,9 @@ carries, so an older card, a double click or a duplicate event changes nothing. 
 holds a lease in SQLite; a step stores its progress before each Graph call and its outcome after
 it; the messages of a version go out through the outbox keyed by rotation and version. ``sweep``
 (when the worker starts, then periodically) expires overdue approvals, starts scheduled
-activations and finishes whatever a killed process left half done.
+activations and finishes whatever a killed process left half done, one rotation's failure never
+stopping the others. A card Webex refuses for good (403/404: the bot left the space) is audited and
+the rotation goes on; a rotation whose space left ROLLOVER_ALLOWED_ROOMS waits untouched.
 """
 
 from __future__ import annotations
