@@ -6,7 +6,7 @@ from datetime import datetime
 
 from webexpythonsdk.models.cards import AdaptiveCard
 
-from cards.common import card, facts, heading, paragraph, submit
+from cards.common import card, facts, heading, paragraph, plain, submit
 from cards.certificates import STATUS_WORDS, certificate_row, day, when
 from certificates.health import STATUS_EMOJI, STATUS_ORDER
 
@@ -38,13 +38,13 @@ def apps_text(rows: list[dict]) -> str:
 
 def app_card(app: dict, cert_rows: list[dict], settings: list[tuple[str, str]], *, watched: bool,
              verdict: tuple[str, str] | None, can_rotate: bool) -> AdaptiveCard:
-    body = [*heading(app["display_name"], subtitle=f"Entra enterprise app · appId {app['app_id']}")]
+    body = [*heading(plain(app["display_name"]), subtitle=f"Entra enterprise app · appId {plain(app['app_id'])}")]
     for row in cert_rows:
         body.append(certificate_row(status=row["status"], title=row["title"], detail=row["detail"]))
-    body.append(facts(settings))
+    body.append(facts((plain(name), plain(value)) for name, value in settings))
     if verdict is not None:
-        body.append(paragraph(verdict[0], bold=True))
-        body.append(paragraph(verdict[1]))
+        body.append(paragraph(plain(verdict[0]), bold=True))
+        body.append(paragraph(plain(verdict[1])))
     actions = []
     if not watched:
         actions.append(submit("Watch in this space", "watch-app", sp_id=app["sp_id"]))

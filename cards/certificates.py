@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from webexpythonsdk.models.cards import AdaptiveCard, Column, ColumnSet, Container, TextBlock
 from webexpythonsdk.models.cards.options import Colors, ContainerStyle, FontWeight, Spacing
 
-from cards.common import card, heading, paragraph, section, submit
+from cards.common import card, heading, paragraph, plain, section, submit
 from certificates.diagnosis import Diagnosis, Finding
 from certificates.health import FINDINGS, STATUS_EMOJI, CertificateReport, worst
 
@@ -46,10 +46,10 @@ def certificate_row(*, status: str, title: str, detail: str) -> ColumnSet:
     return ColumnSet(columns=[
         Column(items=[TextBlock(STATUS_EMOJI[status])], width="auto"),
         Column(items=[
-            TextBlock(title, weight=FontWeight.BOLDER, wrap=True),
-            TextBlock(state.capitalize(), color=STATUS_COLOURS[status], weight=FontWeight.BOLDER,
+            TextBlock(plain(title), weight=FontWeight.BOLDER, wrap=True),
+            TextBlock(plain(state.capitalize()), color=STATUS_COLOURS[status], weight=FontWeight.BOLDER,
                       wrap=True, spacing=Spacing.NONE),
-            TextBlock(rest or state, isSubtle=True, wrap=True, spacing=Spacing.NONE),
+            TextBlock(plain(rest or state), isSubtle=True, wrap=True, spacing=Spacing.NONE),
         ], width="stretch"),
     ], spacing=Spacing.SMALL)
 
@@ -66,7 +66,7 @@ def report_detail(report: CertificateReport) -> str:
 
 def reading_card(label: str, reports: list[CertificateReport], diagnosis: Diagnosis | None) -> AdaptiveCard:
     overall = worst(r.status for r in reports)
-    body = [*heading(f"{STATUS_EMOJI[overall]} {label}",
+    body = [*heading(f"{STATUS_EMOJI[overall]} {plain(label)}",
                      subtitle=f"{len(reports)} certificate{'s' if len(reports) != 1 else ''} found · now tracked "
                               "in this space")]
     if not reports:
@@ -74,7 +74,7 @@ def reading_card(label: str, reports: list[CertificateReport], diagnosis: Diagno
     for report in reports[:MAX_ROWS]:
         body.append(certificate_row(status=report.status, title=report.subject, detail=report_detail(report)))
         for code in report.findings:
-            body.append(paragraph(f"⚠️ {FINDINGS.get(code, code)}", subtle=True))
+            body.append(paragraph(f"⚠️ {plain(FINDINGS.get(code, code))}", subtle=True))
     if diagnosis is not None:
         body.append(_verdict_block(diagnosis))
     return card(body, actions=[submit("Explain", SHOW_COMMAND, command="explain"),
@@ -125,7 +125,7 @@ def empty_status_text() -> str:
 def diagnosis_card(diagnosis: Diagnosis) -> AdaptiveCard:
     # The summary's first sentence is the headline; the verdict block and findings carry the rest.
     headline = diagnosis.summary.split(". ")[0].rstrip(".") + "."
-    body = [*heading("Chain of trust", subtitle=headline), _verdict_block(diagnosis)]
+    body = [*heading("Chain of trust", subtitle=plain(headline)), _verdict_block(diagnosis)]
     for finding in diagnosis.findings:
         body.append(_finding_block(finding))
     if any(f.inferred for f in diagnosis.findings):
@@ -147,14 +147,14 @@ def _verdict_block(diagnosis: Diagnosis) -> Container:
     return section([
         TextBlock("Do I need to upload the new Webex certificate to Azure?", isSubtle=True, wrap=True),
         TextBlock(VERDICT_TITLE[diagnosis.upload_verdict], weight=FontWeight.BOLDER, wrap=True),
-        TextBlock(diagnosis.upload_answer, wrap=True, spacing=Spacing.SMALL),
+        TextBlock(plain(diagnosis.upload_answer), wrap=True, spacing=Spacing.SMALL),
     ], style=style)
 
 
 def _finding_block(finding: Finding) -> Container:
     title = f"{SEVERITY_EMOJI[finding.severity]} {finding.title}{' (inferred)' if finding.inferred else ''}"
     colour = {"critical": Colors.ATTENTION, "warning": Colors.WARNING}.get(finding.severity)
-    return section([TextBlock(title, weight=FontWeight.BOLDER, wrap=True, color=colour),
-                    TextBlock(finding.text, wrap=True, spacing=Spacing.SMALL)],
+    return section([TextBlock(plain(title), weight=FontWeight.BOLDER, wrap=True, color=colour),
+                    TextBlock(plain(finding.text), wrap=True, spacing=Spacing.SMALL)],
                    style=None)
 

@@ -196,3 +196,11 @@ def test_a_space_tracks_at_most_the_configured_number_of_sources(make_chat):
     reply = drop(chat, "three.xml", control_hub_metadata())[0]
     assert "already tracks 2 sources" in reply.body
     assert len(chat.services.storage.sources(room_id=chat.room.id)) == 2
+
+
+def test_names_from_certificates_cannot_become_links_in_cards(chat):
+    from tests.certfactory import pem_of
+    cert, _ = make_cert("x[Re-login](https://evil.example)", NOW - timedelta(days=1), NOW + timedelta(days=90))
+    card = drop(chat, "evil.pem", pem_of(cert))[0].card
+    texts = card_texts(card) + card_texts(chat.say(chat.alice, "status")[0].card)
+    assert "[Re-login](" not in texts and "\\[Re-login\\](" in texts
