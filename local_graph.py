@@ -39,7 +39,7 @@ import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 from urllib.parse import urlencode
@@ -243,13 +243,6 @@ def _project(obj: dict, select: Optional[list[str]]) -> dict:
 
 
 # --------------------------------------------------------------------------- the tenant state
-
-
-@dataclass
-class _Credentials:
-    """Internal credential storage: public JSON + private extras Graph never returns."""
-    keys: list[dict] = field(default_factory=list)
-    passwords: list[dict] = field(default_factory=list)
 
 
 class LocalGraph:
@@ -459,9 +452,6 @@ class LocalGraph:
     def clear_log(self) -> None:
         with self._lock:
             self.request_log.clear()
-
-    def private_key_for(self, thumbprint: str) -> rsa.RSAPrivateKey:
-        return self._private_keys[thumbprint.upper()]
 
     def verify_thumbprints(self, sp_id: str) -> list[str]:
         """Thumbprints of the SP's Verify keys computed from their DER (ground truth for tests)."""
