@@ -253,16 +253,18 @@ def start(services, new, *, room_id: str, requester: str, event_key: str) -> Rot
         raise UserError("Rotations run only in the spaces of ROLLOVER_ALLOWED_ROOMS, and this is not one of them.")
     now = services.clock()
     state = MACHINES[new.kind].state(new.state)
-    rotation_id = services.storage.create_rotation(
-        kind=new.kind, app_key=new.app_key, app_name=new.app_name, room_id=room_id, requested_by=requester,
-        marker=new.marker, state=new.state, plan=new.plan, data={"history": [_history(now, requester, "Requested.")]},
-        deadline=_deadline(services, state, now, {}), event_key=event_key, now=now.timestamp())
+    with services.storage.transaction():        # the rotation and its "requested" entry, or neither
+        rotation_id = services.storage.create_rotation(
+            kind=new.kind, app_key=new.app_key, app_name=new.app_name, room_id=room_id, requested_by=requester,
+            marker=new.marker, state=new.state, plan=new.plan,
+            data={"history": [_history(now, requester, "Requested.")]},
+            deadline=_deadline(services, state, now, {}), event_key=event_key, now=now.timestamp())
+        if rotation_id is not None:
+            audit.record(services, services.storage.rotation(rotation_id), actor=requester, action="requested",
+                         detail=f"Requested a rotation of the {MACHINES[new.kind].label}; it starts at "
+                                f"“{state.step}”.", requests=new.plan.get("requests", []))
     if rotation_id is None:
         raise UserError(already_open_message(services, new.app_key, room_id))
-    record = services.storage.rotation(rotation_id)
-    audit.record(services, record, actor=requester, action="requested",
-                 detail=f"Requested a rotation of the {MACHINES[new.kind].label}; it starts at “{state.step}”.",
-                 requests=new.plan.get("requests", []))
     advance(services, rotation_id)
     return services.storage.rotation(rotation_id)
 
@@ -283,11 +285,12 @@ def act(services, record: RotationRecord, event: str, *, actor: str, event_key: 
     """Apply ``event`` if the rotation is still at ``record.version``; None when someone acted first."""
     change = _change(services, record, event, actor=actor, detail=detail, data=data, event_key=event_key)
     owner = lease_owner()
-    if not services.storage.change_rotation(record.id, record.version, change, lease_owner=owner,
-                                            lease_until=_lease_until(services), now=time.time()):
-        return None
-    audit.record(services, record, actor=actor, action=event, detail=detail,
-                 state_change=(record.state, change.state))
+    with services.storage.transaction():        # the change and its audit entry, or neither
+        if not services.storage.change_rotation(record.id, record.version, change, lease_owner=owner,
+                                                lease_until=_lease_until(services), now=time.time()):
+            return None
+        audit.record(services, record, actor=actor, action=event, detail=detail,
+                     state_change=(record.state, change.state))
     advance(services, record.id)
     return services.storage.rotation(record.id)
 
@@ -304,16 +307,17 @@ def approve(services, record: RotationRecord, *, actor: str, event_key: str) -> 
     pending = RotationChange(state=record.state, data=_with_history(record.data, services, actor, "Approved."),
                              deadline=record.deadline, finished=False, event_key=event_key,
                              now=services.clock().timestamp(), state_changed=False)
-    count = services.storage.approve_rotation(record.id, record.version, actor, required=required,
-                                              approved=approved, pending=pending, lease_owner=lease_owner(),
-                                              lease_until=_lease_until(services), now=time.time())
-    if count is None:
-        return None, 0
-    moved = count >= required
-    audit.record(services, record, actor=actor, action="approved",
-                 detail=(f"Approval {count} of {required} for “{state.step}”."
-                         + (f" Moving on: {machine_of(record).state(approved.state).step}." if moved else "")),
-                 state_change=(record.state, approved.state) if moved else None)
+    with services.storage.transaction():        # the approval, the move and the audit entry, or none of them
+        count = services.storage.approve_rotation(record.id, record.version, actor, required=required,
+                                                  approved=approved, pending=pending, lease_owner=lease_owner(),
+                                                  lease_until=_lease_until(services), now=time.time())
+        if count is None:
+            return None, 0
+        moved = count >= required
+        audit.record(services, record, actor=actor, action="approved",
+                     detail=(f"Approval {count} of {required} for “{state.step}”."
+                             + (f" Moving on: {machine_of(record).state(approved.state).step}." if moved else "")),
+                     state_change=(record.state, approved.state) if moved else None)
     advance(services, record.id)
     return services.storage.rotation(record.id), count
 
@@ -405,12 +409,13 @@ def _run_step(services, record: RotationRecord, state: State, owner: str) -> boo
     current = services.storage.rotation(record.id)       # the step saved its progress meanwhile
     change = _change(services, current, outcome.event, actor=BOT_ACTOR, detail=outcome.detail,
                      data=outcome.data, posts=outcome.posts, event_key=None)
-    if not services.storage.change_rotation(record.id, current.version, change, lease_owner=owner,
-                                            lease_until=_lease_until(services), now=time.time()):
-        log.error("rotation %s changed under its own lease; leaving it for the sweep", record.id)
-        return False
-    audit.record(services, current, actor=BOT_ACTOR, action=outcome.event, detail=outcome.detail,
-                 state_change=(current.state, change.state))
+    with services.storage.transaction():        # the outcome and its audit entry, or neither
+        if not services.storage.change_rotation(record.id, current.version, change, lease_owner=owner,
+                                                lease_until=_lease_until(services), now=time.time()):
+            log.error("rotation %s changed under its own lease; leaving it for the sweep", record.id)
+            return False
+        audit.record(services, current, actor=BOT_ACTOR, action=outcome.event, detail=outcome.detail,
+                     state_change=(current.state, change.state))
     return True
 
 

@@ -411,6 +411,10 @@ class Storage:
                 applied_now.append(name)
         return applied_now
 
+    def transaction(self):
+        """A context manager: the writes inside commit together or not at all (a savepoint when nested)."""
+        return self.db.atomic()
+
     def ping(self) -> bool:
         return self.db.execute("SELECT 1").fetchone() == (1,)
 

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import sqlite3
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -532,6 +533,35 @@ def test_the_start_rotation_button_of_the_status_card(rotation_chat):
     chat.say(chat.alice, "status")
     plan = click(chat, chat.alice, f"Start rotation: {WEBEX_APP}")
     assert "Waiting for approval to create the new certificate" in last_card_text(plan)
+
+
+def fail_audit_of(chat, monkeypatch, action: str) -> None:
+    """Writing the audit entry of ``action`` fails (as a crash between two commits would lose it)."""
+    storage = chat.services.storage
+    append = storage.append_audit
+
+    def append_or_fail(**entry):
+        if entry["action"] == action:
+            raise sqlite3.OperationalError("disk I/O error")
+        return append(**entry)
+    monkeypatch.setattr(storage, "append_audit", append_or_fail)
+
+
+def test_a_change_whose_audit_entry_cannot_be_written_does_not_happen(rotation_chat, monkeypatch):
+    chat = rotation_chat
+    storage = chat.services.storage
+    chat.say(chat.alice, f"rotate {WEBEX_APP}")
+    fail_audit_of(chat, monkeypatch, "approved")
+    click(chat, chat.bob, "Approve")
+    fail_audit_of(chat, monkeypatch, "cancelled")
+    click(chat, chat.alice, "Cancel rotation")
+    record = only_rotation(chat)
+    assert (record.state, record.version) == ("awaiting-create-approval", 1) and creations(chat.graph) == 0
+    assert storage.rotation_approvals(record.id, record.state_version) == []
+    monkeypatch.undo()
+    click(chat, chat.alice, "Cancel rotation")
+    assert only_rotation(chat).state == "cancelled"
+    assert [e.action for e in storage.audit_entries(rotation_id=record.id)] == ["requested", "cancelled"]
 
 
 def test_audit_tells_the_story_and_exports_it_as_json(rotation_chat, monkeypatch, capsys):
