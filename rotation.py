@@ -94,6 +94,22 @@ class InvalidTransition(Exception):
     """A bug: code asked for a transition the machine does not declare."""
 
 
+class RotationBusy(WebexUnavailable):
+    """Nobody acted on the rotation, but another thread holds its lease for a moment (the sweeper posting a
+    card, another worker): a click must be tried again, not refused. It is a WebexUnavailable so that the
+    worker retries the event with backoff (``worker.Worker._retry_or_fail``); what the event posted already
+    is not posted again (the outbox)."""
+
+
+BUSY_RETRY_SECONDS = 2.0
+
+
+def unchanged_since(services, record: RotationRecord) -> bool:
+    """The rotation is still at ``record``'s version: a compare-and-set on it failed only on a busy lease."""
+    current = services.storage.rotation(record.id)
+    return current is not None and current.version == record.version
+
+
 def machine(kind: str, label: str, states: list[State], transitions: list[tuple[str, str, str]]) -> Machine:
     by_name = {s.name: s for s in states + TERMINAL_STATES}
     table = {}

@@ -83,7 +83,7 @@ def approve_button(ctx) -> None:
         return
     updated, _ = rotation.approve(ctx.services, record, actor=ctx.person_email, event_key=ctx.event_key)
     if updated is None:
-        _refuse(ctx, record, _SOMEONE_FIRST)
+        _someone_first(ctx, record)
 
 
 def _approval_refusal(ctx, record) -> str | None:
@@ -284,7 +284,16 @@ def _operator_step(ctx, event: str, detail: str) -> None:
 def _act(ctx, record, event: str, detail: str, data: dict | None = None) -> None:
     if rotation.act(ctx.services, record, event, actor=ctx.person_email, event_key=ctx.event_key,
                     detail=detail, data=data) is None:
-        _refuse(ctx, record, _SOMEONE_FIRST)
+        _someone_first(ctx, record)
+
+
+def _someone_first(ctx, record) -> None:
+    """The click's compare-and-set failed: refused when someone changed the rotation first; tried again
+    later (the worker retries the event) when only its lease was busy, since then nobody acted."""
+    if rotation.unchanged_since(ctx.services, record):
+        raise rotation.RotationBusy(f"rotation #{record.id} is busy; the click is tried again",
+                                    retry_after=rotation.BUSY_RETRY_SECONDS)
+    _refuse(ctx, record, _SOMEONE_FIRST)
 
 
 # --- cancelling and windows ------------------------------------------------------------------------

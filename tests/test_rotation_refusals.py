@@ -1,5 +1,7 @@
 """The refusal matrix: a click that may not act changes nothing, is answered privately and is audited."""
 
+import time
+
 import pytest
 
 import rotation
@@ -141,6 +143,25 @@ def test_a_double_click_has_one_effect(rotation_chat):
     private = [r for r in replies if r.to_person_id]
     assert len(private) == 1 and private[0].to_person_id == chat.carol.id and "outdated" in private[0].body
     assert only_rotation(chat).state == "awaiting-window"
+
+
+def test_a_click_while_another_thread_holds_the_lease_is_retried_not_refused(rotation_chat):
+    chat = rotation_chat
+    storage = chat.services.storage
+    chat.say(chat.alice, f"rotate {WEBEX_APP}")
+    record = only_rotation(chat)
+    assert storage.claim_rotation(record.id, "sweeper-elsewhere", time.time() + 60, time.time())
+    action = chat.webex.click(chat.bob, chat.last_card_message()["id"], button="Approve")
+    assert chat.deliver("attachmentActions", action["id"]) == []        # no "someone acted" refusal
+    status = storage.event_status(f"attachmentActions:{action['id']}")
+    assert status["status"] == "pending" and "busy" in status["last_error"] and creations(chat.graph) == 0
+    storage.release_rotation(record.id, "sweeper-elsewhere")
+    chat.worker.clock = lambda: time.time() + 60                          # the retry's backoff has passed
+    chat.worker.drain()
+    record = only_rotation(chat)
+    assert record.state == "awaiting-window" and creations(chat.graph) == 1
+    assert [e.action for e in storage.audit_entries(rotation_id=record.id)].count("approved") == 1
+    assert refusals(chat) == []
 
 
 def test_a_duplicate_event_has_one_effect(rotation_chat):
