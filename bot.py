@@ -249,6 +249,38 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_rotations(args: argparse.Namespace, config: Config) -> int:
+    """The open rotations of every space; --cancel ID cancels one that has not activated anything yet."""
+    import rotation
+    if args.cancel is not None:
+        return cancel_rotation(config, args.cancel)
+    records = existing_storage(config).rotations()
+    for record in records:
+        print(rotation.operator_line(record))
+    if not records:
+        print("No rotation is open.")
+    return 0
+
+
+def cancel_rotation(config: Config, rotation_id: int) -> int:
+    """Cancel as the operator (audited so) and post the cancelled card in the rotation's space."""
+    import rotation
+    config.require("webex_access_token")
+    existing_storage(config)
+    services = build_services(config)
+    try:
+        record = rotation.cancel_by_operator(services, rotation_id)
+    except WebexUnavailable as error:   # raised after the cancel was committed: only the card waits
+        print(f"Rotation #{rotation_id} is cancelled; Webex did not take its card now ({error}), the worker's "
+              "rotation sweeper posts it.")
+        return 0
+    finally:
+        if services.entra is not None:
+            services.entra.close()
+    print(f"Rotation #{record.id} of {record.app_name} is cancelled, audited as {rotation.OPERATOR_ACTOR}.")
+    return 0
+
+
 def existing_storage(config: Config) -> Storage:
     """The bot's database for commands that only read it: a wrong path must not look like an empty history."""
     if not Path(config.database_path).is_file():
@@ -342,6 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
     audit_log.add_argument("--rotation", metavar="ID", type=int, help="only the entries of this rotation")
     audit_log.add_argument("--limit", metavar="N", type=int, help="only the latest N entries")
     audit_log.set_defaults(run=cmd_audit, needs_config=True)
+
+    rotations = commands.add_parser("rotations", help="list the open rotations of every space with their space "
+                                                      "and step; --cancel ID cancels one")
+    rotations.add_argument("--cancel", metavar="ID", type=int,
+                           help="cancel this rotation if it has not activated anything yet (audited as the "
+                                "operator's; its space gets the cancelled card)")
+    rotations.set_defaults(run=cmd_rotations, needs_config=True)
 
     settings = commands.add_parser("settings", help="show the current settings (secrets hidden)")
     settings.add_argument("--markdown", action="store_true", help="print the settings reference as Markdown")

@@ -5,7 +5,7 @@ A real HTTP server on 127.0.0.1 that the unmodified ``webexpythonsdk.WebexAPI`` 
 ``urljoin``).  It follows the official OpenAPI subset in
 ``shared/reference/webex-messaging-openapi-subset.json`` for ``/messages``, ``/attachment/actions`` and
 ``/webhooks`` (field names, status codes, the error body ``{"message", "errors": [{"description"}],
-"trackingId"}``) and adds the few other endpoints a bot needs: ``/people`` and ``/contents/{id}``.
+"trackingId"}``) and adds the few other endpoints a bot needs: ``/people``, ``/rooms/{id}`` and ``/contents/{id}``.
 
 Besides the API it holds a small simulated world (people, bots, rooms, hosted files) and test helpers
 that act like Webex itself: ``post_as`` (a person writes in a space), ``click`` (a person submits a
@@ -616,6 +616,7 @@ class LocalWebex:
             rule("/people/me", "GET", "people_me"),
             rule("/people", "GET", "people_list"),
             rule("/people/<person_id>", "GET", "people_get"),
+            rule("/rooms/<room_id>", "GET", "rooms_get"),
             rule("/messages", "GET", "messages_list"),
             rule("/messages", "POST", "messages_create"),
             rule("/messages/direct", "GET", "messages_direct"),
@@ -718,6 +719,15 @@ class LocalWebex:
                       and (not ids or p.id in ids)
                       and (not name or p.display_name.lower().startswith(name))]
         return self._page(request, people, default_max=100)
+
+    # ---- rooms -------------------------------------------------------------------------------
+
+    def _api_rooms_get(self, caller: Person, request: Request, room_id: str) -> Response:
+        """A space's details, for its members only (Webex answers others with 404)."""
+        with self._lock:
+            room = self._member_room(caller, room_id)
+            return _json({"id": room.id, "title": room.title, "type": room.type, "isLocked": False,
+                          "lastActivity": room.created, "created": room.created})
 
     # ---- messages ----------------------------------------------------------------------------
 

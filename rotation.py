@@ -289,12 +289,64 @@ def already_open_message(services, app_key: str, room_id: str) -> str:
     other = services.storage.open_rotation_for_app(app_key)
     if other is None:
         return "Another rotation of this app was started at the same moment; `rotations` shows it."
-    where = "" if other.room_id == room_id else " in another space"
-    return (f"Rotation #{other.id} of {other.app_name} is still open{where} (step: {state_of(other).step}). "
-            f"Finish it or `cancel {other.id}` first: one rotation per app at a time.")
+    opened = f"Rotation #{other.id} of {other.app_name} is still open"
+    if other.room_id == room_id:
+        return (f"{opened} (step: {state_of(other).step}). Finish it or `cancel {other.id}` first: one rotation "
+                "per app at a time.")
+    # `cancel` works only in the rotation's own space: say which one, and the operator's way out.
+    return (f"{opened} in {space_name(services, other.room_id)} (step: {state_of(other).step}). Finish it or "
+            f"`cancel {other.id}` there, or an operator runs `python bot.py rotations --cancel {other.id}`: one "
+            "rotation per app at a time.")
+
+
+def space_name(services, room_id: str) -> str:
+    """“the space “<title>”” as Webex names it, or the space's id when Webex cannot tell (the bot left it)."""
+    try:
+        return f"the space “{services.webex.room_title(room_id)}”"
+    except WebexError as error:
+        log.warning("could not read the title of space %s: %s", room_id, error)
+        return f"another space ({room_id})"
 
 
 # --- events from people ------------------------------------------------------------------------------
+
+OPERATOR_ACTOR = "operator (command line)"
+
+
+def cancel_refusal(record: RotationRecord) -> str | None:
+    """Why the rotation cannot be cancelled at its step (it is finished, or activated something); None if it can."""
+    if machine_of(record).allows(record.state, "cancelled"):
+        return None
+    activated = record.state in ("awaiting-sign-in-test", "verification-failed")
+    return (f"Rotation #{record.id} cannot be cancelled at “{state_of(record).step}”"
+            + (": the new certificate is active; confirm the sign-in or roll back." if activated else "."))
+
+
+def operator_line(record: RotationRecord) -> str:
+    """One line of ``python bot.py rotations``: which rotation, its step, its space, who asked and when."""
+    asked = datetime.fromtimestamp(record.created_at, timezone.utc).strftime("%Y-%m-%d %H:%M")
+    cancellable = "" if cancel_refusal(record) else " · can be cancelled"
+    return (f"#{record.id}  {record.app_name} ({machine_of(record).label}) · step: {state_of(record).step}"
+            f"{cancellable} · space {record.room_id} · requested by {record.requested_by} at {asked} UTC")
+
+
+def cancel_by_operator(services, rotation_id: int) -> RotationRecord:
+    """``bot.py rotations --cancel ID``: cancel a rotation of any space that has not activated anything yet.
+
+    The change is committed (and audited) before its card is posted: a WebexUnavailable raised after it
+    leaves the card to the sweeper."""
+    record = services.storage.rotation(rotation_id)
+    if record is None or record.finished_at is not None:
+        raise UserError(f"There is no open rotation #{rotation_id}; `python bot.py rotations` lists them.")
+    refusal = cancel_refusal(record)
+    if refusal:
+        raise UserError(refusal)
+    cancelled = act(services, record, "cancelled", actor=OPERATOR_ACTOR, detail="Cancelled.",
+                    event_key=f"operator-cancel:{record.id}:v{record.version}")
+    if cancelled is None:
+        raise UserError(f"Rotation #{record.id} is changing at this moment; run the command again.")
+    return cancelled
+
 
 def act(services, record: RotationRecord, event: str, *, actor: str, event_key: str, detail: str,
         data: dict | None = None) -> RotationRecord | None:

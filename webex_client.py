@@ -146,6 +146,12 @@ class WebexClient:
     def get_person(self, person_id: str) -> Person:
         return _person(self._call("looking up a person", self._api.people.get, person_id))
 
+    # --- rooms -------------------------------------------------------------------------------
+
+    def room_title(self, room_id: str) -> str:
+        """The space's title, as its members see it (Webex answers 404 when the bot is not a member)."""
+        return self._call("reading a space", self._api.rooms.get, room_id).title
+
     # --- messages ----------------------------------------------------------------------------
 
     def get_message(self, message_id: str) -> Message:

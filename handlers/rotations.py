@@ -299,10 +299,9 @@ def _someone_first(ctx, record) -> None:
 # --- cancelling and windows ------------------------------------------------------------------------
 
 def _cancel_refusal(ctx, record) -> str | None:
-    if not rotation.machine_of(record).allows(record.state, "cancelled"):
-        return (f"Rotation #{record.id} cannot be cancelled at “{rotation.state_of(record).step}”"
-                + (": the new certificate is active; confirm the sign-in or roll back."
-                   if record.state in ("awaiting-sign-in-test", "verification-failed") else "."))
+    refusal = rotation.cancel_refusal(record)
+    if refusal:
+        return refusal
     if ctx.person_email == record.requested_by.lower():
         return None
     if any(may_decide(ctx.services, stage, ctx.person_email) is None for stage in STAGES):

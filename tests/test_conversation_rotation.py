@@ -527,6 +527,43 @@ def test_one_rotation_per_app_at_a_time(rotation_chat):
     assert len(chat.services.storage.rotations()) == 1
 
 
+def test_a_rotation_open_in_another_space_is_named_and_an_operator_can_cancel_it(rotation_chat, monkeypatch,
+                                                                                    capsys):
+    chat = rotation_chat
+    other = chat.webex.add_room("Meetings team", "group", [chat.alice, chat.bob, chat.carol])
+    chat.say(chat.bob, f"rotate {WEBEX_APP}", room=other)
+    refused = chat.say(chat.alice, f"rotate {WEBEX_APP}")[0].body
+    assert "Rotation #1 of Cisco Webex is still open in the space “Meetings team”" in refused
+    assert "`python bot.py rotations --cancel 1`" in refused
+    monkeypatch.setenv("ROLLOVER_DATABASE", chat.config.database_path)
+    assert bot.main(["rotations"]) == 0
+    listed = capsys.readouterr().out
+    assert listed.startswith("#1  Cisco Webex") and "Waiting for approval" in listed and "can be cancelled" in listed
+    assert other.id in listed and "bob@example.com" in listed
+    monkeypatch.setenv("WEBEX_ACCESS_TOKEN", chat.token)
+    monkeypatch.setenv("WEBEX_BASE_URL", chat.webex.base_url)
+    assert bot.main(["rotations", "--cancel", "1"]) == 0
+    assert "is cancelled" in capsys.readouterr().out
+    assert chat.services.storage.rotation(1).state == "cancelled"
+    entry = chat.services.storage.audit_entries(rotation_id=1)[-1]
+    assert (entry.action, entry.actor) == ("cancelled", "operator (command line)")
+    cancelled_card = chat.last_card_message(other)["attachments"][0]["content"]
+    assert "Cancelled by operator (command line)" in summarize_card(cancelled_card)
+    assert "Waiting for approval" in card_text(chat.say(chat.alice, f"rotate {WEBEX_APP}")[0])
+
+
+def test_the_command_line_does_not_cancel_a_rotation_that_activated_its_certificate(rotation_chat, monkeypatch,
+                                                                                     capsys):
+    chat = rotation_chat
+    rotate_to_sign_in_test(chat)
+    monkeypatch.setenv("ROLLOVER_DATABASE", chat.config.database_path)
+    monkeypatch.setenv("WEBEX_ACCESS_TOKEN", chat.token)
+    monkeypatch.setenv("WEBEX_BASE_URL", chat.webex.base_url)
+    assert bot.main(["rotations", "--cancel", "1"]) == 1
+    assert "cannot be cancelled" in capsys.readouterr().err
+    assert chat.services.storage.rotation(1).state == "awaiting-sign-in-test"
+
+
 def test_the_start_rotation_button_of_the_status_card(rotation_chat):
     chat = rotation_chat
     chat.say(chat.alice, f"watch {WEBEX_APP}")
