@@ -23,7 +23,8 @@ in one metadata document, it is still one certificate to remind about):
   away (present = 0 in its source: nothing more);
 - snoozed: nothing until the snooze ends; acknowledged (someone owns it): only the thresholds of
   ``reminder_final_days`` or fewer, and the expired cards;
-- inactive Entra certificates sign nothing, so they get no reminders (they stay in the digest);
+- inactive Entra certificates sign nothing, so they get no reminders (they stay in the digest), also when
+  another source of the space (Entra's federation metadata URL) lists them;
 - the weekly digest goes out at the slot of the digest weekday (or the first slot after it, when
   the bot was down), once per week;
 - a space outside ROLLOVER_ALLOWED_ROOMS (when set) gets nothing, and what was planned for it is dropped.
@@ -388,9 +389,12 @@ def compose(services, planned: PlannedReminder, now: datetime) -> ReminderMessag
     if planned.kind == "digest":
         return compose_digest(services, planned.room_id, date.fromordinal(planned.step), now)
     certificates = [c for c in services.storage.tracked_certificates(room_id=planned.room_id)
-                    if c.sha1 == planned.subject and c.active is not False]
+                    if c.sha1 == planned.subject]
     mark = services.storage.reminder_marks(planned.room_id).get(planned.subject)
-    if not certificates or not still_wanted(planned, mark, now, services.config.reminder_final_days):
+    # Inactive in an Entra app of the space (replaced by a rotation), it signs nothing, even where another
+    # source (Entra's federation metadata URL) still lists it.
+    if not certificates or any(c.active is False for c in certificates) \
+            or not still_wanted(planned, mark, now, services.config.reminder_final_days):
         return None
     certificate = min(certificates, key=lambda c: (c.source_kind != "entra-app", c.id))
     facts = reminder_facts(services, certificate, planned, mark, now)

@@ -51,6 +51,7 @@ from entra_client import GraphThrottledError, GraphUnavailableError
 from errors import UserError
 from rotation_steps import Outcome, Step
 from storage import RotationChange, RotationRecord
+from tracking import refresh_entra_app
 from webex_client import WebexError, WebexUnavailable
 
 log = logging.getLogger(__name__)
@@ -359,6 +360,7 @@ def act(services, record: RotationRecord, event: str, *, actor: str, event_key: 
             return None
         audit.record(services, record, actor=actor, action=event, detail=detail,
                      state_change=(record.state, change.state))
+    _refresh_tracking(services, record, event, change.state)
     advance(services, record.id)
     return services.storage.rotation(record.id)
 
@@ -484,7 +486,25 @@ def _run_step(services, record: RotationRecord, state: State, owner: str) -> boo
             return False
         audit.record(services, current, actor=BOT_ACTOR, action=outcome.event, detail=outcome.detail,
                      state_change=(current.state, change.state))
+    _refresh_tracking(services, current, outcome.event, change.state)
     return True
+
+
+_ENTRA_SETTLED = ("done", "rolled-back")     # done includes a finished clean-up and a Webex SP upload
+
+
+def _refresh_tracking(services, record: RotationRecord, event: str, target: str) -> None:
+    """Re-read the app once Entra changed (activated, done, rolled back, cleaned up): without it `status`,
+    the cards and the reminders would show the replaced certificate as the active one until the next
+    inventory refresh. A failure only leaves that wait: logged, and the rotation goes on."""
+    if event != "activated" and target not in _ENTRA_SETTLED:
+        return
+    try:
+        refresh_entra_app(services, record.app_key)
+    except UserError as error:                    # Graph's own failures carry a sentence without secrets
+        log.warning("rotation %s: the app could not be re-read after “%s”: %s", record.id, event, error)
+    except Exception:
+        log.exception("rotation %s: the app could not be re-read after “%s”", record.id, event)
 
 
 def announce(services, record: RotationRecord) -> None:

@@ -629,7 +629,8 @@ class Storage:
 
         One row per tracked certificate, by space and expiry, soonest (or expired) first; the caller folds
         rows of the same SHA-1 in a space together (they share expiry, marks and history). Inactive Entra
-        certificates (active = 0) sign nothing, so their expiry breaks nothing and they are left out.
+        certificates (active = 0) sign nothing, so their expiry breaks nothing and they are left out, also
+        where another source of the space (Entra's federation metadata URL) lists them without that flag.
         """
         rows = self.db.execute(
             "SELECT s.room_id, c.sha1, c.not_after, m.snoozed_until, m.acknowledged_by, "
@@ -640,7 +641,13 @@ class Storage:
             "FROM tracked_certificates c JOIN sources s ON s.id = c.source_id "
             "LEFT JOIN reminder_marks m ON m.room_id = s.room_id AND m.sha1 = c.sha1 "
             "WHERE c.present = 1 AND c.not_after < ? AND (c.active IS NULL OR c.active = 1) "
-            "  AND s.room_id IN (SELECT value FROM json_each(?)) ORDER BY s.room_id, c.not_after",
+            "  AND s.room_id IN (SELECT value FROM json_each(?)) "
+            # Unary + keeps SQLite off tracked_due here (a scan of every present certificate per row): it
+            # looks up the space's Entra-app sources, then (source_id, sha1) in the UNIQUE index.
+            "  AND NOT EXISTS (SELECT 1 FROM sources xs JOIN tracked_certificates x ON x.source_id = xs.id "
+            "                  WHERE xs.room_id = s.room_id AND xs.kind = 'entra-app' AND x.sha1 = c.sha1 "
+            "                  AND +x.present = 1 AND +x.active = 0) "
+            "ORDER BY s.room_id, c.not_after",
             [expiring_before, json.dumps(room_ids)])
         return list(map(ReminderCandidate._make, rows))
 

@@ -145,6 +145,23 @@ def refresh_entra_inventory(services) -> list[dict[str, Any]]:
     return services.storage.entra_apps()
 
 
+def refresh_entra_app(services, sp_id: str) -> None:
+    """Re-read one SAML app (two Graph reads, e.g. after a rotation changed it) and update its stored entry
+    and the spaces that watch it, as ``refresh_entra_inventory`` does for every app."""
+    from entra_client import GraphNotFoundError, build_inventory_entry, to_trust_facts
+    client = require_graph(services)
+    now = services.clock()
+    sp = client.get_service_principal(sp_id)
+    try:
+        application = client.get_application_by_app_id(sp.app_id)
+    except GraphNotFoundError:
+        application = None        # no app registration to read: the inventory stores the app without it too
+    app = build_inventory_entry(sp, application)
+    services.storage.save_entra_app(sp_id=app.sp_id, app_id=app.app_id, display_name=app.display_name,
+                                    facts=app_facts_json(app, to_trust_facts(app)), now=now.timestamp())
+    _update_watched_apps(services, now, only_sp_id=sp_id)
+
+
 def known_entra_apps(services, *, refresh: bool = False) -> list[dict[str, Any]]:
     apps = services.storage.entra_apps()
     if refresh or not apps:
@@ -182,9 +199,11 @@ def watch_entra_app(services, *, room_id: str, app: dict[str, Any], added_by: st
     return source
 
 
-def _update_watched_apps(services, now: datetime) -> None:
+def _update_watched_apps(services, now: datetime, only_sp_id: str | None = None) -> None:
     apps = {a["sp_id"]: a for a in services.storage.entra_apps()}
     for source in services.storage.sources(kind="entra-app"):
+        if only_sp_id is not None and source.location != only_sp_id:
+            continue
         app = apps.get(source.location)
         if app is None:
             services.storage.record_source_error(source.id, "This app is no longer a SAML app in Entra.",
@@ -263,12 +282,6 @@ def view_of(certificate: TrackedCertificate, now: datetime, config) -> Certifica
     status = validity_status(not_before, not_after, now, warning_days=config.warning_days,
                              critical_days=config.critical_days)
     return CertificateView(certificate, status, days_until(not_after, now))
-
-
-def watched_app_names(services, room_id: str) -> list[str]:
-    """Display names of the Entra apps this space watches (for rotation buttons)."""
-    watched = {s.location for s in services.storage.sources(room_id=room_id, kind="entra-app")}
-    return [a["display_name"] for a in services.storage.entra_apps() if a["sp_id"] in watched]
 
 
 def room_trust_facts(services, room_id: str) -> TrustFacts:

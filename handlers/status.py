@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 from cards.certificates import STATUS_WORDS, day, empty_status_text, status_card, status_text, when
 from handlers.registry import command
-from tracking import room_certificates, room_diagnosis, watched_app_names
+from tracking import room_certificates, room_diagnosis
 
 ROTATION_ACTION = "rotation-start"
 
@@ -19,9 +19,16 @@ def show_status(ctx) -> None:
     numbers = {s.id: n for n, s in enumerate(ctx.storage.sources(room_id=ctx.room_id), start=1)}
     rows = [status_row(view, numbers) for view in views]
     diagnosis = room_diagnosis(ctx.services, ctx.room_id)
-    rotatable = (watched_app_names(ctx.services, ctx.room_id)
-                 if ROTATION_ACTION in ctx.services.registry.actions else [])
+    rotatable = apps_due_for_rotation(ctx, views) if ROTATION_ACTION in ctx.services.registry.actions else []
     ctx.reply(status_text(rows, diagnosis), card=status_card(rows, diagnosis, rotatable_apps=rotatable))
+
+
+def apps_due_for_rotation(ctx, views) -> list[str]:
+    """The watched Entra apps whose active signing certificate needs attention (warning or worse): an app
+    rotated a moment ago gets no Start rotation button (`rotate <app>` still starts one)."""
+    due = {view.certificate.details.get("sp_id") for view in views
+           if view.certificate.source_kind == "entra-app" and view.certificate.active and view.status != "ok"}
+    return [app["display_name"] for app in ctx.storage.entra_apps() if app["sp_id"] in due]
 
 
 def status_row(view, source_numbers: dict[int, int]) -> dict:

@@ -347,6 +347,27 @@ def test_an_entra_app_reminder_offers_rotation_only_when_that_action_exists(entr
     assert card["actions"][0]["data"] == {"action": "rotation-start", "app": "Contoso Webex"}
 
 
+def track_federation_metadata(chat, graph) -> None:
+    """Track Entra's federation metadata of the app as its URL serves it: every signing certificate, the
+    inactive ones too. Dropped as a file: the sweep re-reads URLs, and the local URL leaves out certificates
+    expired in real time (these are dated from BASE)."""
+    from local_graph import render_federation_metadata
+    keys = [kc["key"] for kc in graph.service_principals[chat.sp_id]["keyCredentials"] if kc["usage"] == "Verify"]
+    metadata = render_federation_metadata(graph.tenant_id, keys).encode()
+    tracking.track_document(chat.services, room_id=chat.room.id, kind="file", location="federationmetadata.xml",
+                            added_by="alice@example.com", data=metadata)
+
+
+def test_a_certificate_the_watched_app_marks_inactive_gets_no_reminder_from_other_sources(entra_chat, local_graph):
+    chat = entra_chat
+    track_federation_metadata(chat, local_graph)                  # lists the inactive leftover (3 days) too
+    sweep(chat, BASE, chat.clock)
+    active = local_graph.service_principals[chat.sp_id]["preferredTokenSigningKeyThumbprint"]
+    reminded = [(r["subject"], r["step"]) for r in chat.services.storage.reminders(chat.room.id)
+                if r["kind"] == "threshold"]
+    assert reminded == [(active, 14)] and len(cards_posted(chat)) == 1
+
+
 def test_a_graph_failure_does_not_stop_the_reminders_and_is_shown_on_the_card(entra_chat, local_graph):
     chat = entra_chat
     local_graph.add_fault("GET", r"servicePrincipals", status=403, count=100)

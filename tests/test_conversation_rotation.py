@@ -564,6 +564,22 @@ def test_the_command_line_does_not_cancel_a_rotation_that_activated_its_certific
     assert chat.services.storage.rotation(1).state == "awaiting-sign-in-test"
 
 
+def test_after_a_rotation_status_shows_the_new_certificate_active_and_offers_no_new_rotation(rotation_chat):
+    chat = rotation_chat
+    old = active_thumbprint(chat.graph)
+    chat.say(chat.alice, f"watch {WEBEX_APP}")
+    rotate_to_sign_in_test(chat)
+    new = active_thumbprint(chat.graph)
+    click(chat, chat.alice, "Sign-in works")
+    tracked = {c.sha1: c.active for c in chat.services.storage.tracked_certificates(room_id=chat.room.id)}
+    assert tracked == {old: False, new: True}
+    text = card_text(chat.say(chat.alice, "status")[0])
+    rows = text.split("Entra app ")[1:]
+    assert any(row.startswith(f"{WEBEX_APP}: active") and new in row for row in rows)
+    assert any(row.startswith(f"{WEBEX_APP}: inactive") and old in row for row in rows)
+    assert "Start rotation" not in text
+
+
 def test_the_start_rotation_button_of_the_status_card(rotation_chat):
     chat = rotation_chat
     chat.say(chat.alice, f"watch {WEBEX_APP}")
