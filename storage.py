@@ -231,6 +231,13 @@ def _create_audit(db: sqlite_utils.Database) -> None:
                    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END")
 
 
+def _record_reminder_mark_events(db: sqlite_utils.Database) -> None:
+    # The event (click) that set a snooze or an acknowledgement: when that event is retried (its public
+    # confirmation met a Webex 429), the mark it set already is recognised as its own.
+    db.execute("ALTER TABLE reminder_marks ADD COLUMN snoozed_by_event TEXT")
+    db.execute("ALTER TABLE reminder_marks ADD COLUMN acknowledged_by_event TEXT")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_events", _create_events),
     ("0002_outbox", _create_outbox),
@@ -239,6 +246,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0005_audit", _create_audit),
     ("0006_reminders", _create_reminders),
     ("0007_reminder_candidates_index", _index_reminder_candidates),
+    ("0008_reminder_mark_events", _record_reminder_mark_events),
 ]
 
 
@@ -710,29 +718,32 @@ class Storage:
         return [dict(zip(keys, row)) for row in rows]
 
     def reminder_marks(self, room_id: str) -> dict[str, ReminderMark]:
-        rows = self.db.execute("SELECT sha1, snoozed_until, snoozed_by, acknowledged_by, acknowledged_at "
-                               "FROM reminder_marks WHERE room_id = ?", [room_id])
+        rows = self.db.execute("SELECT sha1, snoozed_until, snoozed_by, acknowledged_by, acknowledged_at, "
+                               "snoozed_by_event, acknowledged_by_event FROM reminder_marks WHERE room_id = ?",
+                               [room_id])
         return {row[0]: ReminderMark(*row[1:]) for row in rows}
 
     def snooze_reminders(self, room_id: str, sha1: str, *, until: float, by: str, card_message_id: str,
-                         now: float) -> bool:
+                         event_key: str, now: float) -> bool:
         """Snooze unless already snoozed, or this card already snoozed it once; False = nothing changed."""
         cursor = self.db.execute(
-            "INSERT INTO reminder_marks (room_id, sha1, snoozed_until, snoozed_by, snoozed_from_message) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (room_id, sha1) DO UPDATE SET snoozed_until = excluded.snoozed_until, "
-            "snoozed_by = excluded.snoozed_by, snoozed_from_message = excluded.snoozed_from_message "
+            "INSERT INTO reminder_marks (room_id, sha1, snoozed_until, snoozed_by, snoozed_from_message, "
+            "snoozed_by_event) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (room_id, sha1) DO UPDATE SET "
+            "snoozed_until = excluded.snoozed_until, snoozed_by = excluded.snoozed_by, "
+            "snoozed_from_message = excluded.snoozed_from_message, snoozed_by_event = excluded.snoozed_by_event "
             "WHERE (reminder_marks.snoozed_until IS NULL OR reminder_marks.snoozed_until <= ?) "
             "AND reminder_marks.snoozed_from_message IS NOT excluded.snoozed_from_message",
-            [room_id, sha1, until, by, card_message_id, now])
+            [room_id, sha1, until, by, card_message_id, event_key, now])
         return cursor.rowcount == 1
 
-    def acknowledge_reminders(self, room_id: str, sha1: str, *, by: str, now: float) -> bool:
+    def acknowledge_reminders(self, room_id: str, sha1: str, *, by: str, event_key: str, now: float) -> bool:
         """Record who owns the certificate, once; False when it was already acknowledged."""
         cursor = self.db.execute(
-            "INSERT INTO reminder_marks (room_id, sha1, acknowledged_by, acknowledged_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (room_id, sha1) DO UPDATE SET acknowledged_by = excluded.acknowledged_by, "
-            "acknowledged_at = excluded.acknowledged_at WHERE reminder_marks.acknowledged_by IS NULL",
-            [room_id, sha1, by, now])
+            "INSERT INTO reminder_marks (room_id, sha1, acknowledged_by, acknowledged_at, acknowledged_by_event) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (room_id, sha1) DO UPDATE SET acknowledged_by = "
+            "excluded.acknowledged_by, acknowledged_at = excluded.acknowledged_at, acknowledged_by_event = "
+            "excluded.acknowledged_by_event WHERE reminder_marks.acknowledged_by IS NULL",
+            [room_id, sha1, by, now, event_key])
         return cursor.rowcount == 1
 
     def acquire_lease(self, name: str, owner: str, *, seconds: float, wall_now: float) -> bool:
@@ -959,6 +970,8 @@ class ReminderMark:
     snoozed_by: str | None
     acknowledged_by: str | None
     acknowledged_at: float | None
+    snoozed_by_event: str | None = None          # the click (event key) that set the snooze
+    acknowledged_by_event: str | None = None     # the click that set the acknowledgement
 
 
 class ReminderCandidate(NamedTuple):

@@ -58,9 +58,9 @@ def seed(storage: Storage, spaces: int, certificates: int, rng: random.Random) -
     for room, sha1, snooze in marked:
         if snooze:
             storage.snooze_reminders(room, sha1, until=now + 3 * DAY_SECONDS, by="bench", card_message_id="m",
-                                     now=now)
+                                     event_key="bench", now=now)
         else:
-            storage.acknowledge_reminders(room, sha1, by="bench", now=now)
+            storage.acknowledge_reminders(room, sha1, by="bench", event_key="bench", now=now)
 
 
 def floor(storage: Storage) -> int:

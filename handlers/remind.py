@@ -131,11 +131,16 @@ def snooze(ctx) -> None:
     now = ctx.now()
     until = now + timedelta(days=reminders.SNOOZE_DAYS)
     if ctx.storage.snooze_reminders(ctx.room_id, sha1, until=until.timestamp(), by=ctx.person_email,
-                                    card_message_id=ctx.card_message_id or "", now=now.timestamp()):
-        ctx.reply(markdown=f"{plain(ctx.person_email)} snoozed the reminders about **{label}** for "
-                           f"{reminders.SNOOZE_DAYS} days, until {_day(until.timestamp())}.")
+                                    card_message_id=ctx.card_message_id or "", event_key=ctx.event_key,
+                                    now=now.timestamp()):
+        _snoozed(ctx, label, until.timestamp())
         return
     mark = ctx.storage.reminder_marks(ctx.room_id)[sha1]
+    if mark.snoozed_by_event == ctx.event_key:
+        # This very click snoozed it and is retried (its confirmation met a Webex 429): the space must still
+        # learn who snoozed; the outbox posts the confirmation once.
+        _snoozed(ctx, label, mark.snoozed_until)
+        return
     if mark.snoozed_until and mark.snoozed_until > now.timestamp():
         answer = f"Already snoozed by {mark.snoozed_by} until {_day(mark.snoozed_until)}; nothing changed."
     else:
@@ -147,14 +152,26 @@ def snooze(ctx) -> None:
 def acknowledge(ctx) -> None:
     """Acknowledge: record who owns the certificate; from now on only the final reminders."""
     sha1, label = _clicked_certificate(ctx)
-    final_days = ctx.config.reminder_final_days
-    if ctx.storage.acknowledge_reminders(ctx.room_id, sha1, by=ctx.person_email, now=ctx.now().timestamp()):
-        ctx.reply(markdown=f"{plain(ctx.person_email)} owns **{label}** now. Only the final reminders "
-                           f"({final_days} days or fewer) and the expired card will follow.")
+    if ctx.storage.acknowledge_reminders(ctx.room_id, sha1, by=ctx.person_email, event_key=ctx.event_key,
+                                         now=ctx.now().timestamp()):
+        _acknowledged(ctx, label)
         return
     mark = ctx.storage.reminder_marks(ctx.room_id)[sha1]
+    if mark.acknowledged_by_event == ctx.event_key:
+        _acknowledged(ctx, label)     # this very click, retried after its confirmation failed: say it again
+        return
     ctx.reply(f"Already acknowledged by {mark.acknowledged_by} on {_day(mark.acknowledged_at)}; nothing changed.",
               to_person_id=ctx.person_id)
+
+
+def _snoozed(ctx, label: str, until: float) -> None:
+    ctx.reply(markdown=f"{plain(ctx.person_email)} snoozed the reminders about **{label}** for "
+                       f"{reminders.SNOOZE_DAYS} days, until {_day(until)}.")
+
+
+def _acknowledged(ctx, label: str) -> None:
+    ctx.reply(markdown=f"{plain(ctx.person_email)} owns **{label}** now. Only the final reminders "
+                       f"({ctx.config.reminder_final_days} days or fewer) and the expired card will follow.")
 
 
 def _clicked_certificate(ctx) -> tuple[str, str]:

@@ -1,6 +1,7 @@
 """Reminders and digests in a space, on a fixed clock: sweeps are run with an explicit ``now``, and the
 handlers read the same clock, so every date below is exact."""
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -257,6 +258,19 @@ def test_acknowledge_records_the_owner_and_leaves_only_the_final_reminders(chat,
     assert "Acknowledged by bob@example.com" in summarize_card(owned)
     assert "[Acknowledge]" not in summarize_card(owned)
     assert "Acknowledged (only reminders at 7 days or fewer): 1" in chat.say(chat.alice, "remind")[0].body
+
+
+@pytest.mark.parametrize("button, words", [("Snooze 7 days", "bob@example.com snoozed the reminders"),
+                                           ("Acknowledge", "bob@example.com owns")])
+def test_a_click_retried_after_its_confirmation_met_a_429_still_tells_the_space(chat, clock, button, words):
+    card_id = first_reminder_card(chat, clock, 15.5)
+    chat.webex.inject_fault("POST", r"/messages$", 429, retry_after=1)
+    assert chat.click(chat.bob, card_id, button=button) == []      # the mark is set, the confirmation waits
+    chat.worker.clock = lambda: time.time() + 5                    # the retry's backoff has passed
+    mark = len(chat.webex.requests)
+    chat.worker.drain()
+    replies = chat.posted_since(mark)
+    assert len(replies) == 1 and replies[0].to_person_id is None and words in replies[0].body
 
 
 def test_a_button_about_a_certificate_no_longer_tracked_explains_and_changes_nothing(chat, clock):
