@@ -31,8 +31,9 @@ in one metadata document, it is still one certificate to remind about):
 
 Exactly once: every reminder is a row keyed by (space, subject, kind, step); planning inserts it
 once, posting claims it first. A failed post (Webex 429/5xx) goes back to *planned* with a backoff
-and is posted by a later sweep; an unsent reminder is superseded when a newer one about the same
-certificate is planned, so an outage ends with the current card, not a backlog. The one window
+and is posted by a later sweep (a card that failed to build, a bug, is tried a few times before it
+is failed); an unsent reminder is superseded when a newer one about the same certificate is
+planned, so an outage ends with the current card, not a backlog. The one window
 left is a process dying after Webex accepted a post and before "sent" was committed: its claim
 runs out and the reminder is posted again. We chose a possible duplicate in that millisecond
 window over a reminder that silently never arrives: Webex has no idempotency key, and a bot
@@ -69,6 +70,7 @@ DAY_SECONDS = 86400
 SNOOZE_DAYS = 7
 EXPIRED_REPEAT_DAYS = 7
 SWEEP_LEASE = "reminder-sweep"
+MAX_INTERNAL_ERROR_ATTEMPTS = 3     # attempts (of any kind) after which a reminder failing on a bug is failed
 
 
 @dataclass(frozen=True)
@@ -200,7 +202,7 @@ def certificate_reminder(candidate: ReminderCandidate, thresholds: tuple[int, ..
         return None
     limit = final_days if candidate.acknowledged_by else None
     threshold = smallest_threshold_reached(days_left, thresholds, limit)
-    already = candidate.lowest_threshold_sent
+    already = candidate.lowest_threshold_planned
     if threshold is None or (already is not None and threshold >= already):
         return None
     return DueReminder(candidate.room_id, "threshold", threshold, candidate.sha1, days_left)
@@ -345,9 +347,8 @@ def post_one(services, planned: PlannedReminder, now: datetime, owner: str, repo
     try:
         message = compose(services, planned, now)
     except Exception:
-        log.exception("reminder %s (%s) could not be composed", planned.id, what)
-        storage.finish_reminder(planned.id, owner, "failed", now=now.timestamp(), error="internal error (see log)")
-        report.failed.append(f"{what}: internal error")
+        log.exception("reminder %s (%s) could not be composed (attempt %d)", planned.id, what, planned.attempts)
+        _internal_error(storage, planned, owner, now, report)
         return True
     if message is None:
         storage.finish_reminder(planned.id, owner, "dropped", now=now.timestamp(),
@@ -356,10 +357,7 @@ def post_one(services, planned: PlannedReminder, now: datetime, owner: str, repo
     try:
         message_id = services.webex.post_message(room_id=planned.room_id, text=message.text, card=message.card)
     except WebexUnavailable as error:
-        # Imported here: worker imports the dispatcher, which imports handlers/, which import this module.
-        from worker import backoff_seconds
-        retry_at = now.timestamp() + backoff_seconds(planned.attempts, error.retry_after)
-        storage.retry_reminder_later(planned.id, owner, retry_at, str(error))
+        storage.retry_reminder_later(planned.id, owner, _retry_at(planned, now, error.retry_after), str(error))
         log.warning("reminder %s (%s) will be retried: %s", planned.id, what, error)
         report.waiting.append(f"{what}: {error}")
         return False
@@ -368,10 +366,33 @@ def post_one(services, planned: PlannedReminder, now: datetime, owner: str, repo
         log.error("reminder %s (%s) was refused by Webex: %s", planned.id, what, error)
         report.failed.append(f"{what}: {error}")
         return True
+    except Exception:
+        log.exception("reminder %s (%s) could not be posted (attempt %d)", planned.id, what, planned.attempts)
+        _internal_error(storage, planned, owner, now, report)
+        return True
     if not storage.finish_reminder(planned.id, owner, "sent", now=now.timestamp(), message_id=message_id):
         log.warning("reminder %s was posted after its claim ran out", planned.id)
     report.sent.append(f"{what} in space {planned.room_id}")
     return True
+
+
+def _internal_error(storage: Storage, planned: PlannedReminder, owner: str, now: datetime,
+                    report: SweepReport) -> None:
+    """A bug composing or posting: it may be one a restart or a changed source cures, so later sweeps try
+    again, up to MAX_INTERNAL_ERROR_ATTEMPTS attempts; then the reminder is failed for good (the log says why)."""
+    what = describe(planned)
+    if planned.attempts < MAX_INTERNAL_ERROR_ATTEMPTS:
+        storage.retry_reminder_later(planned.id, owner, _retry_at(planned, now), "internal error (see log)")
+        report.waiting.append(f"{what}: internal error, tried again by a later sweep")
+        return
+    storage.finish_reminder(planned.id, owner, "failed", now=now.timestamp(), error="internal error (see log)")
+    report.failed.append(f"{what}: internal error after {planned.attempts} attempts")
+
+
+def _retry_at(planned: PlannedReminder, now: datetime, retry_after: float | None = None) -> float:
+    # Imported here: worker imports the dispatcher, which imports handlers/, which import this module.
+    from worker import backoff_seconds
+    return now.timestamp() + backoff_seconds(planned.attempts, retry_after)
 
 
 def describe(reminder: PlannedReminder | DueReminder) -> str:

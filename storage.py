@@ -980,7 +980,9 @@ class ReminderCandidate(NamedTuple):
     not_after: float
     snoozed_until: float | None
     acknowledged_by: str | None
-    lowest_threshold_sent: int | None
+    # The smallest threshold ever planned for it in the space, whatever became of that reminder (sent, failed,
+    # dropped, superseded, cancelled): each threshold is decided once (the reminders' UNIQUE key).
+    lowest_threshold_planned: int | None
     last_expired_step: int | None
 
 

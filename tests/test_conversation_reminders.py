@@ -316,6 +316,25 @@ def test_a_webex_failure_while_posting_is_retried_later_and_sent_once(chat, cloc
     assert sorted(r["status"] for r in chat.services.storage.reminders(chat.room.id)) == ["sent", "sent"]
 
 
+def test_a_card_that_fails_to_build_is_tried_again_a_few_times_then_failed(chat, clock, monkeypatch):
+    subscribe(chat)
+    cured = track_file(chat, 5.5, name="a.pem", cn="a.example.com")      # the bug goes away after two attempts
+    broken = track_file(chat, 25.5, name="b.pem", cn="b.example.com")    # the bug stays
+    compose, attempts = reminders.compose, {cured: 0, broken: 0}
+
+    def compose_with_a_bug(services, planned, now):
+        attempts[planned.subject] += 1
+        if planned.subject == broken or attempts[planned.subject] <= 2:
+            raise KeyError("a bug building the card")
+        return compose(services, planned, now)
+    monkeypatch.setattr(reminders, "compose", compose_with_a_bug)
+    for minutes in (0, 5, 10, 15, 20):
+        sweep(chat, BASE + timedelta(minutes=minutes), clock)
+    assert attempts == {cured: 3, broken: 3}
+    statuses = {r["subject"]: r["status"] for r in chat.services.storage.reminders(chat.room.id)}
+    assert statuses == {cured: "sent", broken: "failed"} and len(cards_posted(chat)) == 1
+
+
 def test_a_long_outage_ends_with_the_current_card_not_a_backlog(chat, clock):
     subscribe(chat)
     track_file(chat, 8.5)

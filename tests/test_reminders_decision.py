@@ -16,9 +16,9 @@ TODAY = date(2026, 3, 20).toordinal()
 
 
 def candidate(days_left: float, *, sha1="AA", room="room", snoozed_until=None, acknowledged_by=None,
-              lowest_sent=None, last_expired=None) -> ReminderCandidate:
+              lowest_planned=None, last_expired=None) -> ReminderCandidate:
     return ReminderCandidate(room, sha1, NOW + days_left * DAY_SECONDS, snoozed_until, acknowledged_by,
-                             lowest_sent, last_expired)
+                             lowest_planned, last_expired)
 
 
 def decide_one(c: ReminderCandidate, final_days: int = 7):
@@ -34,9 +34,9 @@ def test_the_smallest_threshold_reached_is_the_one_reminded(days_left, expected)
 
 def test_a_threshold_is_reminded_once_and_a_catch_up_skips_the_ones_in_between():
     assert decide_one(candidate(29.5)).step == 30
-    assert decide_one(candidate(29.5, lowest_sent=30)) is None            # same threshold: already sent
-    assert decide_one(candidate(20, lowest_sent=30)) is None
-    catch_up = decide_one(candidate(5.5, lowest_sent=30))                 # 14 and 7 crossed while down: one card
+    assert decide_one(candidate(29.5, lowest_planned=30)) is None            # same threshold: already sent
+    assert decide_one(candidate(20, lowest_planned=30)) is None
+    catch_up = decide_one(candidate(5.5, lowest_planned=30))                 # 14 and 7 crossed while down: one card
     assert (catch_up.kind, catch_up.step, catch_up.days_left) == ("threshold", 7, 5)
 
 
@@ -56,7 +56,7 @@ def test_snoozed_certificates_wait_until_the_snooze_ends():
 def test_acknowledged_certificates_get_only_the_final_thresholds_and_the_expired_card():
     owned = dict(acknowledged_by="bob@example.com")
     assert decide_one(candidate(12, **owned)) is None                     # 14 is not a final threshold
-    assert decide_one(candidate(6, lowest_sent=30, **owned)).step == 7
+    assert decide_one(candidate(6, lowest_planned=30, **owned)).step == 7
     assert decide_one(candidate(6, **owned), final_days=0) is None
     assert decide_one(candidate(-1, **owned)).kind == "expired"
 
