@@ -245,7 +245,8 @@ SETTINGS: tuple[Setting, ...] = (
     # --- rotations and approvals -------------------------------------------------------------
     Setting("ROLLOVER_APPROVERS", "approvers", "",
             "E-mail addresses allowed to approve rotation steps (comma-separated), for every stage without its "
-            "own approvers (list or group). No approvers at all: no rotation starts.", parse_list,
+            "own approvers (list or group). No approvers at all: no rotation that changes Entra starts (a Webex SP "
+            "rotation Entra does not need changes nothing there, so it needs no approver).", parse_list,
             fix="list the people who may approve Entra changes, e.g. ann@example.com,bo@example.com"),
     Setting("ROLLOVER_APPROVER_GROUP", "approver_group", "",
             "Object id of an Entra group whose members may approve rotation steps of every stage without its own "

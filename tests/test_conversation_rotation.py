@@ -478,6 +478,16 @@ def test_no_approvers_configured_means_no_rotation(space):
     assert "Nobody may approve" in reply.body and chat.services.storage.rotations() == []
 
 
+def test_without_approvers_only_a_rotation_that_changes_nothing_in_entra_starts_as_the_setting_says(space):
+    from settings import SETTINGS_BY_KEY
+    chat = space(approvers=())
+    drop(chat, "idb-meta-SP.xml", control_hub_metadata(days_left=365))
+    plan = chat.say(chat.alice, f"rotate webex-sp {WEBEX_APP}")
+    assert "Entra needs it: no" in card_text(plan[0]) and "[Activated in Webex]" in card_text(plan[0])
+    meaning = SETTINGS_BY_KEY["approvers"].help
+    assert "no rotation that changes Entra starts" in meaning and "needs no approver" in meaning
+
+
 # --- chat: rotations, cancel, one per app, the Start rotation button, audit -----------------------------
 
 def test_rotations_lists_open_ones_and_cancel_ends_one(rotation_chat):
