@@ -188,9 +188,30 @@ def _done(view: RotationView) -> str:
 def _failed(view: RotationView) -> str:
     if view.data.get("rollback_refused"):
         return (f"Roll back refused: {view.last_detail} Nothing was changed: Entra still signs with {_new(view)}. "
-                f"Import its federation metadata into {_trust(view, 'import_place')} and test a sign-in, or make "
-                "another valid certificate active in the Entra admin center (Single sign-on > SAML Certificates).")
-    return f"Failed: {view.last_detail} Check the app in the Entra admin center before going on."
+                f"Import its federation metadata into {_trust(view, 'import_place')} and test a sign-in. If "
+                f"sign-ins fail, {_manual_switch(view, 'another valid certificate')} {_start_again(view)}")
+    previous = view.plan.get("current")
+    emergency = ""
+    if view.kind == "entra-signing" and previous:
+        emergency = (f" If sign-ins to Webex fail, "
+                     f"{_manual_switch(view, 'the previous certificate ' + previous['thumbprint'])}")
+    return (f"Failed: {view.last_detail} Check the app in the Entra admin center before going on."
+            f"{_left_inactive(view)} {_start_again(view)}{emergency}")
+
+
+def _manual_switch(view: RotationView, certificate: str) -> str:
+    """The way to switch the signing certificate by hand when the bot cannot (an emergency)."""
+    return (f"in the Entra admin center › Enterprise applications › {view.app_name} › Single sign-on › SAML "
+            f"Certificates make {certificate} active, then import the app's federation metadata into "
+            f"{_trust(view, 'import_place')}.")
+
+
+def _start_again(view: RotationView) -> str:
+    # No code span around the name: on the card it is Markdown-escaped, and escapes show inside one.
+    if view.kind == "entra-cleanup":
+        return f"“cleanup {view.plan['follows']}” asks for the clean-up again."
+    command = "rotate webex-sp" if view.kind == "webex-sp" else "rotate"
+    return f"“{command} {view.app_name}” starts again."
 
 
 def _awaiting_webex(view: RotationView) -> str:
@@ -231,9 +252,7 @@ _GUIDANCE = {
         v, f"remove the expired certificate {v.plan['old']['thumbprint']} from {v.app_name}"),
     (None, "done"): _done,
     (None, "cancelled"): lambda v: f"{v.last_decision}: nothing more happens in this rotation.{_left_inactive(v)}",
-    (None, "expired"): lambda v: (
-        # No code span around the name: on the card it is Markdown-escaped, and escapes show inside one.
-        f"Expired: {v.last_detail} “rotate {v.app_name}” starts again.{_left_inactive(v)}"),
+    (None, "expired"): lambda v: f"Expired: {v.last_detail} {_start_again(v)}{_left_inactive(v)}",
     (None, "failed"): _failed,
     (None, "rolled-back"): lambda v: (
         f"Rolled back: Entra signs with {v.current_thumbprint} again. Import the federation metadata file above "

@@ -179,7 +179,25 @@ def test_a_roll_back_graph_refuses_ends_failed_with_what_to_do(rotation_chat):
     refused = click(chat, chat.carol, "Approve")
     text = last_card_text(refused)
     assert "Roll back refused" in text and f"Entra still signs with {new}" in text
+    assert f"Enterprise applications › {WEBEX_APP} › Single sign-on › SAML Certificates make another valid" in text
+    assert f"“rotate {WEBEX_APP}” starts again." in text
     assert only_rotation(chat).state == "failed" and active_thumbprint(graph) == new
+
+
+def test_a_failed_activation_names_what_is_left_and_how_to_go_on(rotation_chat):
+    chat, graph = rotation_chat, rotation_chat.graph
+    previous = active_thumbprint(graph)
+    rotate_to_window(chat)
+    new = only_rotation(chat).data["new_thumbprint"]
+    click(chat, chat.alice, "Now: I'm ready")
+    graph.add_fault("PATCH", r"servicePrincipals", status=403, count=10)   # the bot lost its write permission
+    text = last_card_text(click(chat, chat.carol, "Approve"))
+    assert only_rotation(chat).state == "failed" and "Failed:" in text
+    assert f"The new certificate {new} stays in Entra, inactive" in text
+    assert f"“rotate {WEBEX_APP}” starts again." in text
+    assert (f"in the Entra admin center › Enterprise applications › {WEBEX_APP} › Single sign-on › SAML "
+            f"Certificates make the previous certificate {previous} active, then import the app's federation "
+            "metadata into Control Hub") in text
 
 
 def test_a_roll_back_is_not_approved_once_the_previous_certificate_expired(space):
