@@ -46,7 +46,7 @@ import rotation_steps as steps
 from access import is_room_allowed
 from approvals import approvers_for
 from audit import BOT_ACTOR
-from cards.rotations import RotationView, rotation_card
+from cards.rotations import RotationView, rotation_card, window_moment
 from entra_client import GraphThrottledError, GraphUnavailableError
 from errors import UserError
 from rotation_steps import Outcome, Step
@@ -370,7 +370,7 @@ def approve(services, record: RotationRecord, *, actor: str, event_key: str) -> 
     state = state_of(record)
     required = services.config.required_approvals
     event = _approval_event(services, record)
-    detail, data = ("Approved.", None) if event != "window-passed" else _window_passed(record)
+    detail, data = ("Approved.", None) if event != "window-passed" else _window_passed(services, record)
     # The approval is recorded first (one version), then the rotation moves on (the next one).
     approved = _change(services, record, event, actor=actor, event_key=event_key, detail=detail, data=data,
                        version=record.version + 1)
@@ -410,11 +410,12 @@ def _is_window_over(services, record: RotationRecord) -> bool:
     return datetime.fromisoformat(record.data["window_start"]) + grace < services.clock()
 
 
-def _window_passed(record: RotationRecord) -> tuple[str, dict]:
+def _window_passed(services, record: RotationRecord) -> tuple[str, dict]:
     """The history line and data of going back to choosing a window."""
     start = datetime.fromisoformat(record.data["window_start"])
-    return (f"The maintenance window of {start:%Y-%m-%d %H:%M} UTC had passed, so nothing was activated. Choose a "
-            "new window when someone is ready to import the certificate into Webex.",
+    return (f"The maintenance window of {window_moment(start, space_time_zone(services, record.room_id))} had "
+            "passed, so nothing was activated. Choose a new window when someone is ready to import the certificate "
+            "into Webex.",
             {"window_start": None, "missed_window": start.isoformat()})
 
 
@@ -427,7 +428,7 @@ def time_out(services, record: RotationRecord, *, event_key: str | None = None) 
     state = state_of(record)
     key = event_key or f"timeout:{record.id}:{record.version}"
     if state.on_timeout == "window-started" and _is_window_over(services, record):
-        detail, data = _window_passed(record)
+        detail, data = _window_passed(services, record)
         return act(services, record, "window-passed", actor=BOT_ACTOR, event_key=key, detail=detail, data=data)
     detail = {"timed-out": f"No decision within {services.config.approval_hours} hours: the request expired "
                            "and nothing was changed by it.",
@@ -559,7 +560,15 @@ def view_of(services, record: RotationRecord) -> RotationView:
         required_approvals=services.config.required_approvals,
         approvers=approvers.describe() if approvers else "",
         deadline=datetime.fromtimestamp(record.deadline, timezone.utc) if record.deadline else None,
-        report_only=steps.is_report_only(services, record), now=services.clock())
+        report_only=steps.is_report_only(services, record), now=services.clock(),
+        time_zone=space_time_zone(services, record.room_id))
+
+
+def space_time_zone(services, room_id: str) -> str:
+    """The space's time zone, that of its reminders (`remind time 09:00 Europe/Stockholm`): maintenance
+    windows are chosen and shown in it."""
+    subscription = services.storage.reminder_subscription(room_id)
+    return subscription.time_zone if subscription else services.config.reminder_timezone
 
 
 def _posts_for_version(record: RotationRecord) -> list[dict]:

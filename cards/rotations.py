@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 from webexpythonsdk.models.cards import AdaptiveCard, Column, ColumnSet, TextBlock
 from webexpythonsdk.models.cards.inputs import Date, Time
@@ -43,6 +44,7 @@ class RotationView:
     deadline: datetime | None
     report_only: bool
     now: datetime
+    time_zone: str = "UTC"          # the space's (its reminder time zone): maintenance windows are shown in it
 
     @property
     def emoji(self) -> str:
@@ -148,7 +150,15 @@ def _new(view: RotationView) -> str:
 
 def _window(view: RotationView) -> str:
     start = view.data.get("window_start")
-    return f"{_moment(datetime.fromisoformat(start))} UTC" if start else NOT_YET
+    return window_moment(datetime.fromisoformat(start), view.time_zone) if start else NOT_YET
+
+
+def window_moment(moment: datetime, zone: str) -> str:
+    """A maintenance window's start as the space reads it: in its time zone, with UTC beside it."""
+    utc = f"{_moment(moment)} UTC"
+    if zone == "UTC":
+        return utc
+    return f"{moment.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone} ({utc})"
 
 
 def _trust(view: RotationView, key: str) -> str:
@@ -160,8 +170,8 @@ def _missed_window(view: RotationView) -> str:
     missed = view.data.get("missed_window")
     if not missed:
         return ""
-    return (f"The maintenance window of {_moment(datetime.fromisoformat(missed))} UTC had passed, so nothing was "
-            "activated. ")
+    return (f"The maintenance window of {window_moment(datetime.fromisoformat(missed), view.time_zone)} had passed, "
+            "so nothing was activated. ")
 
 
 def _left_inactive(view: RotationView) -> str:
@@ -229,7 +239,7 @@ _GUIDANCE = {
     (None, "awaiting-window"): lambda v: (
         f"{_missed_window(v)}The new certificate {_new(v)} exists in Entra, inactive. Webex trusts one IdP "
         "certificate, so activating it in Entra and importing it into Webex must happen together: pick the "
-        "maintenance window (UTC), or Now if you are ready."),
+        f"maintenance window ({v.time_zone}), or Now if you are ready."),
     (None, "awaiting-activate-approval"): lambda v: _approval_needed(
         v, f"make {_new(v)} the active certificate in the window starting {_window(v)}"),
     (None, "scheduled"): lambda v: (
@@ -326,10 +336,11 @@ def _history_blocks(view: RotationView) -> list:
 
 
 def _window_inputs(view: RotationView) -> list:
-    today = view.now.astimezone(timezone.utc)
-    return [Date("window_date", label="Window start date (UTC)", value=today.strftime("%Y-%m-%d"),
+    zone = view.time_zone
+    today = view.now.astimezone(ZoneInfo(zone))
+    return [Date("window_date", label=f"Window start date ({zone})", value=today.strftime("%Y-%m-%d"),
                  min=today.strftime("%Y-%m-%d")),
-            Time("window_time", label="Window start time (UTC, 24 h)", value="22:00")]
+            Time("window_time", label=f"Window start time ({zone}, 24 h)", value="22:00")]
 
 
 # --- buttons --------------------------------------------------------------------------------------

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import audit
 import rotation
 from approvals import STAGES, approval_refusal, may_decide, require_approvers
-from cards.rotations import rotations_list
+from cards.rotations import rotations_list, window_moment
 from errors import UserError
 from handlers.registry import card_action, command
 from rotation_plans import NewRotation, plan_cleanup, plan_entra_signing, plan_webex_sp
@@ -314,13 +315,17 @@ def _cancel(ctx, record) -> None:
 
 
 def _window_start(ctx) -> datetime:
+    """The window's start as entered on the card, in the space's time zone (the inputs say which), in UTC."""
+    zone = rotation.space_time_zone(ctx.services, ctx.room_id)
     day, clock = str(ctx.inputs.get("window_date", "")).strip(), str(ctx.inputs.get("window_time", "")).strip()
     try:
-        start = datetime.strptime(f"{day} {clock}", "%Y-%m-%d %H:%M").replace(tzinfo=timezone.utc)
+        local = datetime.strptime(f"{day} {clock}", "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo(zone))
     except ValueError:
-        raise ValueError("Give the window's start as a date and a time (UTC), e.g. 2025-06-01 and 22:00.") from None
+        raise ValueError(f"Give the window's start as a date and a time ({zone}), e.g. 2025-06-01 and "
+                         "22:00.") from None
+    start = local.astimezone(timezone.utc)
     if start < ctx.now() - WINDOW_GRACE:
-        raise ValueError(f"{start:%Y-%m-%d %H:%M} UTC is in the past; choose a later window, or Now.")
+        raise ValueError(f"{window_moment(start, zone)} is in the past; choose a later window, or Now.")
     return start
 
 
@@ -331,7 +336,8 @@ def _choose_window(ctx, record, start: datetime) -> None:
                              "UTC, before that window: sign-ins would fail in between. Choose an earlier window.")
         return
     start = max(start, ctx.now())
-    _act(ctx, record, "window-chosen", f"Chose the maintenance window {start:%Y-%m-%d %H:%M} UTC.",
+    zone = rotation.space_time_zone(ctx.services, ctx.room_id)
+    _act(ctx, record, "window-chosen", f"Chose the maintenance window {window_moment(start, zone)}.",
          data={"window_start": start.isoformat(), "missed_window": None})
 
 

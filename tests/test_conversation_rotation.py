@@ -3,7 +3,8 @@
 import base64
 import json
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -130,6 +131,22 @@ def test_a_scheduled_activation_reached_long_after_its_window_does_not_run(space
     late = click(chat, chat.alice, "Cancel rotation")             # a click reaches the deadline before a sweep
     assert late[-1].to_person_id == chat.alice.id and "had passed" in late[-1].body
     assert activations(chat.graph) == [] and only_rotation(chat).state == "awaiting-window"
+
+
+def test_a_space_with_a_reminder_time_zone_chooses_and_reads_its_window_in_that_zone(space):
+    chat = space()
+    clock = use_clock(chat)
+    chat.say(chat.alice, "remind time 09:00 Europe/Stockholm")
+    rotate_to_window(chat)
+    text = summarize_card(chat.last_card_message()["attachments"][0]["content"])
+    assert "<Window start date (Europe/Stockholm)>" in text and "<Window start time (Europe/Stockholm, 24 h)>" in text
+    assert "maintenance window (Europe/Stockholm)" in text
+    stockholm = ZoneInfo("Europe/Stockholm")
+    day = (clock() + timedelta(days=2)).astimezone(stockholm).date()
+    chosen = click(chat, chat.alice, "Schedule this window", {"window_date": day.isoformat(), "window_time": "22:00"})
+    start = datetime.combine(day, time(22, 0), stockholm).astimezone(timezone.utc)
+    assert only_rotation(chat).data["window_start"] == start.isoformat()
+    assert f"{day} 22:00 Europe/Stockholm ({start:%Y-%m-%d %H:%M} UTC)" in last_card_text(chosen)
 
 
 def test_a_window_in_the_past_or_after_the_expiry_is_refused_privately(rotation_chat):
