@@ -558,12 +558,7 @@ class Storage:
                      json.dumps(r.details, separators=(",", ":")), now, now])
 
     def sources(self, room_id: str | None = None, kind: str | None = None) -> list[Source]:
-        clauses, params = [], []
-        if room_id is not None:
-            clauses.append("room_id = ?"); params.append(room_id)
-        if kind is not None:
-            clauses.append("kind = ?"); params.append(kind)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = _where({"room_id = ?": room_id, "kind = ?": kind})
         return [Source(*row) for row in self.db.execute(
             f"SELECT {self._SOURCE_COLUMNS} FROM sources{where} ORDER BY id", params)]
 
@@ -571,12 +566,7 @@ class Storage:
         self.db.execute("DELETE FROM sources WHERE id = ?", [source_id])
 
     def tracked_certificates(self, *, room_id: str | None = None, present_only: bool = True) -> list[TrackedCertificate]:
-        clauses, params = [], []
-        if room_id is not None:
-            clauses.append("s.room_id = ?"); params.append(room_id)
-        if present_only:
-            clauses.append("c.present = 1")
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = _where({"s.room_id = ?": room_id, "c.present = 1": present_only or None})
         rows = self.db.execute(
             f"SELECT {self._TRACKED_COLUMNS} FROM tracked_certificates c JOIN sources s ON s.id = c.source_id"
             f"{where} ORDER BY c.not_after, c.id", params)
@@ -803,13 +793,8 @@ class Storage:
         return None if row is None else _rotation(row)
 
     def rotations(self, *, room_id: str | None = None, open_only: bool = True) -> list[RotationRecord]:
-        clauses, params = [], []
-        if room_id is not None:
-            clauses.append("room_id = ?"); params.append(room_id)
-        if open_only:
-            clauses.append("finished_at IS NULL")
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self.db.execute(f"SELECT {self._ROTATION_COLUMNS} FROM rotations {where} ORDER BY id", params)
+        where, params = _where({"room_id = ?": room_id, "finished_at IS NULL": open_only or None})
+        rows = self.db.execute(f"SELECT {self._ROTATION_COLUMNS} FROM rotations{where} ORDER BY id", params)
         return [_rotation(row) for row in rows]
 
     def rotations_to_sweep(self) -> list[RotationRecord]:
@@ -908,14 +893,9 @@ class Storage:
     def audit_entries(self, *, room_id: str | None = None, rotation_id: int | None = None,
                       limit: int | None = None) -> list[AuditEntry]:
         """Oldest first; with ``limit``, the latest ``limit`` entries."""
-        clauses, params = [], []
-        if room_id is not None:
-            clauses.append("room_id = ?"); params.append(room_id)
-        if rotation_id is not None:
-            clauses.append("rotation_id = ?"); params.append(rotation_id)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = _where({"room_id = ?": room_id, "rotation_id = ?": rotation_id})
         rows = self.db.execute(
-            "SELECT id, at, room_id, rotation_id, app, actor, action, detail, before, after, requests FROM audit_log "
+            "SELECT id, at, room_id, rotation_id, app, actor, action, detail, before, after, requests FROM audit_log"
             f"{where} ORDER BY id DESC LIMIT ?", params + [-1 if limit is None else limit]).fetchall()
         return [_audit_entry(row) for row in reversed(rows)]
 
@@ -935,6 +915,18 @@ def _audit_entry(row: tuple) -> AuditEntry:
     return AuditEntry(id_, at, room_id, rotation_id, app, actor, action, detail,
                       None if before is None else json.loads(before), None if after is None else json.loads(after),
                       json.loads(requests))
+
+
+def _where(conditions: dict[str, Any]) -> tuple[str, list[Any]]:
+    """" WHERE …" of the conditions whose value is not None; a clause with "?" takes the value as parameter."""
+    clauses, params = [], []
+    for clause, value in conditions.items():
+        if value is None:
+            continue
+        clauses.append(clause)
+        if "?" in clause:
+            params.append(value)
+    return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params
 
 
 def _tracked(row: tuple) -> TrackedCertificate:
