@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 import defusedxml.ElementTree as SafeET  # noqa: E402
 
-from certificates.parsing import parse_document  # noqa: E402
-from tests.certfactory import idp_entity, make_aggregate, make_cert, sp_entity, utc  # noqa: E402
+from rollover.certificates.parsing import parse_document  # noqa: E402
+from tests.support.certfactory import idp_entity, make_aggregate, make_cert, sp_entity, utc  # noqa: E402
 
 DISTINCT_CERTIFICATES = 6
 ORGANIZATION = (

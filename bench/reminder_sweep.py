@@ -27,9 +27,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.parse_metadata import best_seconds, peak_mb  # noqa: E402
-from reminders import DAY_SECONDS, decide  # noqa: E402
-from settings import load_config  # noqa: E402
-from storage import ReminderSubscription, Storage  # noqa: E402
+from rollover.reminders.sweep import DAY_SECONDS, decide  # noqa: E402
+from rollover.settings import load_config  # noqa: E402
+from rollover.storage import ReminderSubscription, Storage  # noqa: E402
 
 NOW = datetime(2026, 3, 20, 9, 5, tzinfo=timezone.utc)
 THRESHOLDS = (60, 30, 14, 7, 1)

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from webhooks import signature_for  # noqa: E402
+from rollover.pipeline.webhooks import signature_for  # noqa: E402
 
 SECRET = "bench-secret-0123456789"
 GUNICORN_ARGS = ["--workers", "2", "--threads", "4", "--log-level", "warning"]   # as in the Procfile

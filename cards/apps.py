@@ -8,7 +8,8 @@ from webexpythonsdk.models.cards import AdaptiveCard
 
 from cards.common import card, facts, heading, paragraph, plain, submit
 from cards.certificates import STATUS_WORDS, certificate_row, day, when
-from certificates.health import STATUS_EMOJI, STATUS_ORDER
+from rollover.certificates.health import STATUS_EMOJI, STATUS_ORDER
+from handlers import actions as action_ids
 
 MAX_APPS = 30
 
@@ -47,9 +48,9 @@ def app_card(app: dict, cert_rows: list[dict], settings: list[tuple[str, str]], 
         body.append(paragraph(plain(verdict[1])))
     actions = []
     if not watched:
-        actions.append(submit("Watch in this space", "watch-app", sp_id=app["sp_id"]))
+        actions.append(submit("Watch in this space", action_ids.WATCH_APP, sp_id=app["sp_id"]))
     if can_rotate:
-        actions.append(submit("Start rotation", "rotation-start", app=app["display_name"]))
+        actions.append(submit("Start rotation", action_ids.ROTATION_START, app=app["display_name"]))
     return card(body, actions=actions)
 
 

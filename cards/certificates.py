@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 from webexpythonsdk.models.cards import AdaptiveCard, Column, ColumnSet, Container, TextBlock
 from webexpythonsdk.models.cards.options import Colors, ContainerStyle, FontWeight, Spacing
 
+from rollover.describe import STATUS_WORDS, day, when
 from cards.common import card, heading, paragraph, plain, section, submit
-from certificates.diagnosis import Diagnosis, Finding
-from certificates.health import FINDINGS, STATUS_EMOJI, CertificateReport, worst
+from rollover.certificates.diagnosis import Diagnosis, Finding
+from rollover.certificates.health import FINDINGS, STATUS_EMOJI, CertificateReport, worst
+from handlers import actions as action_ids
 
 SEVERITY_EMOJI = {"critical": "🔴", "warning": "🟡", "info": "ℹ️", "ok": "🟢"}
-STATUS_WORDS = {"expired": "expired", "critical": "expires very soon", "warning": "expires soon",
-                "not-yet-valid": "not valid yet", "ok": "valid"}
 VERDICT_TITLE = {"activate-only": "No upload to Azure needed",
                  "upload-before-activating": "Upload to Entra first, then activate in Webex",
                  "unknown": "Upload to Azure? Not known yet"}
-SHOW_COMMAND = "run-command"
 MAX_ROWS = 25   # a card stays readable; the fallback text says how many were left out
-
-
-def day(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d")
-
-
-def when(days_left: int) -> str:
-    if days_left == 0:
-        return "today"
-    days = abs(days_left)
-    count = f"{days} day{'s' if days != 1 else ''}"
-    return f"{count} ago" if days_left < 0 else f"in {count}"
 
 
 STATUS_COLOURS = {"expired": Colors.ATTENTION, "critical": Colors.ATTENTION, "warning": Colors.WARNING,
@@ -77,8 +63,8 @@ def reading_card(label: str, reports: list[CertificateReport], diagnosis: Diagno
             body.append(paragraph(f"⚠️ {plain(FINDINGS.get(code, code))}", subtle=True))
     if diagnosis is not None:
         body.append(_verdict_block(diagnosis))
-    return card(body, actions=[submit("Explain", SHOW_COMMAND, command="explain"),
-                               submit("Status of this space", SHOW_COMMAND, command="status")])
+    return card(body, actions=[submit("Explain", action_ids.RUN_COMMAND, command="explain"),
+                               submit("Status of this space", action_ids.RUN_COMMAND, command="status")])
 
 
 def reading_text(label: str, reports: list[CertificateReport], diagnosis: Diagnosis | None) -> str:
@@ -102,8 +88,8 @@ def status_card(rows: list[dict], diagnosis: Diagnosis | None, *, rotatable_apps
         body.append(paragraph(f"… and {len(rows) - MAX_ROWS} more.", subtle=True))
     if diagnosis is not None and diagnosis.findings:
         body.append(_verdict_block(diagnosis))
-    actions = [submit("Explain", SHOW_COMMAND, command="explain")]
-    actions += [submit(f"Start rotation: {name}"[:40], "rotation-start", app=name) for name in rotatable_apps[:3]]
+    actions = [submit("Explain", action_ids.RUN_COMMAND, command="explain")]
+    actions += [submit(f"Start rotation: {name}"[:40], action_ids.ROTATION_START, app=name) for name in rotatable_apps[:3]]
     return card(body, actions=actions)
 
 
@@ -131,7 +117,7 @@ def diagnosis_card(diagnosis: Diagnosis) -> AdaptiveCard:
     if any(f.inferred for f in diagnosis.findings):
         body.append(paragraph("(inferred) marks advice drawn from documentation and practice rather than read "
                               "from your tenant; check it in the Entra portal before relying on it.", subtle=True))
-    return card(body, actions=[submit("Status", SHOW_COMMAND, command="status")])
+    return card(body, actions=[submit("Status", action_ids.RUN_COMMAND, command="status")])
 
 
 def diagnosis_text(diagnosis: Diagnosis) -> str:

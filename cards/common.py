@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Iterable
 
+from rollover.describe import plain  # noqa: F401  (the cards' escape is the core's)
 from webexpythonsdk.models.cards import (
     AdaptiveCard, Container, Fact, FactSet, Submit, TextBlock,
 )
@@ -13,16 +13,6 @@ from webexpythonsdk.models.cards.options import (
 )
 
 MAX_ACTIONS = 5   # Webex renders at most five buttons on a card
-_MARKDOWN = re.compile(r"[\\`*_\[\]<>]")
-
-
-def plain(text: Any) -> str:
-    """Text from people, files, certificates or Graph, shown literally in Webex Markdown (messages and card
-    TextBlocks): each Markdown character backslash-escaped, so no link, emphasis, code or <@…> mention."""
-    escaped = _MARKDOWN.sub(lambda match: "\\" + match.group(0), str(text))
-    return escaped.replace("\\<@", "\\<\\@")   # Webex finds mentions by "<@" before rendering Markdown
-
-
 def heading(text: str, *, subtitle: str | None = None) -> list[Any]:
     blocks: list[Any] = [TextBlock(text, size=FontSize.LARGE, weight=FontWeight.BOLDER, wrap=True)]
     if subtitle:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from webexpythonsdk.models.cards import AdaptiveCard
 
 from cards.common import MAX_ACTIONS, card, facts, heading, paragraph, submit
-from handlers.registry import CommandSpec
+from rollover.pipeline.registry import CommandSpec
+from handlers import actions as action_ids
 
-RUN_COMMAND = "run-command"   # card action: run a command as if it had been typed
 
 
 def help_card(commands: list[CommandSpec]) -> AdaptiveCard:
-    buttons = [submit(spec.button, RUN_COMMAND, command=spec.name) for spec in commands if spec.button]
+    buttons = [submit(spec.button, action_ids.RUN_COMMAND, command=spec.name) for spec in commands if spec.button]
     return card([
         *heading("Rollover", subtitle="Keeps Webex ↔ Entra ID single sign-on certificates from expiring unnoticed."),
         facts((spec.usage, spec.summary) for spec in commands),

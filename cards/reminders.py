@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from dataclasses import replace
+from datetime import date
 
 from webexpythonsdk.models.cards import AdaptiveCard
 from webexpythonsdk.models.cards.options import ActionStyle, Colors
 
-from cards.certificates import MAX_ROWS, SHOW_COMMAND, certificate_row, day, when
+from cards.certificates import MAX_ROWS, certificate_row, day, when
+from rollover.reminders.facts import ReminderFacts
 from cards.common import card, facts, heading, paragraph, plain, submit
-from certificates.health import STATUS_EMOJI, worst
+from rollover.certificates.health import STATUS_EMOJI, worst
+from handlers import actions as action_ids
 
-SNOOZE_ACTION = "reminder-snooze"
-ACKNOWLEDGE_ACTION = "reminder-acknowledge"
-ROTATION_ACTION = "rotation-start"
-
-
-@dataclass(frozen=True)
-class ReminderFacts:
-    """Everything a reminder card says about one certificate."""
-
-    kind: str                      # threshold | expired
-    threshold: int | None
-    status: str
-    days_left: int
-    title: str                     # "<source label>: <what it is>", as `status` words it
-    subject: str
-    trust: str
-    not_after: datetime
-    sha1: str
-    diagnosis: str                 # the space's diagnosis summary
-    acknowledged_by: str | None
-    final_days: int
-    notes: list[str] = field(default_factory=list)   # e.g. the source could not be refreshed
-    rotation_app: str | None = None                  # Entra app whose rotation a button may start
 
 
 def reminder_headline(f: ReminderFacts) -> str:
@@ -68,10 +47,10 @@ def reminder_card(reminder: ReminderFacts) -> AdaptiveCard:
     body += [paragraph(f"⚠️ {note}", color=Colors.WARNING) for note in f.notes]
     actions = []
     if f.rotation_app:
-        actions.append(submit("Start rotation", ROTATION_ACTION, style=ActionStyle.POSITIVE, app=f.rotation_app))
-    actions.append(submit("Snooze 7 days", SNOOZE_ACTION, sha1=f.sha1))
+        actions.append(submit("Start rotation", action_ids.ROTATION_START, style=ActionStyle.POSITIVE, app=f.rotation_app))
+    actions.append(submit("Snooze 7 days", action_ids.REMINDER_SNOOZE, sha1=f.sha1))
     if not f.acknowledged_by:
-        actions.append(submit("Acknowledge", ACKNOWLEDGE_ACTION, sha1=f.sha1))
+        actions.append(submit("Acknowledge", action_ids.REMINDER_ACKNOWLEDGE, sha1=f.sha1))
     return card(body, actions=actions)
 
 
@@ -102,7 +81,7 @@ def digest_card(rows: list[dict], week_of: date, notes: list[str]) -> AdaptiveCa
     if len(rows) > MAX_ROWS:
         body.append(paragraph(f"… and {len(rows) - MAX_ROWS} more (`status` lists them all).", subtle=True))
     body += [paragraph(f"⚠️ {plain(note)}", color=Colors.WARNING) for note in notes]
-    return card(body, actions=[submit("Explain", SHOW_COMMAND, command="explain")])
+    return card(body, actions=[submit("Explain", action_ids.RUN_COMMAND, command="explain")])
 
 
 def digest_text(rows: list[dict], week_of: date, notes: list[str]) -> str:

@@ -7,69 +7,20 @@ click on an older card is recognised and changes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from webexpythonsdk.models.cards import AdaptiveCard, Column, ColumnSet, TextBlock
 from webexpythonsdk.models.cards.inputs import Date, Time
 from webexpythonsdk.models.cards.options import ActionStyle, ContainerStyle, FontWeight, Spacing
 
+from rollover.rotation.view import RotationView, moment_utc as _moment, window_moment
 from cards.common import card, facts, heading, paragraph, plain, section, submit
+from handlers import actions as action_ids
 
-STATE_EMOJI = {"approval": "🟡", "operator": "👉", "running": "⏳", "waiting": "🕒"}
-TERMINAL_EMOJI = {"done": "✅", "cancelled": "⚪", "rolled-back": "↩️", "failed": "🔴", "expired": "⌛"}
 HISTORY_LINES = 3
 NOT_YET = "chosen after the new certificate exists"
-
-
-@dataclass(frozen=True)
-class RotationView:
-    """Everything a rotation card shows, as plain values (built by ``rotation.view_of``)."""
-
-    id: int
-    kind: str
-    kind_label: str
-    app_name: str
-    state: str
-    state_kind: str
-    step: str
-    version: int
-    requested_by: str
-    plan: dict
-    data: dict
-    approvals: list[str]
-    required_approvals: int
-    approvers: str
-    deadline: datetime | None
-    report_only: bool
-    now: datetime
-    time_zone: str = "UTC"          # the space's (its reminder time zone): maintenance windows are shown in it
-
-    @property
-    def emoji(self) -> str:
-        return TERMINAL_EMOJI.get(self.state) or STATE_EMOJI[self.state_kind]
-
-    @property
-    def new_thumbprint(self) -> str | None:
-        return self.data.get("new_thumbprint")
-
-    @property
-    def current_thumbprint(self) -> str:
-        current = self.plan.get("current")
-        return current["thumbprint"] if current else "none"
-
-    @property
-    def last_detail(self) -> str:
-        history = self.data.get("history") or []
-        return history[-1]["what"] if history else ""
-
-    @property
-    def last_decision(self) -> str:
-        """The last history line with who decided, e.g. "Rejected by bob@example.com"."""
-        history = self.data.get("history") or []
-        return f"{history[-1]['what'].rstrip('.')} by {history[-1]['by']}" if history else ""
-
 
 def rotation_card(view: RotationView) -> tuple[str, AdaptiveCard]:
     """The card of the rotation's current state and its fallback text."""
@@ -151,14 +102,6 @@ def _new(view: RotationView) -> str:
 def _window(view: RotationView) -> str:
     start = view.data.get("window_start")
     return window_moment(datetime.fromisoformat(start), view.time_zone) if start else NOT_YET
-
-
-def window_moment(moment: datetime, zone: str) -> str:
-    """A maintenance window's start as the space reads it: in its time zone, with UTC beside it."""
-    utc = f"{_moment(moment)} UTC"
-    if zone == "UTC":
-        return utc
-    return f"{moment.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone} ({utc})"
 
 
 def _trust(view: RotationView, key: str) -> str:
@@ -349,24 +292,24 @@ def _buttons(view: RotationView) -> list:
     def button(title: str, action: str, style: ActionStyle | None = None):
         return submit(title, action, style=style, rotation=view.id, version=view.version)
 
-    cancel = button("Cancel rotation", "rotation-cancel")
+    cancel = button("Cancel rotation", action_ids.ROTATION_CANCEL)
     if view.state_kind == "approval":
-        actions = [button("Approve", "rotation-approve", ActionStyle.POSITIVE),
-                   button("Reject", "rotation-reject", ActionStyle.DESTRUCTIVE)]
+        actions = [button("Approve", action_ids.ROTATION_APPROVE, ActionStyle.POSITIVE),
+                   button("Reject", action_ids.ROTATION_REJECT, ActionStyle.DESTRUCTIVE)]
         return actions + ([] if view.state == "awaiting-rollback-approval" else [cancel])
-    rollback = button("Roll back", "rotation-rollback", ActionStyle.DESTRUCTIVE)
+    rollback = button("Roll back", action_ids.ROTATION_ROLLBACK, ActionStyle.DESTRUCTIVE)
     by_state = {
-        "awaiting-window": [button("Schedule this window", "rotation-window", ActionStyle.POSITIVE),
-                            button("Now: I'm ready", "rotation-window-now"), cancel],
+        "awaiting-window": [button("Schedule this window", action_ids.ROTATION_WINDOW, ActionStyle.POSITIVE),
+                            button("Now: I'm ready", action_ids.ROTATION_WINDOW_NOW), cancel],
         "scheduled": [cancel],
-        "verification-failed": [button("Verify again", "rotation-verify"), rollback],
-        "awaiting-sign-in-test": [button("Sign-in works", "rotation-signed-in", ActionStyle.POSITIVE), rollback],
-        "awaiting-webex-activation": [button("Activated in Webex", "rotation-webex-activated",
+        "verification-failed": [button("Verify again", action_ids.ROTATION_VERIFY), rollback],
+        "awaiting-sign-in-test": [button("Sign-in works", action_ids.ROTATION_SIGNED_IN, ActionStyle.POSITIVE), rollback],
+        "awaiting-webex-activation": [button("Activated in Webex", action_ids.ROTATION_WEBEX_ACTIVATED,
                                              ActionStyle.POSITIVE), cancel],
     }
     if view.state == "done" and view.kind == "entra-signing" and view.plan.get("current") \
             and not view.data.get("simulated"):
-        return [button("Clean up old certificate", "rotation-cleanup")]
+        return [button("Clean up old certificate", action_ids.ROTATION_CLEANUP)]
     return by_state.get(view.state, [])
 
 
@@ -384,9 +327,6 @@ def _history_time(data: dict) -> str:
     history = data.get("history") or []
     return f" · since {history[-1]['at'][:16].replace('T', ' ')} UTC" if history else ""
 
-
-def _moment(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
 def _day(iso: str | None) -> str:

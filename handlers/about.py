@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from cards.about import about_card, about_text
-from handlers.registry import command
+from rollover import VERSION
+from rollover.pipeline.registry import command
 
 
 @command("about", button="About")
@@ -14,7 +15,6 @@ def show_about(ctx) -> None:
 
 
 def deployment_facts(ctx) -> list[tuple[str, str]]:
-    import bot   # the version lives with the entry point
     config = ctx.config
     storage_state = "reachable" if ctx.storage.ping() else "unreachable"
     people = f" and {len(config.allowed_people)} named people" if config.allowed_people else ""
@@ -22,7 +22,7 @@ def deployment_facts(ctx) -> list[tuple[str, str]]:
              else "any room with an allowed person (set ROLLOVER_ALLOWED_ROOMS to limit)")
     approvers = len(config.approvers) + (1 if config.approver_group else 0)
     return [
-        ("Version", bot.VERSION),
+        ("Version", VERSION),
         ("Database", f"SQLite {Path(ctx.storage.path).resolve()}, {storage_state}"),
         ("Webex API", config.webex_base_url),
         ("Microsoft Graph", f"{'configured' if ctx.services.entra is not None else 'not configured'} "

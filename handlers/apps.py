@@ -6,15 +6,14 @@ from datetime import datetime
 
 from cards.apps import app_card, app_rows, apps_card, apps_text
 from cards.certificates import STATUS_WORDS, VERDICT_TITLE, day, when
-from certificates.diagnosis import TrustFacts, diagnose
-from certificates.health import days_until, validity_status
-from errors import UserError
-from handlers.registry import card_action, command
-from tracking import (
+from rollover.certificates.diagnosis import TrustFacts, diagnose
+from rollover.certificates.health import days_until, validity_status
+from rollover.errors import UserError
+from handlers import actions as action_ids
+from rollover.pipeline.registry import card_action, command
+from rollover.tracking import (
     app_facts, find_entra_app, known_entra_apps, require_graph, room_trust_facts, watch_entra_app,
 )
-
-ROTATION_ACTION = "rotation-start"
 
 
 @command("apps", button="Entra apps")
@@ -39,7 +38,7 @@ def show_app(ctx) -> None:
                                     critical_days=facts.critical_days), ctx.now())
     verdict = (VERDICT_TITLE[diagnosis.upload_verdict], diagnosis.upload_answer)
     card = app_card(app, certificate_rows(app), app_settings(app), watched=watched, verdict=verdict,
-                    can_rotate=ROTATION_ACTION in ctx.services.registry.actions)
+                    can_rotate=True)
     ctx.reply(app_text(app, verdict), card=card)
 
 
@@ -50,7 +49,7 @@ def watch_app(ctx) -> None:
     _watch(ctx, find_entra_app(ctx.services, ctx.args))
 
 
-@card_action("watch-app")
+@card_action(action_ids.WATCH_APP)
 def watch_app_button(ctx) -> None:
     require_graph(ctx.services)
     sp_id = str(ctx.inputs.get("sp_id", ""))

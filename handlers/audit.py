@@ -1,7 +1,7 @@
 """audit: the recent audit log entries of this space's rotations."""
 
-from audit import CHAT_ENTRIES, entry_line
-from handlers.registry import command
+from rollover.rotation.audit import CHAT_ENTRIES, entry_line
+from rollover.pipeline.registry import command
 
 MAX_LINE = 300   # one entry per line; the full text is in `python bot.py audit --json`
 

@@ -1,9 +1,9 @@
 """check <url>, and files dropped into the space: read, judge, track, answer with a status card."""
 
 from cards.certificates import reading_card, reading_text
-from errors import UserError
-from handlers.registry import command, file_handler
-from tracking import document_diagnosis, track_document, track_url
+from rollover.errors import UserError
+from rollover.pipeline.registry import command, file_handler
+from rollover.tracking import document_diagnosis, track_document, track_url
 
 MAX_FILES_PER_MESSAGE = 1   # Webex allows one file per message
 

@@ -1,8 +1,8 @@
 """explain: the chain of trust for this space, in plain words."""
 
 from cards.certificates import diagnosis_card, diagnosis_text
-from handlers.registry import command
-from tracking import room_diagnosis
+from rollover.pipeline.registry import command
+from rollover.tracking import room_diagnosis
 
 
 @command("explain", button="Explain")

@@ -1,7 +1,7 @@
 """forget <n>: stop tracking a source (its certificates get no more reminders)."""
 
-from errors import UserError
-from handlers.registry import command
+from rollover.errors import UserError
+from rollover.pipeline.registry import command
 
 
 @command("forget", usage="forget <source number>")

@@ -1,8 +1,9 @@
 """help: the list of commands, generated from the registry; its buttons run quick commands."""
 
-from cards.help import RUN_COMMAND, help_card, help_text
-from errors import UserError
-from handlers.registry import card_action, command
+from cards.help import help_card, help_text
+from rollover.errors import UserError
+from rollover.pipeline.registry import card_action, command
+from handlers import actions as action_ids
 
 
 @command("help")
@@ -12,7 +13,7 @@ def show_help(ctx) -> None:
     ctx.reply(help_text(commands), card=help_card(commands))
 
 
-@card_action(RUN_COMMAND)
+@card_action(action_ids.RUN_COMMAND)
 def run_command_button(ctx) -> None:
     """A quick button: run the named command with no arguments, as if it had been typed."""
     spec = ctx.services.registry.find_command(str(ctx.inputs.get("command", "")))

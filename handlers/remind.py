@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime, timedelta, timezone
 
-import reminders
+from rollover.reminders import sweep as reminders
 from cards.common import plain
-from cards.reminders import ACKNOWLEDGE_ACTION, SNOOZE_ACTION
-from errors import UserError
-from handlers.registry import card_action, command
-from settings import parse_clock_time, parse_days_list, parse_timezone
+from rollover.errors import UserError
+from rollover.pipeline.registry import card_action, command
+from rollover.settings import parse_clock_time, parse_days_list, parse_timezone
+from handlers import actions as action_ids
 
 USAGE = ("`remind` shows this space's reminders; `remind on` / `remind off`; `remind at 60,30,14,7,1` sets the "
          "days before expiry; `remind time 09:00 Europe/Stockholm` sets the daily time and time zone.")
@@ -124,7 +124,7 @@ def _spoken_list(items: list[str]) -> str:
 
 # --- reminder card buttons ------------------------------------------------------------------------
 
-@card_action(SNOOZE_ACTION)
+@card_action(action_ids.REMINDER_SNOOZE)
 def snooze(ctx) -> None:
     """Snooze 7 days: no reminders about this certificate in this space until then."""
     sha1, label = _clicked_certificate(ctx)
@@ -148,7 +148,7 @@ def snooze(ctx) -> None:
     ctx.reply(answer, to_person_id=ctx.person_id)   # privately: a second click is no news for the space
 
 
-@card_action(ACKNOWLEDGE_ACTION)
+@card_action(action_ids.REMINDER_ACKNOWLEDGE)
 def acknowledge(ctx) -> None:
     """Acknowledge: record who owns the certificate; from now on only the final reminders."""
     sha1, label = _clicked_certificate(ctx)

@@ -12,14 +12,15 @@ import re
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-import audit
-import rotation
-from approvals import STAGES, approval_refusal, may_decide, require_approvers
+from rollover.rotation import audit
+from rollover.rotation import engine as rotation
+from rollover.rotation.approvals import STAGES, approval_refusal, may_decide, require_approvers
 from cards.rotations import rotations_list, window_moment
-from errors import UserError
-from handlers.registry import card_action, command
-from rotation_plans import NewRotation, plan_cleanup, plan_entra_signing, plan_webex_sp
-from tracking import find_entra_app, require_graph
+from rollover.errors import UserError
+from rollover.pipeline.registry import card_action, command
+from rollover.rotation.plans import NewRotation, plan_cleanup, plan_entra_signing, plan_webex_sp
+from rollover.tracking import find_entra_app, require_graph
+from handlers import actions as action_ids
 
 WEBEX_SP_WORD = "webex-sp"
 PLANNERS = {"entra-signing": plan_entra_signing, "webex-sp": plan_webex_sp}
@@ -39,7 +40,7 @@ def rotate(ctx) -> None:
         _start(ctx, "entra-signing", ctx.args)
 
 
-@card_action("rotation-start")
+@card_action(action_ids.ROTATION_START)
 def start_button(ctx) -> None:
     kind = str(ctx.inputs.get("kind") or "entra-signing")
     if kind not in PLANNERS:
@@ -73,7 +74,7 @@ def cleanup(ctx) -> None:
 
 # --- buttons -----------------------------------------------------------------------------------
 
-@card_action("rotation-approve")
+@card_action(action_ids.ROTATION_APPROVE)
 def approve_button(ctx) -> None:
     record = _clicked(ctx, "approved")
     if record is None:
@@ -98,7 +99,7 @@ def _approval_refusal(ctx, record) -> str | None:
     return expired and f"{expired} Reject the roll back to go on with the new certificate."
 
 
-@card_action("rotation-reject")
+@card_action(action_ids.ROTATION_REJECT)
 def reject_button(ctx) -> None:
     record = _clicked(ctx, "rejected")
     if record is None:
@@ -110,7 +111,7 @@ def reject_button(ctx) -> None:
     _act(ctx, record, "rejected", "Rejected.")
 
 
-@card_action("rotation-cancel")
+@card_action(action_ids.ROTATION_CANCEL)
 def cancel_button(ctx) -> None:
     record = _clicked(ctx, "cancelled")
     if record is None:
@@ -122,7 +123,7 @@ def cancel_button(ctx) -> None:
     _cancel(ctx, record)
 
 
-@card_action("rotation-window")
+@card_action(action_ids.ROTATION_WINDOW)
 def window_button(ctx) -> None:
     record = _clicked(ctx, "window-chosen")
     if record is None:
@@ -135,19 +136,19 @@ def window_button(ctx) -> None:
     _choose_window(ctx, record, start)
 
 
-@card_action("rotation-window-now")
+@card_action(action_ids.ROTATION_WINDOW_NOW)
 def window_now_button(ctx) -> None:
     record = _clicked(ctx, "window-chosen")
     if record is not None:
         _choose_window(ctx, record, ctx.now())
 
 
-@card_action("rotation-signed-in")
+@card_action(action_ids.ROTATION_SIGNED_IN)
 def signed_in_button(ctx) -> None:
     _operator_step(ctx, "sign-in-confirmed", "Confirmed a test sign-in to Webex.")
 
 
-@card_action("rotation-rollback")
+@card_action(action_ids.ROTATION_ROLLBACK)
 def rollback_button(ctx) -> None:
     record = _clicked(ctx, "rollback-requested")
     if record is None:
@@ -171,17 +172,17 @@ def _rollback_refusal(ctx, record) -> str | None:
     return None
 
 
-@card_action("rotation-verify")
+@card_action(action_ids.ROTATION_VERIFY)
 def verify_button(ctx) -> None:
     _operator_step(ctx, "verify-again", "Asked to verify again.")
 
 
-@card_action("rotation-webex-activated")
+@card_action(action_ids.ROTATION_WEBEX_ACTIVATED)
 def webex_activated_button(ctx) -> None:
     _operator_step(ctx, "webex-activated", "Activated the new certificate in Webex.")
 
 
-@card_action("rotation-cleanup")
+@card_action(action_ids.ROTATION_CLEANUP)
 def cleanup_button(ctx) -> None:
     record = _clicked(ctx, None)
     if record is not None:

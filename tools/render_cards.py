@@ -37,7 +37,7 @@ document.getElementById("card").appendChild(card.render());
 
 
 def demo_cards() -> list[dict]:
-    import demo
+    from fakes import demo
     with tempfile.TemporaryDirectory() as folder:
         world = demo.DemoWorld(str(Path(folder) / "r.sqlite3"), out=io.StringIO()).start()
         try:

@@ -1,0 +1,1 @@
+"""Loopback fakes of the remote APIs (Webex, Microsoft Graph), the conversation harness and the demo."""

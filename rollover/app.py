@@ -1,0 +1,96 @@
+"""Building the running bot: its services, its worker and its background jobs.
+
+The chat layer (handlers/ and cards/) sits above the core, so it is handed in as a ``ChatLayer``
+by the entry point (``bot.py``) or the fakes' harness; the core never imports it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from rollover.pipeline.dispatcher import Dispatcher
+from rollover.pipeline.registry import Registry
+from rollover.pipeline.worker import Worker
+from rollover.presenters import Presenters
+from rollover.services import Services
+from rollover.settings import Config, load_config
+from rollover.storage import Storage
+
+if TYPE_CHECKING:
+    from rollover.integrations.entra_client import EntraClient
+    from rollover.integrations.webex_client import WebexClient
+
+
+@dataclass(frozen=True)
+class ChatLayer:
+    """What the layer above the core provides: the chat commands and card actions, and the cards the core posts."""
+
+    registry: Registry
+    cards: Presenters
+
+
+ChatLayerFactory = Callable[[], ChatLayer]
+
+
+def resolve_config(config: Config | Mapping[str, Any] | None) -> Config:
+    """A Config as is; a mapping of overrides (by setting key) on top of the environment; None: the environment."""
+    if isinstance(config, Config):
+        return config
+    return load_config(**dict(config or {}))
+
+
+def open_storage(config: Config) -> Storage:
+    storage = Storage(config.database_path)
+    storage.migrate()
+    return storage
+
+
+def build_services(config: Config, chat: ChatLayer, webex: WebexClient | None = None,
+                   entra: EntraClient | None = None) -> Services:
+    """Everything the worker's handlers use, built once per process (or per background job)."""
+    from rollover.integrations.webex_client import WebexClient
+    webex = webex or WebexClient(config.webex_access_token, config.webex_base_url)
+    return Services(config=config, storage=open_storage(config), webex=webex, registry=chat.registry,
+                    cards=chat.cards, entra=entra if entra is not None else build_entra_client(config))
+
+
+def build_entra_client(config: Config) -> EntraClient | None:
+    """The Graph client when Entra credentials (or a local Graph) are configured; None otherwise."""
+    if not config.graph_configured:
+        return None
+    from rollover.integrations.entra_client import EntraClient
+    return EntraClient.from_settings(
+        config.azure_tenant_id or None, config.azure_client_id or None,
+        client_secret=config.azure_client_secret or None,
+        certificate_path=config.azure_client_certificate_path or None,
+        use_managed_identity=config.graph_managed_identity, base_url=config.graph_base_url)
+
+
+def build_worker(services: Services, owner: str | None = None) -> Worker:
+    config = services.config
+    return Worker(services.storage, Dispatcher(services), lease_seconds=config.worker_lease_seconds,
+                  max_attempts=config.worker_max_attempts, poll_seconds=config.worker_poll_seconds,
+                  owner=owner)
+
+
+def start_background_jobs(config: Config, chat: ChatLayer) -> Callable[[], None]:
+    """The scheduler running the rotation and reminder sweeps, each job with its own clients.
+
+    Returns the function that stops it."""
+    from rollover.scheduling import start_scheduler
+    scheduler = start_scheduler(build_services(config, chat), build_services(config, chat))
+    return scheduler.shutdown
+
+
+def close_services(services: Services) -> None:
+    if services.entra is not None:
+        services.entra.close()
+
+
+def run_worker_until(worker: Worker, stop: threading.Event) -> threading.Thread:
+    """The worker in a thread of this process (``serve``, the demo, tests)."""
+    thread = threading.Thread(target=worker.run_forever, args=(stop,), name="rollover-worker", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,54 @@
+"""Plain words for tracked certificates, shared by the status command, reminders and the digest."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+_MARKDOWN = re.compile(r"[\\`*_\[\]<>]")
+
+
+def plain(text: Any) -> str:
+    """Text from people, files, certificates or Graph, shown literally in Webex Markdown (messages and card
+    TextBlocks): each Markdown character backslash-escaped, so no link, emphasis, code or <@…> mention."""
+    escaped = _MARKDOWN.sub(lambda match: "\\" + match.group(0), str(text))
+    return escaped.replace("\\<@", "\\<\\@")   # Webex finds mentions by "<@" before rendering Markdown
+
+
+STATUS_WORDS = {"expired": "expired", "critical": "expires very soon", "warning": "expires soon",
+                "not-yet-valid": "not valid yet", "ok": "valid"}
+
+
+def day(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d")
+
+
+def when(days_left: int) -> str:
+    if days_left == 0:
+        return "today"
+    days = abs(days_left)
+    count = f"{days} day{'s' if days != 1 else ''}"
+    return f"{count} ago" if days_left < 0 else f"in {count}"
+
+
+def status_row(view, source_numbers: dict[int, int]) -> dict:
+    cert = view.certificate
+    not_after = datetime.fromtimestamp(cert.not_after, timezone.utc)
+    what = _what(cert)
+    return {
+        "status": view.status,
+        "title": f"{cert.source_label}: {what}",
+        "detail": (f"{STATUS_WORDS[view.status]}: not after {day(not_after)} ({when(view.days_left)}) · "
+                   f"SHA-1 {cert.sha1} · source #{source_numbers.get(cert.source_id, '?')}"),
+    }
+
+
+def _what(cert) -> str:
+    if cert.source_kind == "entra-app":
+        state = "active" if cert.active else "inactive"
+        return f"{state} token-signing certificate"
+    role = {"idp": "IdP", "sp": "Webex SP"}.get(cert.role, "")
+    use = f" {cert.use}" if cert.use else ""
+    subject = cert.subject.split(",")[0]
+    return f"{role}{use} certificate {subject}".strip()

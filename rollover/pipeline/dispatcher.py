@@ -1,0 +1,221 @@
+"""Framework-free core: turn one recorded webhook event into a handler call and its replies.
+
+Nothing here knows Flask. The worker hands over an ``Event``; the dispatcher
+fetches what the webhook only points at (the message, or the card action),
+checks who is asking, finds the handler on the registry and runs it with a
+``Context`` through which every reply is posted.
+
+Replies go through the outbox: the n-th post of an event is recorded with its
+message id, so when an event is retried (Webex 429/5xx halfway through) the
+posts that already went out are not sent again.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import logging
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+
+from rollover.pipeline.access import REFUSAL, refusal_reason
+from rollover.errors import UserError
+from rollover.pipeline.outbox import Poster
+from rollover.services import Services
+from rollover.settings import Config
+from rollover.storage import Event, Storage
+from rollover.integrations.webex_client import Message, WebexError, WebexUnavailable
+
+log = logging.getLogger(__name__)
+
+BOT_EMAIL_DOMAINS = ("webex.bot", "sparkbot.io")
+ACTION_KEY = "action"             # the card submit data field that names the handler
+
+
+@dataclass
+class Context:
+    """What a handler gets: who asked, where, with what, and how to answer."""
+
+    services: Services
+    event_key: str
+    room_id: str
+    room_type: str
+    person_id: str
+    person_email: str
+    text: str = ""                           # the command line, mention removed
+    args: str = ""                           # the text after the command word
+    files: tuple[str, ...] = ()
+    message_id: str | None = None            # the message that asked (None for card actions)
+    inputs: dict[str, Any] = field(default_factory=dict)   # card submit data + input values
+    card_message_id: str | None = None       # the card that was clicked
+    poster: Poster = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.poster = Poster(self.services.storage, self.services.webex, self.event_key, self.room_id)
+
+    @property
+    def config(self) -> Config:
+        return self.services.config
+
+    @property
+    def storage(self) -> Storage:
+        return self.services.storage
+
+    def now(self) -> datetime:
+        return self.services.clock()
+
+    def reply(self, text: str | None = None, *, markdown: str | None = None, card: Any = None,
+              file: tuple[str, bytes] | None = None, parent_id: str | None = None,
+              to_person_id: str | None = None) -> str:
+        """Post to the room (or privately to ``to_person_id``); once per position, even on retries."""
+        return self.poster.reply(text, markdown=markdown, card=card, file=file, parent_id=parent_id,
+                                 to_person_id=to_person_id)
+
+    def delete_message(self, message_id: str) -> bool:
+        """Delete a message; False when Webex refused (the caller then replies in a thread instead)."""
+        return self.poster.delete_message(message_id)
+
+
+# --- reading what the person typed ---------------------------------------------------------------
+
+_MENTION = re.compile(r"<spark-mention\b[^>]*>.*?</spark-mention>", re.S | re.I)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def command_text(message: Message, bot_id: str, bot_name: str) -> str:
+    """The message text with the bot's @mention removed, whitespace folded.
+
+    In group spaces Webex puts the mention in ``html`` as a <spark-mention> element and
+    starts ``text`` with the bot's display name; direct spaces have no mention.
+    """
+    text = message.text
+    if message.room_type == "group":
+        if message.html and "spark-mention" in message.html:
+            text = _html_without_bot_mention(message.html, bot_id)
+        elif bot_name and text.lower().startswith(bot_name.lower()):
+            text = text[len(bot_name):]
+    return " ".join(text.split())
+
+
+def _html_without_bot_mention(html: str, bot_id: str) -> str:
+    def drop_if_bot(match: re.Match) -> str:
+        element = match.group(0)
+        is_bot = bot_id in element or "groupMention" in element
+        return " " if is_bot else _TAG.sub("", element)
+    return html_lib.unescape(_TAG.sub(" ", _MENTION.sub(drop_if_bot, html)))
+
+
+def is_bot_email(email: str) -> bool:
+    return email.lower().rsplit("@", 1)[-1] in BOT_EMAIL_DOMAINS
+
+
+# --- the dispatcher -----------------------------------------------------------------------------------
+
+class Dispatcher:
+    def __init__(self, services: Services):
+        self.services = services
+
+    def handle(self, event: Event) -> None:
+        """Process one event. Raises WebexUnavailable when it should be retried later."""
+        if event.resource == "messages":
+            self._handle_message(event)
+        elif event.resource == "attachmentActions":
+            self._handle_card_action(event)
+        else:
+            log.info("ignoring %s/%s event", event.resource, event.event)
+
+    # --- messages ---------------------------------------------------------------------------------
+
+    def _handle_message(self, event: Event) -> None:
+        webex, config = self.services.webex, self.services.config
+        try:
+            message = webex.get_message(event.data_id)
+        except WebexUnavailable:
+            raise
+        except WebexError as error:
+            log.warning("message of event %s could not be read, dropping it: %s", event.key, error)
+            return
+        me = webex.me()
+        if message.person_id == me.id:
+            return   # our own post: answering it would loop
+        if is_bot_email(message.person_email) and not config.allow_bots:
+            log.info("ignoring a message from bot %s", message.person_email)
+            return
+        text = command_text(message, me.id, me.display_name)
+        word, _, args = text.partition(" ")
+        ctx = Context(self.services, event.key, message.room_id, message.room_type, message.person_id,
+                      message.person_email, text=text, args=args.strip(), files=message.files,
+                      message_id=message.id)
+        refusal = refusal_reason(config, message.person_email, message.room_id)
+        if refusal:
+            log.info("refused %s in room %s: %s", message.person_email, message.room_id, refusal)
+            ctx.reply(REFUSAL)
+            return
+        self._run(ctx, self._choose_handler(ctx, word))
+
+    def _choose_handler(self, ctx: Context, word: str) -> Callable[[Context], None]:
+        registry = self.services.registry
+        spec = registry.find_command(word) if word else None
+        if spec is not None:
+            return spec.handler
+        if ctx.files and registry.file_handler is not None:
+            return registry.file_handler
+        if not word:
+            return registry.commands["help"].handler
+        return lambda context: _unknown_command(context, word, registry.suggest(word))
+
+    # --- card actions -----------------------------------------------------------------------------
+
+    def _handle_card_action(self, event: Event) -> None:
+        webex, config = self.services.webex, self.services.config
+        try:
+            action = webex.get_attachment_action(event.data_id)
+        except WebexUnavailable:
+            raise
+        except WebexError as error:
+            log.warning("card action of event %s could not be read, dropping it: %s", event.key, error)
+            return
+        # Authorize the person who clicked, as Webex reports them for this action, not as the
+        # webhook body claims: anyone in a room can click any card in it.
+        person = webex.get_person(action.person_id)
+        ctx = Context(self.services, event.key, action.room_id, "", action.person_id, person.email,
+                      inputs=dict(action.inputs), card_message_id=action.message_id)
+        if person.id == webex.me().id:
+            return
+        refusal = refusal_reason(config, person.email, action.room_id)
+        if refusal:
+            log.info("refused card action by %s in room %s: %s", person.email, action.room_id, refusal)
+            ctx.reply(REFUSAL, to_person_id=person.id)   # privately: the room learns nothing
+            return
+        spec = self.services.registry.actions.get(str(action.inputs.get(ACTION_KEY, "")))
+        if spec is None:
+            ctx.reply("That button belongs to an older version of this card; please ask again.",
+                      to_person_id=person.id)
+            return
+        self._run(ctx, spec.handler)
+
+    # --- running a handler -----------------------------------------------------------------------
+
+    def _run(self, ctx: Context, handler: Callable[[Context], None]) -> None:
+        try:
+            handler(ctx)
+        except UserError as error:
+            # A refused click is the clicker's business; a refused command is answered where it was asked.
+            ctx.reply(str(error), to_person_id=ctx.person_id if ctx.card_message_id else None)
+        except WebexUnavailable:
+            raise
+        except Exception:
+            incident = secrets.token_hex(4)
+            log.exception("incident %s: handler %s failed on event %s",
+                          incident, getattr(handler, "__name__", handler), ctx.event_key)
+            ctx.reply(f"Sorry, something went wrong on my side (incident `{incident}`). "
+                      "The operators can find the details in the bot's log.")
+
+
+def _unknown_command(ctx: Context, word: str, suggestion: str | None) -> None:
+    hint = f" Did you mean `{suggestion}`?" if suggestion else ""
+    # Echo only word characters: typed text must not become a link, a mention or formatting.
+    shown = re.sub(r"[^\w.-]", "", word)[:40] or "that"
+    ctx.reply(markdown=f"I don't know the command `{shown}`.{hint} Type `help` to see what I can do.")

@@ -1,0 +1,123 @@
+"""Webex webhooks: receiving deliveries (fast path) and registering the bot's webhooks.
+
+``WebhookReceiver.receive`` is the whole acknowledgement path: check the size,
+verify ``X-Spark-Signature`` before looking at the body, record the event
+durably, answer. No remote call happens here; the worker does the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from rollover.storage import Storage
+from rollover.integrations.webex_client import WebexClient
+
+log = logging.getLogger(__name__)
+
+# The events the bot acts on; anything else is acknowledged and dropped.
+SUBSCRIPTIONS = (("messages", "created"), ("attachmentActions", "created"))
+
+
+def signature_for(secret: str, body: bytes) -> str:
+    """Webex's X-Spark-Signature: hex HMAC-SHA1 of the raw body keyed with the webhook secret."""
+    return hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
+
+
+def signature_is_valid(secret: str, body: bytes, signature: str | None) -> bool:
+    if not secret or not signature:
+        return False
+    # Bytes, not str: compare_digest refuses non-ASCII text, and a forged header must get 401, not 500.
+    return hmac.compare_digest(signature_for(secret, body).encode(), signature.strip().lower().encode())
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict
+
+
+class WebhookReceiver:
+    def __init__(self, secret: str, storage: Storage, max_bytes: int,
+                 on_recorded: Callable[[], None] = lambda: None):
+        self._secret = secret
+        self._storage = storage
+        self._max_bytes = max_bytes
+        self._on_recorded = on_recorded
+
+    def receive(self, body: bytes, signature: str | None) -> Answer:
+        if len(body) > self._max_bytes:
+            return Answer(413, {"error": "body too large"})
+        if not signature_is_valid(self._secret, body, signature):
+            log.warning("rejected a webhook delivery with a %s signature",
+                        "missing" if not signature else "wrong")
+            return Answer(401, {"error": "invalid signature"})
+        try:
+            envelope = json.loads(body)
+            resource, event = envelope["resource"], envelope["event"]
+            data_id = envelope["data"]["id"]
+        except (ValueError, KeyError, TypeError):
+            return Answer(400, {"error": "not a Webex webhook event"})
+        if (resource, event) not in SUBSCRIPTIONS:
+            return Answer(200, {"status": "ignored"})
+        # Keep only what the worker needs: the envelope minus anything we do not use.
+        payload = {"resource": resource, "event": event, "actorId": envelope.get("actorId"),
+                   "data": {k: envelope["data"].get(k) for k in ("id", "roomId", "personId")}}
+        is_new = self._storage.record_event(f"{resource}:{data_id}", resource, event, payload)
+        if is_new:
+            self._on_recorded()
+        return Answer(200, {"status": "accepted" if is_new else "duplicate"})
+
+
+# --- registering the bot's webhooks ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SyncReport:
+    created: list[str]
+    updated: list[str]
+    deleted: list[str]
+    unchanged: list[str]
+
+    def lines(self) -> list[str]:
+        return ([f"created  {w}" for w in self.created] + [f"updated  {w}" for w in self.updated]
+                + [f"deleted  {w}" for w in self.deleted] + [f"ok       {w}" for w in self.unchanged])
+
+
+def webhook_target(public_url: str) -> str:
+    return public_url.rstrip("/") + "/webhooks/webex"
+
+
+def sync_webhooks(webex: WebexClient, *, name: str, public_url: str, secret: str) -> SyncReport:
+    """Make the bot's webhooks exactly one ``messages`` and one ``attachmentActions`` webhook.
+
+    Existing ones of our name are updated in place (target, secret, re-activated); duplicates
+    and other resources of our name are deleted; webhooks of other names are left alone.
+    """
+    target = webhook_target(public_url)
+    ours = [w for w in webex.list_webhooks() if w.name == name]
+    report = SyncReport([], [], [], [])
+    for resource, event in SUBSCRIPTIONS:
+        matching = [w for w in ours if w.resource == resource and w.event == event and not w.filter]
+        label = f"{resource}/{event} -> {target}"
+        if not matching:
+            webex.create_webhook(name=name, target_url=target, resource=resource, event=event, secret=secret)
+            report.created.append(label)
+            continue
+        keep, *extra = matching
+        # The secret cannot be read back, so it is always written; status 'active' re-enables.
+        webex.update_webhook(keep.id, name=name, target_url=target, secret=secret, status="active")
+        (report.unchanged if keep.target_url == target and keep.status == "active"
+         else report.updated).append(label)
+        for stale in extra:
+            webex.delete_webhook(stale.id)
+            report.deleted.append(f"{stale.resource}/{stale.event} -> {stale.target_url} (duplicate)")
+    wanted = set(SUBSCRIPTIONS)
+    for stale in ours:
+        if (stale.resource, stale.event) not in wanted or stale.filter:
+            webex.delete_webhook(stale.id)
+            report.deleted.append(f"{stale.resource}/{stale.event} -> {stale.target_url}")
+    return report

@@ -1,0 +1,66 @@
+"""The one scheduler of background work: APScheduler runs the rotation sweep and the reminder sweep.
+
+Every process that runs it (each ``bot.py worker``, or ``bot.py serve``) sweeps on the same intervals;
+leases in the database let one of them do each item at a time, so adding workers never doubles a
+reminder or a Graph write. Both sweeps run once at start-up: a rotation a killed process left half
+done resumes at once, and a bot that was down catches up on its reminders.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Callable
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from rollover.integrations.webex_client import WebexError
+from rollover.reminders.sweep import run_sweep
+from rollover.rotation.engine import sweep as sweep_rotations
+from rollover.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def start_scheduler(rotation_services: Services, reminder_services: Services) -> BackgroundScheduler:
+    """Start both sweeps in APScheduler's background threads. Each sweep gets its own ``Services`` (its
+    clients are then used by that job's thread only); a sweep never overlaps itself (max_instances=1)."""
+    scheduler = BackgroundScheduler(timezone=timezone.utc)
+    now = datetime.now(timezone.utc)
+    _every(scheduler, "rotation-sweep", scheduled_rotation_sweep, rotation_services,
+           seconds=rotation_services.config.rotation_sweep_seconds, first=now)
+    _every(scheduler, "reminder-sweep", scheduled_reminder_sweep, reminder_services,
+           seconds=reminder_services.config.reminder_sweep_minutes * 60, first=now)
+    scheduler.start()
+    log.info("scheduler started: rotations every %s s, reminders every %d minute(s)",
+             rotation_services.config.rotation_sweep_seconds, reminder_services.config.reminder_sweep_minutes)
+    return scheduler
+
+
+def _every(scheduler: BackgroundScheduler, job_id: str, job: Callable[[Services], None], services: Services,
+           *, seconds: float, first: datetime) -> None:
+    scheduler.add_job(job, IntervalTrigger(seconds=seconds), args=[services], id=job_id, next_run_time=first,
+                      max_instances=1, coalesce=True, misfire_grace_time=None)
+
+
+def scheduled_rotation_sweep(services: Services) -> None:
+    """Expire overdue approvals, start due activations, resume interrupted work; a failure waits for the next."""
+    try:
+        sweep_rotations(services)
+    except WebexError as error:
+        log.warning("rotation sweep: Webex failed (%s); trying again at the next sweep", error)
+    except Exception:
+        log.exception("rotation sweep failed; trying again at the next sweep")
+
+
+def scheduled_reminder_sweep(services: Services) -> None:
+    """One sweep; a failure is logged and the next sweep tries again (planned reminders stay planned)."""
+    try:
+        report = run_sweep(services)
+    except Exception:
+        log.exception("reminder sweep failed; the next sweep tries again")
+        return
+    if report.sent or report.waiting or report.failed or report.refresh_problems:
+        for line in report.lines():
+            log.info("%s", line)

@@ -1,0 +1,58 @@
+"""The Flask adapter: verify, record durably, acknowledge. Everything after runs in the worker."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Mapping
+
+from flask import Flask, request
+
+from rollover import VERSION
+from rollover.app import open_storage, resolve_config
+from rollover.logging_setup import configure_logging
+from rollover.pipeline.webhooks import WebhookReceiver
+from rollover.settings import Config
+
+log = logging.getLogger("rollover")
+
+
+def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
+    """The webhook service. Work after the acknowledgement runs in ``serve``'s thread or ``bot.py worker``.
+
+    ``app.extensions["rollover"]["wake_callbacks"]``: functions called after each recorded event (an
+    in-process worker adds its wake-up there)."""
+    config = resolve_config(config)
+    config.require("webhook_secret")
+    if not logging.getLogger().handlers:   # under gunicorn nobody else set it up: keep the secret filter
+        configure_logging(config)
+    storage = open_storage(config)
+    wake_callbacks: list[Callable[[], Any]] = []
+    receiver = WebhookReceiver(config.webhook_secret, storage, config.max_webhook_bytes,
+                               on_recorded=lambda: [wake() for wake in wake_callbacks])
+
+    app = Flask("rollover")
+    app.config["MAX_CONTENT_LENGTH"] = config.max_webhook_bytes   # refuse huge bodies before reading them
+    app.extensions["rollover"] = {"config": config, "storage": storage, "wake_callbacks": wake_callbacks}
+
+    @app.post("/webhooks/webex")
+    def webex_webhook():
+        answer = receiver.receive(request.get_data(cache=False), request.headers.get("X-Spark-Signature"))
+        return answer.body, answer.status
+
+    @app.get("/healthz")
+    def healthz():
+        try:
+            backlog = storage.event_backlog(time.time())
+        except Exception:
+            log.exception("health check: database unreachable")
+            return {"status": "unavailable", "version": VERSION, "database": "unreachable"}, 503
+        # A growing backlog or an old pending event means no worker is running (or Webex is refusing us).
+        return {"status": "ok", "version": VERSION, "database": "ok", "events": backlog}, 200
+
+    return app
+
+
+def on_recorded(app: Flask, callback: Callable[[], Any]) -> None:
+    """Call ``callback`` after each event the app records (an in-process worker's wake-up)."""
+    app.extensions["rollover"]["wake_callbacks"].append(callback)

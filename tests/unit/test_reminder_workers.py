@@ -1,0 +1,163 @@
+"""Reminders from several threads and processes at once: one decision at a time (the lease), each reminder
+posted once; the `remind` command line; the APScheduler job."""
+
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import time_machine
+
+import bot
+from rollover.reminders import sweep as reminders
+from rollover import scheduling as scheduler
+from rollover.storage import ReminderSubscription
+from tests.conversation.test_conversation_reminders import BASE, Clock, cards_posted, subscribe, track_file
+from tests.support.processes import worker_environment
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def subscribed_space_with_certificates(chat, count: int = 3) -> None:
+    chat.services.clock = Clock(BASE)
+    subscribe(chat)
+    for n in range(count):
+        track_file(chat, 5.5 + 10 * n, name=f"c{n}.pem", cn=f"c{n}.example.com")
+
+
+def test_two_threads_sweeping_at_once_post_each_reminder_once(chat):
+    subscribed_space_with_certificates(chat)
+    start = threading.Barrier(2)
+    reports = []
+
+    def sweep_in_own_process_like_services():
+        services = chat.bot.new_services()       # own storage connection and Webex client
+        start.wait()
+        reports.append(reminders.run_sweep(services, BASE, owner=threading.current_thread().name))
+    threads = [threading.Thread(target=sweep_in_own_process_like_services, name=f"sweeper-{n}") for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(cards_posted(chat)) == 3
+    assert sum(len(r.sent) for r in reports) == 3
+    assert sorted(r.lease_taken for r in reports) in ([False, True], [True, True])   # True, True: one after the other
+
+
+def test_the_sweep_lease_keeps_a_second_process_out_until_it_runs_out(chat):
+    storage = chat.services.storage
+    assert storage.acquire_lease("reminder-sweep", "crashed", seconds=60, wall_now=1000.0)
+    assert not storage.acquire_lease("reminder-sweep", "other", seconds=60, wall_now=1059.0)
+    assert storage.acquire_lease("reminder-sweep", "crashed", seconds=60, wall_now=1059.0)      # its owner renews
+    assert storage.acquire_lease("reminder-sweep", "other", seconds=60, wall_now=1120.0)     # ran out: taken over
+    storage.release_lease("reminder-sweep", "crashed")                                     # not the owner: no-op
+    assert not storage.acquire_lease("reminder-sweep", "crashed", seconds=60, wall_now=1121.0)
+
+
+def test_a_sweep_finding_the_lease_held_does_nothing(chat):
+    subscribed_space_with_certificates(chat, count=1)
+    chat.services.storage.acquire_lease("reminder-sweep", "someone-else", seconds=60, wall_now=time.time())
+    report = reminders.run_sweep(chat.services, BASE)
+    assert not report.lease_taken and "another process is running one" in report.lines()[0]
+    assert cards_posted(chat) == [] and chat.services.storage.reminders() == []
+
+
+def test_a_claim_left_by_a_crashed_poster_is_posted_when_it_runs_out(chat):
+    subscribed_space_with_certificates(chat, count=1)
+    storage = chat.services.storage
+    plan = reminders.decide(storage, chat.config, BASE)
+    storage.plan_reminders([d.key for d in plan.due], plan.slots, BASE.timestamp())
+    claimed = storage.claim_reminder("crashed", now=BASE.timestamp(), wall_now=time.time(), claim_seconds=1.0)
+    assert claimed is not None and reminders.run_sweep(chat.services, BASE).sent == []      # still claimed
+    time.sleep(1.1)
+    assert len(reminders.run_sweep(chat.services, BASE).sent) == 1
+    assert not storage.finish_reminder(claimed.id, "crashed", "sent", now=BASE.timestamp())  # it lost the claim
+
+
+def remind_process(chat, *arguments: str) -> subprocess.Popen:
+    env = {**worker_environment(chat, lease_seconds=30.0), "ROLLOVER_LOG_LEVEL": "ERROR"}
+    return subprocess.Popen([sys.executable, "bot.py", "remind", *arguments], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_two_remind_processes_at_once_post_each_reminder_once(chat):
+    subscribed_space_with_certificates(chat)
+    processes = [remind_process(chat, "--now", BASE.isoformat()) for _ in range(2)]
+    outputs = [process.communicate(timeout=60) for process in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    assert len(cards_posted(chat)) == 3
+    assert sorted(r["status"] for r in chat.services.storage.reminders()) == ["sent"] * 3
+
+
+def test_remind_dry_run_prints_what_would_be_sent_and_records_nothing(chat, monkeypatch, capsys):
+    subscribed_space_with_certificates(chat, count=1)
+    for name, value in worker_environment(chat, lease_seconds=30.0).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("WEBEX_ACCESS_TOKEN")
+    assert bot.main(["remind", "--now", "2026-03-20T10:05+01:00", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "Dry run at 2026-03-20T09:05+00:00" in out and "1 reminder(s) would be sent" in out
+    assert "SSO certificate expires in 5 days" in out
+    assert chat.services.storage.reminders() == [] and cards_posted(chat) == []
+    assert chat.services.storage.reminder_subscription(chat.room.id).last_slot is None
+
+
+def test_the_scheduled_job_sweeps_at_the_current_time(chat):
+    subscribed_space_with_certificates(chat, count=1)
+    with time_machine.travel(BASE + timedelta(hours=1), tick=False):
+        scheduler.scheduled_reminder_sweep(chat.services)
+    assert len(cards_posted(chat)) == 1
+
+
+def test_the_scheduler_sweeps_once_at_start_up(chat):
+    subscribed_space_with_certificates(chat, count=1)
+    # Real time now: a slot open all day, and a threshold every certificate has reached.
+    chat.services.storage.save_reminder_subscription(
+        ReminderSubscription(chat.room.id, True, (3650,), "00:00", "UTC", 0.0, "alice@example.com", 0.0))
+    running = scheduler.start_scheduler(chat.bot.new_services(), chat.bot.new_services())
+    try:
+        deadline = time.monotonic() + 20
+        while not cards_posted(chat) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        running.shutdown()
+    assert any(card["body"][0]["text"].startswith("🔴 SSO certificate expired") for card in cards_posted(chat))
+
+
+def test_scheduled_sweep_failures_are_logged_not_raised(caplog):
+    scheduler.scheduled_reminder_sweep(object())              # not services at all: the sweep fails at once
+    assert "reminder sweep failed" in caplog.text
+
+
+def test_claims_are_exclusive_when_several_posters_race(chat):
+    storage = chat.services.storage
+    due = [(chat.room.id, f"SHA{n}", "threshold", 7) for n in range(60)]
+    storage.plan_reminders(due, {}, BASE.timestamp())
+    claimed: dict[str, list[int]] = {}
+
+    def claim_all(owner: str) -> None:
+        claimed[owner] = []
+        while (row := storage.claim_reminder(owner, now=BASE.timestamp(), wall_now=time.time(),
+                                             claim_seconds=60)) is not None:
+            claimed[owner].append(row.id)
+    threads = [threading.Thread(target=claim_all, args=(f"poster-{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    ids = [i for owner_ids in claimed.values() for i in owner_ids]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 60
+
+
+def test_the_demo_fast_forwards_to_a_reminder_and_a_snooze(capsys):
+    from fakes import demo
+    assert demo.run() == 0
+    out = capsys.readouterr().out
+    scene = out[out.index("Reminders in the space"):]
+    assert "It reached this space's 60-day reminder." in scene and "Weekly digest: SSO certificates" in scene
+    assert "alice@example.com snoozed the reminders about **Webex SP metadata (Control Hub" in scene
+    quiet = scene[scene.index("The next morning's sweep"):]
+    quiet = quiet[:quiet.find("\n── ")] if "\n── " in quiet else quiet     # up to the next scene's first title
+    assert "[card]" not in quiet and "Snoozed now: 1." in quiet

@@ -1,0 +1,109 @@
+"""The acknowledgement path: signature first, durable record, quick 200."""
+
+import json
+
+import pytest
+
+import bot
+from rollover import VERSION
+from rollover.storage import Storage
+from rollover.pipeline.webhooks import signature_for
+
+SECRET = "webhook-secret-for-tests"
+
+
+@pytest.fixture
+def app(tmp_path):
+    return bot.create_app({"database_path": str(tmp_path / "r.sqlite3"), "webhook_secret": SECRET})
+
+
+@pytest.fixture
+def storage(app):
+    return app.extensions["rollover"]["storage"]
+
+
+def envelope(data_id="MSG-1", resource="messages"):
+    return json.dumps({"id": "WH", "name": "rollover", "resource": resource, "event": "created",
+                       "actorId": "P1", "data": {"id": data_id, "roomId": "R1", "personId": "P1"}}).encode()
+
+
+def post(client, body, signature):
+    headers = {"Content-Type": "application/json"}
+    if signature is not None:
+        headers["X-Spark-Signature"] = signature
+    return client.post("/webhooks/webex", data=body, headers=headers)
+
+
+def test_a_correctly_signed_event_is_recorded_and_acknowledged(app, storage):
+    body = envelope()
+    response = post(app.test_client(), body, signature_for(SECRET, body))
+    assert response.status_code == 200 and response.json == {"status": "accepted"}
+    assert storage.count_events("pending") == 1
+
+
+@pytest.mark.parametrize("signature", [None, "", "0" * 40, "not-hex", "é" * 40,
+                                       signature_for("another-secret", envelope())])
+def test_missing_or_forged_signatures_get_401_and_record_nothing(app, storage, signature):
+    response = post(app.test_client(), envelope(), signature)
+    assert response.status_code == 401
+    assert storage.count_events("pending") == 0
+
+
+def test_a_signature_over_a_different_body_is_refused(app, storage):
+    signed = envelope("MSG-1")
+    tampered = envelope("MSG-2")   # same length, other message id
+    assert post(app.test_client(), tampered, signature_for(SECRET, signed)).status_code == 401
+    assert storage.count_events("pending") == 0
+
+
+def test_the_signature_is_checked_over_the_raw_bytes_not_reserialised_json(app, storage):
+    body = b'{ "resource":"messages","event":"created","data":{"id":"MSG-9"} }'
+    assert post(app.test_client(), body, signature_for(SECRET, body).upper()).status_code == 200
+    assert storage.count_events("pending") == 1
+
+
+def test_a_replayed_delivery_is_acknowledged_but_handled_once(app, storage):
+    body = envelope()
+    client = app.test_client()
+    assert post(client, body, signature_for(SECRET, body)).json == {"status": "accepted"}
+    assert post(client, body, signature_for(SECRET, body)).json == {"status": "duplicate"}
+    assert storage.count_events("pending") == 1
+
+
+def test_oversized_and_malformed_bodies_are_refused(app, storage):
+    client = app.test_client()
+    huge = b"{" + b" " * 70_000 + b"}"
+    assert post(client, huge, signature_for(SECRET, huge)).status_code == 413
+    junk = b"not json"
+    assert post(client, junk, signature_for(SECRET, junk)).status_code == 400
+    assert storage.count_events("pending") == 0
+
+
+def test_unsubscribed_resources_are_acknowledged_and_dropped(app, storage):
+    body = envelope(resource="memberships")
+    assert post(app.test_client(), body, signature_for(SECRET, body)).json == {"status": "ignored"}
+    assert storage.count_events("pending") == 0
+
+
+def test_healthz_reports_database_version_and_the_event_backlog(app):
+    client = app.test_client()
+    assert client.get("/healthz").json == {
+        "status": "ok", "version": VERSION, "database": "ok",
+        "events": {"pending": 0, "failed": 0, "oldest_pending_seconds": 0}}
+    body = envelope()
+    post(client, body, signature_for(SECRET, body))
+    events = client.get("/healthz").json["events"]
+    assert events["pending"] == 1 and events["oldest_pending_seconds"] >= 0
+
+
+def test_create_app_refuses_to_run_without_a_webhook_secret(tmp_path):
+    from rollover.settings import ConfigError
+    with pytest.raises(ConfigError, match="ROLLOVER_WEBHOOK_SECRET"):
+        bot.create_app({"database_path": str(tmp_path / "r.sqlite3"), "webhook_secret": ""})
+
+
+def test_an_acknowledged_event_survives_a_new_process(app, storage, tmp_path):
+    body = envelope("MSG-7")
+    post(app.test_client(), body, signature_for(SECRET, body))
+    reopened = Storage(storage.path)   # as a restarted process would
+    assert reopened.claim_event("w", lease_seconds=10).data_id == "MSG-7"
