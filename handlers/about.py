@@ -4,17 +4,18 @@ from pathlib import Path
 
 from cards.about import about_card, about_text
 from rollover import VERSION
+from rollover.pipeline.dispatcher import Context
 from rollover.pipeline.registry import command
 
 
 @command("about", button="About")
-def show_about(ctx) -> None:
+def show_about(ctx: Context) -> None:
     """Show this bot's version, storage and connections (no secrets)."""
     facts = deployment_facts(ctx)
     ctx.reply(about_text(facts), card=about_card(facts))
 
 
-def deployment_facts(ctx) -> list[tuple[str, str]]:
+def deployment_facts(ctx: Context) -> list[tuple[str, str]]:
     config = ctx.config
     storage_state = "reachable" if ctx.storage.ping() else "unreachable"
     people = f" and {len(config.allowed_people)} named people" if config.allowed_people else ""

@@ -6,18 +6,24 @@ from datetime import datetime
 
 from cards.apps import app_card, app_rows, apps_card, apps_text
 from cards.certificates import STATUS_WORDS, VERDICT_TITLE, day, when
+from handlers import actions as action_ids
 from rollover.certificates.diagnosis import TrustFacts, diagnose
 from rollover.certificates.health import days_until, validity_status
 from rollover.errors import UserError
-from handlers import actions as action_ids
+from rollover.pipeline.dispatcher import Context
 from rollover.pipeline.registry import card_action, command
 from rollover.tracking import (
-    app_facts, find_entra_app, known_entra_apps, require_graph, room_trust_facts, watch_entra_app,
+    app_facts,
+    find_entra_app,
+    known_entra_apps,
+    require_graph,
+    room_trust_facts,
+    watch_entra_app,
 )
 
 
 @command("apps", button="Entra apps")
-def list_apps(ctx) -> None:
+def list_apps(ctx: Context) -> None:
     """List the SAML apps in Entra ID with the state of their signing certificates, worst first."""
     require_graph(ctx.services)
     apps = [with_status(app, ctx) for app in known_entra_apps(ctx.services, refresh=True)]
@@ -26,7 +32,7 @@ def list_apps(ctx) -> None:
 
 
 @command("app", usage="app <name or appId>")
-def show_app(ctx) -> None:
+def show_app(ctx: Context) -> None:
     """Show one Entra app: its certificates, settings and what they mean for Webex."""
     require_graph(ctx.services)
     app = with_status(find_entra_app(ctx.services, ctx.args), ctx)
@@ -43,14 +49,14 @@ def show_app(ctx) -> None:
 
 
 @command("watch", usage="watch <Entra app>")
-def watch_app(ctx) -> None:
+def watch_app(ctx: Context) -> None:
     """Track an Entra app's signing certificates in this space (status, reminders, rotation)."""
     require_graph(ctx.services)
     _watch(ctx, find_entra_app(ctx.services, ctx.args))
 
 
 @card_action(action_ids.WATCH_APP)
-def watch_app_button(ctx) -> None:
+def watch_app_button(ctx: Context) -> None:
     require_graph(ctx.services)
     sp_id = str(ctx.inputs.get("sp_id", ""))
     app = next((a for a in known_entra_apps(ctx.services) if a["sp_id"] == sp_id), None)
@@ -59,7 +65,7 @@ def watch_app_button(ctx) -> None:
     _watch(ctx, app)
 
 
-def _watch(ctx, app: dict) -> None:
+def _watch(ctx: Context, app: dict) -> None:
     watch_entra_app(ctx.services, room_id=ctx.room_id, app=app, added_by=ctx.person_email)
     ctx.reply(markdown=f"This space now tracks **{app['display_name']}**: `status` shows its signing "
                        "certificates and reminders will include them.")

@@ -1,13 +1,14 @@
 """audit: the recent audit log entries of this space's rotations."""
 
-from rollover.rotation.audit import CHAT_ENTRIES, entry_line
+from rollover.pipeline.dispatcher import Context
 from rollover.pipeline.registry import command
+from rollover.rotation.audit import CHAT_ENTRIES, entry_line
 
 MAX_LINE = 300   # one entry per line; the full text is in `python bot.py audit --json`
 
 
 @command("audit")
-def show_audit(ctx) -> None:
+def show_audit(ctx: Context) -> None:
     """Show the recent audit log of this space: requests, approvals, refusals, Graph requests and results."""
     entries = ctx.storage.audit_entries(room_id=ctx.room_id, limit=CHAT_ENTRIES)
     if not entries:

@@ -2,6 +2,7 @@
 
 from cards.certificates import reading_card, reading_text
 from rollover.errors import UserError
+from rollover.pipeline.dispatcher import Context
 from rollover.pipeline.registry import command, file_handler
 from rollover.tracking import document_diagnosis, track_document, track_url
 
@@ -9,7 +10,7 @@ MAX_FILES_PER_MESSAGE = 1   # Webex allows one file per message
 
 
 @command("check", usage="check <metadata or certificate URL>")
-def check_url(ctx) -> None:
+def check_url(ctx: Context) -> None:
     """Read a SAML metadata or certificate URL, show its certificates and track them here."""
     url = ctx.args.strip().strip("<>")
     if not url:
@@ -21,7 +22,7 @@ def check_url(ctx) -> None:
 
 
 @file_handler
-def check_dropped_file(ctx) -> None:
+def check_dropped_file(ctx: Context) -> None:
     """Read a metadata or certificate file dropped into the space."""
     for url in ctx.files[:MAX_FILES_PER_MESSAGE]:
         download = ctx.services.webex.download(url, ctx.config.max_document_bytes)
@@ -30,7 +31,7 @@ def check_dropped_file(ctx) -> None:
         _answer(ctx, reading)
 
 
-def _answer(ctx, reading) -> None:
+def _answer(ctx: Context, reading) -> None:
     # The verdict speaks of this document's trust only (the space may also track the other one).
     diagnosis = document_diagnosis(ctx.services, ctx.room_id, reading.document)
     label = reading.source.label

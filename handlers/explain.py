@@ -1,12 +1,13 @@
 """explain: the chain of trust for this space, in plain words."""
 
 from cards.certificates import diagnosis_card, diagnosis_text
+from rollover.pipeline.dispatcher import Context
 from rollover.pipeline.registry import command
 from rollover.tracking import room_diagnosis
 
 
 @command("explain", button="Explain")
-def explain(ctx) -> None:
+def explain(ctx: Context) -> None:
     """Explain which certificate is which, what expires, and what to do (upload to Azure or just activate)."""
     diagnosis = room_diagnosis(ctx.services, ctx.room_id)
     ctx.reply(diagnosis_text(diagnosis), card=diagnosis_card(diagnosis))

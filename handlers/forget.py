@@ -1,11 +1,12 @@
 """forget <n>: stop tracking a source (its certificates get no more reminders)."""
 
 from rollover.errors import UserError
+from rollover.pipeline.dispatcher import Context
 from rollover.pipeline.registry import command
 
 
 @command("forget", usage="forget <source number>")
-def forget_source(ctx) -> None:
+def forget_source(ctx: Context) -> None:
     """Stop tracking source #n of this space (numbers are shown by `status`)."""
     sources = ctx.storage.sources(room_id=ctx.room_id)
     text = ctx.args.strip().lstrip("#")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime, timedelta, timezone
 
-from rollover.reminders import sweep as reminders
 from cards.common import plain
-from rollover.errors import UserError
-from rollover.pipeline.registry import card_action, command
-from rollover.settings import parse_clock_time, parse_days_list, parse_timezone
 from handlers import actions as action_ids
+from rollover.errors import UserError
+from rollover.pipeline.dispatcher import Context
+from rollover.pipeline.registry import card_action, command
+from rollover.reminders import sweep as reminders
+from rollover.settings import parse_clock_time, parse_days_list, parse_timezone
 
 USAGE = ("`remind` shows this space's reminders; `remind on` / `remind off`; `remind at 60,30,14,7,1` sets the "
          "days before expiry; `remind time 09:00 Europe/Stockholm` sets the daily time and time zone.")
@@ -19,7 +20,7 @@ MAX_THRESHOLD_DAYS = 3650
 
 
 @command("remind", usage="remind [on | off | at 60,30,14,7,1 | time 09:00 Europe/Stockholm]")
-def remind(ctx) -> None:
+def remind(ctx: Context) -> None:
     """Reminders in this space: show them, turn them on or off, choose the days and the daily time."""
     word, _, rest = ctx.args.partition(" ")
     current = reminders.subscription_or_default(ctx.storage, ctx.config, ctx.room_id, by=ctx.person_email,
@@ -32,25 +33,25 @@ def remind(ctx) -> None:
     ctx.reply(markdown=describe_subscription(ctx, current))
 
 
-def turn_on(ctx, current, rest: str):
+def turn_on(ctx: Context, current, rest: str):
     _no_arguments("on", rest)
     if not current.enabled:
         current = dataclasses.replace(current, enabled=True, enabled_at=ctx.now().timestamp())
     return _save(ctx, current)
 
 
-def turn_off(ctx, current, rest: str):
+def turn_off(ctx: Context, current, rest: str):
     _no_arguments("off", rest)
     current = _save(ctx, dataclasses.replace(current, enabled=False))
     ctx.storage.cancel_planned_reminders(ctx.room_id)
     return current
 
 
-def set_thresholds(ctx, current, rest: str):
+def set_thresholds(ctx: Context, current, rest: str):
     return _save(ctx, dataclasses.replace(current, thresholds=parse_thresholds(rest)))
 
 
-def set_time(ctx, current, rest: str):
+def set_time(ctx: Context, current, rest: str):
     local_time, zone = parse_reminder_time(rest)
     return _save(ctx, dataclasses.replace(current, local_time=local_time, time_zone=zone or current.time_zone))
 
@@ -58,7 +59,7 @@ def set_time(ctx, current, rest: str):
 CHANGES = {"on": turn_on, "off": turn_off, "at": set_thresholds, "time": set_time}
 
 
-def _save(ctx, subscription):
+def _save(ctx: Context, subscription):
     subscription = dataclasses.replace(subscription, changed_by=ctx.person_email, changed_at=ctx.now().timestamp())
     ctx.storage.save_reminder_subscription(subscription)
     return subscription
@@ -102,7 +103,7 @@ def parse_reminder_time(text: str) -> tuple[str, str | None]:
                         "America/New_York or UTC.") from None
 
 
-def describe_subscription(ctx, s) -> str:
+def describe_subscription(ctx: Context, s) -> str:
     days = _spoken_list([str(d) for d in s.thresholds])
     when = f"daily at {s.local_time} ({s.time_zone})"
     if not s.enabled:
@@ -125,7 +126,7 @@ def _spoken_list(items: list[str]) -> str:
 # --- reminder card buttons ------------------------------------------------------------------------
 
 @card_action(action_ids.REMINDER_SNOOZE)
-def snooze(ctx) -> None:
+def snooze(ctx: Context) -> None:
     """Snooze 7 days: no reminders about this certificate in this space until then."""
     sha1, label = _clicked_certificate(ctx)
     now = ctx.now()
@@ -149,7 +150,7 @@ def snooze(ctx) -> None:
 
 
 @card_action(action_ids.REMINDER_ACKNOWLEDGE)
-def acknowledge(ctx) -> None:
+def acknowledge(ctx: Context) -> None:
     """Acknowledge: record who owns the certificate; from now on only the final reminders."""
     sha1, label = _clicked_certificate(ctx)
     if ctx.storage.acknowledge_reminders(ctx.room_id, sha1, by=ctx.person_email, event_key=ctx.event_key,
@@ -164,17 +165,17 @@ def acknowledge(ctx) -> None:
               to_person_id=ctx.person_id)
 
 
-def _snoozed(ctx, label: str, until: float) -> None:
+def _snoozed(ctx: Context, label: str, until: float) -> None:
     ctx.reply(markdown=f"{plain(ctx.person_email)} snoozed the reminders about **{label}** for "
                        f"{reminders.SNOOZE_DAYS} days, until {_day(until)}.")
 
 
-def _acknowledged(ctx, label: str) -> None:
+def _acknowledged(ctx: Context, label: str) -> None:
     ctx.reply(markdown=f"{plain(ctx.person_email)} owns **{label}** now. Only the final reminders "
                        f"({ctx.config.reminder_final_days} days or fewer) and the expired card will follow.")
 
 
-def _clicked_certificate(ctx) -> tuple[str, str]:
+def _clicked_certificate(ctx: Context) -> tuple[str, str]:
     """The SHA-1 the card is about and a name for it; it must be tracked in the space clicked in."""
     sha1 = str(ctx.inputs.get("sha1", ""))
     tracked = [c for c in ctx.storage.tracked_certificates(room_id=ctx.room_id) if c.sha1 == sha1]

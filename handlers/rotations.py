@@ -12,15 +12,16 @@ import re
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from cards.rotations import rotations_list, window_moment
+from handlers import actions as action_ids
+from rollover.errors import UserError
+from rollover.pipeline.dispatcher import Context
+from rollover.pipeline.registry import card_action, command
 from rollover.rotation import audit
 from rollover.rotation import engine as rotation
 from rollover.rotation.approvals import STAGES, approval_refusal, may_decide, require_approvers
-from cards.rotations import rotations_list, window_moment
-from rollover.errors import UserError
-from rollover.pipeline.registry import card_action, command
 from rollover.rotation.plans import NewRotation, plan_cleanup, plan_entra_signing, plan_webex_sp
 from rollover.tracking import find_entra_app, require_graph
-from handlers import actions as action_ids
 
 WEBEX_SP_WORD = "webex-sp"
 PLANNERS = {"entra-signing": plan_entra_signing, "webex-sp": plan_webex_sp}
@@ -31,7 +32,7 @@ _ROTATION_NUMBER = re.compile(r"[0-9]{1,9}")
 # --- commands ------------------------------------------------------------------------------------
 
 @command("rotate", usage="rotate <Entra app> | rotate webex-sp <Entra app>")
-def rotate(ctx) -> None:
+def rotate(ctx: Context) -> None:
     """Rotate a certificate step by step: approvals drive the Entra changes, I guide the Webex side."""
     words = ctx.args.split(" ", 1)
     if words[0].lower() == WEBEX_SP_WORD:
@@ -41,7 +42,7 @@ def rotate(ctx) -> None:
 
 
 @card_action(action_ids.ROTATION_START)
-def start_button(ctx) -> None:
+def start_button(ctx: Context) -> None:
     kind = str(ctx.inputs.get("kind") or "entra-signing")
     if kind not in PLANNERS:
         raise UserError("That button asks for a kind of rotation I do not know; `rotate <app>` starts one.")
@@ -49,7 +50,7 @@ def start_button(ctx) -> None:
 
 
 @command("rotations", button="Rotations")
-def list_rotations(ctx) -> None:
+def list_rotations(ctx: Context) -> None:
     """List the open rotations of this space with their current step."""
     views = [rotation.view_of(ctx.services, record) for record in ctx.storage.rotations(room_id=ctx.room_id)]
     text, card = rotations_list(views)
@@ -57,7 +58,7 @@ def list_rotations(ctx) -> None:
 
 
 @command("cancel", usage="cancel <rotation id>")
-def cancel(ctx) -> None:
+def cancel(ctx: Context) -> None:
     """Cancel a rotation that has not activated anything yet."""
     record = _rotation_of_room(ctx, ctx.args)
     reason = _cancel_refusal(ctx, record)
@@ -67,7 +68,7 @@ def cancel(ctx) -> None:
 
 
 @command("cleanup", usage="cleanup <rotation id>")
-def cleanup(ctx) -> None:
+def cleanup(ctx: Context) -> None:
     """Remove the old certificate of a finished rotation once it has expired (with an approval)."""
     _start_cleanup(ctx, _rotation_of_room(ctx, ctx.args))
 
@@ -75,7 +76,7 @@ def cleanup(ctx) -> None:
 # --- buttons -----------------------------------------------------------------------------------
 
 @card_action(action_ids.ROTATION_APPROVE)
-def approve_button(ctx) -> None:
+def approve_button(ctx: Context) -> None:
     record = _clicked(ctx, "approved")
     if record is None:
         return
@@ -88,7 +89,7 @@ def approve_button(ctx) -> None:
         _someone_first(ctx, record)
 
 
-def _approval_refusal(ctx, record) -> str | None:
+def _approval_refusal(ctx: Context, record) -> str | None:
     approved = [email for email, _ in ctx.storage.rotation_approvals(record.id, record.state_version)]
     refusal = approval_refusal(ctx.services, stage=rotation.state_of(record).stage, email=ctx.person_email,
                                requested_by=rotation.requester_of(record), already_approved=approved)
@@ -100,7 +101,7 @@ def _approval_refusal(ctx, record) -> str | None:
 
 
 @card_action(action_ids.ROTATION_REJECT)
-def reject_button(ctx) -> None:
+def reject_button(ctx: Context) -> None:
     record = _clicked(ctx, "rejected")
     if record is None:
         return
@@ -112,7 +113,7 @@ def reject_button(ctx) -> None:
 
 
 @card_action(action_ids.ROTATION_CANCEL)
-def cancel_button(ctx) -> None:
+def cancel_button(ctx: Context) -> None:
     record = _clicked(ctx, "cancelled")
     if record is None:
         return
@@ -124,7 +125,7 @@ def cancel_button(ctx) -> None:
 
 
 @card_action(action_ids.ROTATION_WINDOW)
-def window_button(ctx) -> None:
+def window_button(ctx: Context) -> None:
     record = _clicked(ctx, "window-chosen")
     if record is None:
         return
@@ -137,19 +138,19 @@ def window_button(ctx) -> None:
 
 
 @card_action(action_ids.ROTATION_WINDOW_NOW)
-def window_now_button(ctx) -> None:
+def window_now_button(ctx: Context) -> None:
     record = _clicked(ctx, "window-chosen")
     if record is not None:
         _choose_window(ctx, record, ctx.now())
 
 
 @card_action(action_ids.ROTATION_SIGNED_IN)
-def signed_in_button(ctx) -> None:
+def signed_in_button(ctx: Context) -> None:
     _operator_step(ctx, "sign-in-confirmed", "Confirmed a test sign-in to Webex.")
 
 
 @card_action(action_ids.ROTATION_ROLLBACK)
-def rollback_button(ctx) -> None:
+def rollback_button(ctx: Context) -> None:
     record = _clicked(ctx, "rollback-requested")
     if record is None:
         return
@@ -161,7 +162,7 @@ def rollback_button(ctx) -> None:
          data={"rollback_requested_by": ctx.person_email, "rollback_from": record.state})
 
 
-def _rollback_refusal(ctx, record) -> str | None:
+def _rollback_refusal(ctx: Context, record) -> str | None:
     """Why the rotation cannot roll back now; None when the previous certificate can still sign."""
     previous = record.plan.get("current")
     if not previous:
@@ -173,17 +174,17 @@ def _rollback_refusal(ctx, record) -> str | None:
 
 
 @card_action(action_ids.ROTATION_VERIFY)
-def verify_button(ctx) -> None:
+def verify_button(ctx: Context) -> None:
     _operator_step(ctx, "verify-again", "Asked to verify again.")
 
 
 @card_action(action_ids.ROTATION_WEBEX_ACTIVATED)
-def webex_activated_button(ctx) -> None:
+def webex_activated_button(ctx: Context) -> None:
     _operator_step(ctx, "webex-activated", "Activated the new certificate in Webex.")
 
 
 @card_action(action_ids.ROTATION_CLEANUP)
-def cleanup_button(ctx) -> None:
+def cleanup_button(ctx: Context) -> None:
     record = _clicked(ctx, None)
     if record is not None:
         _start_cleanup(ctx, record)
@@ -191,7 +192,7 @@ def cleanup_button(ctx) -> None:
 
 # --- starting -----------------------------------------------------------------------------------
 
-def _start(ctx, kind: str, name: str) -> None:
+def _start(ctx: Context, kind: str, name: str) -> None:
     if not name.strip():
         raise UserError("Which Entra app? `rotate <app>` rotates its token-signing certificate, `rotate webex-sp "
                         "<app>` brings Webex's new certificate to it; `apps` lists the SAML apps.")
@@ -207,12 +208,12 @@ def _start(ctx, kind: str, name: str) -> None:
     _start_planned(ctx, new)
 
 
-def _start_cleanup(ctx, finished) -> None:
+def _start_cleanup(ctx: Context, finished) -> None:
     require_graph(ctx.services)
     _start_planned(ctx, plan_cleanup(ctx.services, finished))
 
 
-def _start_planned(ctx, new: NewRotation) -> None:
+def _start_planned(ctx: Context, new: NewRotation) -> None:
     needs = STAGES if new.kind == "entra-signing" else ("create",)
     if new.kind != "webex-sp" or new.plan.get("needs_upload"):
         require_approvers(ctx.config, needs)
@@ -230,7 +231,7 @@ _TOO_LATE = {"timed-out": "Too late: this request expired after {hours} hours wi
                               "new card asks for a new window. Your click changed nothing."}
 
 
-def _clicked(ctx, event: str | None):
+def _clicked(ctx: Context, event: str | None):
     """The rotation a click is about, when the click may act on it now; otherwise answer privately."""
     record = _record_of_card(ctx)
     if record is None:
@@ -259,7 +260,7 @@ def _clicked(ctx, event: str | None):
     return record
 
 
-def _record_of_card(ctx):
+def _record_of_card(ctx: Context):
     number = _rotation_number(ctx.inputs.get("rotation"))
     return None if number is None else ctx.storage.rotation(number)
 
@@ -270,26 +271,26 @@ def _rotation_number(value) -> int | None:
     return int(text) if _ROTATION_NUMBER.fullmatch(text) else None
 
 
-def _refuse(ctx, record, reason: str) -> None:
+def _refuse(ctx: Context, record, reason: str) -> None:
     """Answer only the person who clicked, and keep the refusal in the audit log."""
     ctx.reply(reason, to_person_id=ctx.person_id)
     audit.record_refusal(ctx.services, room_id=ctx.room_id, rotation=record, actor=ctx.person_email, reason=reason)
 
 
-def _operator_step(ctx, event: str, detail: str) -> None:
+def _operator_step(ctx: Context, event: str, detail: str) -> None:
     """A step any member of the space may take (they are the operators): no approval involved."""
     record = _clicked(ctx, event)
     if record is not None:
         _act(ctx, record, event, detail)
 
 
-def _act(ctx, record, event: str, detail: str, data: dict | None = None) -> None:
+def _act(ctx: Context, record, event: str, detail: str, data: dict | None = None) -> None:
     if rotation.act(ctx.services, record, event, actor=ctx.person_email, event_key=ctx.event_key,
                     detail=detail, data=data) is None:
         _someone_first(ctx, record)
 
 
-def _someone_first(ctx, record) -> None:
+def _someone_first(ctx: Context, record) -> None:
     """The click's compare-and-set failed: refused when someone changed the rotation first; tried again
     later (the worker retries the event) when only its lease was busy, since then nobody acted."""
     if rotation.unchanged_since(ctx.services, record):
@@ -300,7 +301,7 @@ def _someone_first(ctx, record) -> None:
 
 # --- cancelling and windows ------------------------------------------------------------------------
 
-def _cancel_refusal(ctx, record) -> str | None:
+def _cancel_refusal(ctx: Context, record) -> str | None:
     refusal = rotation.cancel_refusal(record)
     if refusal:
         return refusal
@@ -311,11 +312,11 @@ def _cancel_refusal(ctx, record) -> str | None:
     return "Only the person who requested this rotation or an approver may cancel it."
 
 
-def _cancel(ctx, record) -> None:
+def _cancel(ctx: Context, record) -> None:
     _act(ctx, record, "cancelled", "Cancelled.")
 
 
-def _window_start(ctx) -> datetime:
+def _window_start(ctx: Context) -> datetime:
     """The window's start as entered on the card, in the space's time zone (the inputs say which), in UTC."""
     zone = rotation.space_time_zone(ctx.services, ctx.room_id)
     day, clock = str(ctx.inputs.get("window_date", "")).strip(), str(ctx.inputs.get("window_time", "")).strip()
@@ -330,7 +331,7 @@ def _window_start(ctx) -> datetime:
     return start
 
 
-def _choose_window(ctx, record, start: datetime) -> None:
+def _choose_window(ctx: Context, record, start: datetime) -> None:
     current = record.plan.get("current")
     if current and datetime.fromisoformat(current["not_after"]) <= start:
         _refuse(ctx, record, f"The current certificate expires on {current['not_after'][:16].replace('T', ' ')} "
@@ -342,7 +343,7 @@ def _choose_window(ctx, record, start: datetime) -> None:
          data={"window_start": start.isoformat(), "missed_window": None})
 
 
-def _rotation_of_room(ctx, args: str):
+def _rotation_of_room(ctx: Context, args: str):
     number = _rotation_number(args)
     if number is None:
         raise UserError("Which rotation? Give its number, e.g. `cancel 3`; `rotations` lists them.")

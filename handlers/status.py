@@ -3,13 +3,13 @@
 
 from cards.certificates import empty_status_text, status_card, status_text
 from rollover.describe import status_row
+from rollover.pipeline.dispatcher import Context
 from rollover.pipeline.registry import command
 from rollover.tracking import room_certificates, room_diagnosis
 
 
-
 @command("status", button="Status")
-def show_status(ctx) -> None:
+def show_status(ctx: Context) -> None:
     """Show every certificate tracked in this space, worst first."""
     views = room_certificates(ctx.services, ctx.room_id)
     if not views:
@@ -22,7 +22,7 @@ def show_status(ctx) -> None:
     ctx.reply(status_text(rows, diagnosis), card=status_card(rows, diagnosis, rotatable_apps=rotatable))
 
 
-def apps_due_for_rotation(ctx, views) -> list[str]:
+def apps_due_for_rotation(ctx: Context, views) -> list[str]:
     """The watched Entra apps whose active signing certificate needs attention (warning or worse): an app
     rotated a moment ago gets no Start rotation button (`rotate <app>` still starts one)."""
     due = {view.certificate.details.get("sp_id") for view in views

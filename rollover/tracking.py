@@ -17,14 +17,24 @@ from datetime import datetime, timezone
 from typing import Any
 
 from rollover.certificates.diagnosis import (
-    Diagnosis, EntraAppFacts, EntraSigningCertificate, TrustFacts, diagnose, recognise_trusts,
+    Diagnosis,
+    EntraAppFacts,
+    EntraSigningCertificate,
+    TrustFacts,
+    diagnose,
+    recognise_trusts,
 )
 from rollover.certificates.health import (
-    STATUS_ORDER, CertificateReport, assess_document, days_until, validity_status,
+    STATUS_ORDER,
+    CertificateReport,
+    assess_document,
+    days_until,
+    validity_status,
 )
 from rollover.certificates.parsing import Document, DocumentError, parse_document
 from rollover.certificates.sources import fetch_url, redact
 from rollover.errors import UserError
+from rollover.services import Services
 from rollover.storage import CertificateRecord, Source, TrackedCertificate
 
 ENTRA_ISSUER_PREFIX = "https://sts.windows.net/"
@@ -55,7 +65,7 @@ class CertificateView:
 
 # --- reading documents ----------------------------------------------------------------------------------
 
-def track_document(services, *, room_id: str, kind: str, location: str, added_by: str, data: bytes,
+def track_document(services: Services, *, room_id: str, kind: str, location: str, added_by: str, data: bytes,
                    label: str | None = None) -> Reading:
     """Parse and assess a document, and store it as a source of the space (replacing an earlier read)."""
     config, now = services.config, services.clock()
@@ -70,7 +80,7 @@ def track_document(services, *, room_id: str, kind: str, location: str, added_by
     return Reading(source, document, reports)
 
 
-def _refuse_new_source_over_limit(services, room_id: str, kind: str, location: str) -> None:
+def _refuse_new_source_over_limit(services: Services, room_id: str, kind: str, location: str) -> None:
     sources = services.storage.sources(room_id=room_id)
     is_new = not any(s.kind == kind and s.location == location for s in sources)
     if is_new and len(sources) >= services.config.max_sources_per_space:
@@ -78,7 +88,7 @@ def _refuse_new_source_over_limit(services, room_id: str, kind: str, location: s
                         "(ROLLOVER_MAX_SOURCES_PER_SPACE). `forget <n>` one you no longer need first.")
 
 
-def track_url(services, *, room_id: str, url: str, added_by: str, label: str | None = None) -> Reading:
+def track_url(services: Services, *, room_id: str, url: str, added_by: str, label: str | None = None) -> Reading:
     """Fetch a metadata/certificate URL (size-limited, public addresses only unless allowed) and track it."""
     data = fetch_url(url, max_bytes=services.config.max_document_bytes,
                      allow_private=services.config.allow_private_urls)
@@ -86,7 +96,7 @@ def track_url(services, *, room_id: str, url: str, added_by: str, label: str | N
                           data=data, label=label)
 
 
-def refresh_url_sources(services) -> list[tuple[Source, str | None]]:
+def refresh_url_sources(services: Services) -> list[tuple[Source, str | None]]:
     """Re-read every URL source (the scheduler calls this); returns each source with its error, if any."""
     results = []
     for source in services.storage.sources(kind="url"):
@@ -123,7 +133,7 @@ def _record(report: CertificateReport) -> CertificateRecord:
 
 # --- Entra apps (Graph) ---------------------------------------------------------------------------------
 
-def require_graph(services):
+def require_graph(services: Services):
     if services.entra is None:
         raise UserError("Microsoft Graph is not configured, so I cannot see Entra apps. An operator sets "
                         "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or a certificate, or managed "
@@ -131,7 +141,7 @@ def require_graph(services):
     return services.entra
 
 
-def refresh_entra_inventory(services) -> list[dict[str, Any]]:
+def refresh_entra_inventory(services: Services) -> list[dict[str, Any]]:
     """Read every SAML app from Graph, store it, and update the certificates of watched apps."""
     from rollover.integrations.entra_client import to_trust_facts
     client = require_graph(services)
@@ -145,7 +155,7 @@ def refresh_entra_inventory(services) -> list[dict[str, Any]]:
     return services.storage.entra_apps()
 
 
-def refresh_entra_app(services, sp_id: str) -> None:
+def refresh_entra_app(services: Services, sp_id: str) -> None:
     """Re-read one SAML app (two Graph reads, e.g. after a rotation changed it) and update its stored entry
     and the spaces that watch it, as ``refresh_entra_inventory`` does for every app."""
     from rollover.integrations.entra_client import GraphNotFoundError, build_inventory_entry, to_trust_facts
@@ -162,14 +172,14 @@ def refresh_entra_app(services, sp_id: str) -> None:
     _update_watched_apps(services, now, only_sp_id=sp_id)
 
 
-def known_entra_apps(services, *, refresh: bool = False) -> list[dict[str, Any]]:
+def known_entra_apps(services: Services, *, refresh: bool = False) -> list[dict[str, Any]]:
     apps = services.storage.entra_apps()
     if refresh or not apps:
         apps = refresh_entra_inventory(services)
     return apps
 
 
-def find_entra_app(services, name_or_id: str) -> dict[str, Any]:
+def find_entra_app(services: Services, name_or_id: str) -> dict[str, Any]:
     """An app by appId, object id, or (unique, case-insensitive) name or name fragment."""
     wanted = name_or_id.strip().lower()
     if not wanted:
@@ -188,7 +198,7 @@ def find_entra_app(services, name_or_id: str) -> dict[str, Any]:
     raise UserError(f"I found no SAML app called `{name_or_id}` in Entra. `apps` lists them.")
 
 
-def watch_entra_app(services, *, room_id: str, app: dict[str, Any], added_by: str) -> Source:
+def watch_entra_app(services: Services, *, room_id: str, app: dict[str, Any], added_by: str) -> Source:
     """Make the space track an Entra app's signing certificates (reminders, status, diagnosis)."""
     _refuse_new_source_over_limit(services, room_id, "entra-app", app["sp_id"])
     now = services.clock()
@@ -199,7 +209,7 @@ def watch_entra_app(services, *, room_id: str, app: dict[str, Any], added_by: st
     return source
 
 
-def _update_watched_apps(services, now: datetime, only_sp_id: str | None = None) -> None:
+def _update_watched_apps(services: Services, now: datetime, only_sp_id: str | None = None) -> None:
     apps = {a["sp_id"]: a for a in services.storage.entra_apps()}
     for source in services.storage.sources(kind="entra-app"):
         if only_sp_id is not None and source.location != only_sp_id:
@@ -269,7 +279,7 @@ def app_facts(stored: dict[str, Any]) -> EntraAppFacts:
 
 # --- what a space sees ----------------------------------------------------------------------------------
 
-def room_certificates(services, room_id: str) -> list[CertificateView]:
+def room_certificates(services: Services, room_id: str) -> list[CertificateView]:
     """Every certificate the space tracks, worst first."""
     now = services.clock()
     return sorted((view_of(c, now, services.config) for c in services.storage.tracked_certificates(room_id=room_id)),
@@ -284,7 +294,7 @@ def view_of(certificate: TrackedCertificate, now: datetime, config) -> Certifica
     return CertificateView(certificate, status, days_until(not_after, now))
 
 
-def room_trust_facts(services, room_id: str) -> TrustFacts:
+def room_trust_facts(services: Services, room_id: str) -> TrustFacts:
     """Rebuild what the diagnosis needs from the space's stored documents and watched apps."""
     webex_documents, entra_documents = [], []
     for source in services.storage.sources(room_id=room_id):
@@ -302,11 +312,11 @@ def room_trust_facts(services, room_id: str) -> TrustFacts:
                       warning_days=services.config.warning_days, critical_days=services.config.critical_days)
 
 
-def room_diagnosis(services, room_id: str) -> Diagnosis:
+def room_diagnosis(services: Services, room_id: str) -> Diagnosis:
     return diagnose(room_trust_facts(services, room_id), services.clock())
 
 
-def document_diagnosis(services, room_id: str, document: Document) -> Diagnosis:
+def document_diagnosis(services: Services, room_id: str, document: Document) -> Diagnosis:
     """The diagnosis for one Webex document just read (its own trust only), with the space's Entra facts."""
     facts = room_trust_facts(services, room_id)
     if _is_webex_document(document):

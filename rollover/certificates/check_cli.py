@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Optional, TextIO
 
-from rollover.errors import UserError
 from rollover.certificates.health import FINDINGS, CertificateReport, assess_document, iso_utc, worst
 from rollover.certificates.parsing import DEFAULT_MAX_BYTES, parse_document
 from rollover.certificates.sources import fetch_url
+from rollover.errors import UserError
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
 EXIT_BY_STATUS = {"ok": EXIT_OK, "warning": EXIT_WARNING, "not-yet-valid": EXIT_CRITICAL,

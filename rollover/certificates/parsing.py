@@ -18,12 +18,12 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Optional, TypeVar
+from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml
 import defusedxml.ElementTree as SafeET
 from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
-from xml.etree.ElementTree import Element, ParseError
 
 from rollover.errors import UserError
 

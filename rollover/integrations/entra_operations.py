@@ -25,6 +25,7 @@ from typing import Callable, Optional, TypeVar
 
 from cryptography import x509
 
+from rollover.errors import UserError
 from rollover.integrations.entra_client import (
     ApplicationInfo,
     EntraClient,
@@ -36,7 +37,6 @@ from rollover.integrations.entra_client import (
     ServicePrincipalInfo,
     SigningCertificate,
 )
-from rollover.errors import UserError
 
 MAX_SIGNING_CERTIFICATE_YEARS = 3
 MAX_DISPLAY_NAME_LENGTH = 90         # keyCredential displayName limit (beta doc)

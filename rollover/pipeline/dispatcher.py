@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-from rollover.pipeline.access import REFUSAL, refusal_reason
 from rollover.errors import UserError
+from rollover.integrations.webex_client import Message, WebexError, WebexUnavailable
+from rollover.pipeline.access import REFUSAL, refusal_reason
 from rollover.pipeline.outbox import Poster
 from rollover.services import Services
 from rollover.settings import Config
 from rollover.storage import Event, Storage
-from rollover.integrations.webex_client import Message, WebexError, WebexUnavailable
 
 log = logging.getLogger(__name__)
 

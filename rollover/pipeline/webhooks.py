@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
-from rollover.storage import Storage
 from rollover.integrations.webex_client import WebexClient
+from rollover.storage import Storage
 
 log = logging.getLogger(__name__)
 

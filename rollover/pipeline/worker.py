@@ -15,9 +15,9 @@ import threading
 import time
 from typing import Callable
 
+from rollover.integrations.webex_client import WebexUnavailable
 from rollover.pipeline.dispatcher import Dispatcher
 from rollover.storage import Event, Storage
-from rollover.integrations.webex_client import WebexUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -54,17 +54,29 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
+from rollover.describe import status_row
+from rollover.errors import UserError
+from rollover.integrations.webex_client import WebexError, WebexUnavailable
 from rollover.pipeline.access import is_room_allowed
 from rollover.pipeline.outbox import card_dict
 from rollover.reminders.facts import ReminderFacts
-from rollover.errors import UserError
+from rollover.services import Services
 from rollover.settings import WEEKDAYS
-from rollover.storage import PlannedReminder, ReminderCandidate, ReminderMark, ReminderSubscription, Storage, TrackedCertificate
-from rollover.describe import status_row
-from rollover.tracking import (
-    refresh_entra_inventory, refresh_url_sources, room_certificates, room_diagnosis, view_of,
+from rollover.storage import (
+    PlannedReminder,
+    ReminderCandidate,
+    ReminderMark,
+    ReminderSubscription,
+    Storage,
+    TrackedCertificate,
 )
-from rollover.integrations.webex_client import WebexError, WebexUnavailable
+from rollover.tracking import (
+    refresh_entra_inventory,
+    refresh_url_sources,
+    room_certificates,
+    room_diagnosis,
+    view_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +239,7 @@ def digest_due(subscription: ReminderSubscription, local_day: date, weekday: str
 
 # --- one sweep ----------------------------------------------------------------------------------------
 
-def run_sweep(services, now: datetime | None = None, *, owner: str | None = None,
+def run_sweep(services: Services, now: datetime | None = None, *, owner: str | None = None,
               dry_run: bool = False) -> SweepReport:
     """Refresh, decide, record and post, as of ``now``; a dry run only decides and describes."""
     now = now or datetime.now(timezone.utc)
@@ -245,7 +257,7 @@ def run_sweep(services, now: datetime | None = None, *, owner: str | None = None
         storage.release_lease(SWEEP_LEASE, owner)
 
 
-def _sweep(services, now: datetime, owner: str) -> SweepReport:
+def _sweep(services: Services, now: datetime, owner: str) -> SweepReport:
     storage, config = services.storage, services.config
     report = SweepReport(now)
     subscriptions = storage.enabled_reminder_subscriptions()
@@ -260,7 +272,7 @@ def _sweep(services, now: datetime, owner: str) -> SweepReport:
     return report
 
 
-def preview(services, now: datetime) -> SweepReport:
+def preview(services: Services, now: datetime) -> SweepReport:
     report = SweepReport(now, dry_run=True)
     for due in decide(services.storage, services.config, now).due:
         message = compose(services, PlannedReminder(0, due.room_id, due.subject, due.kind, due.step, 0), now)
@@ -270,7 +282,7 @@ def preview(services, now: datetime) -> SweepReport:
     return report
 
 
-def at_moment(services, now: datetime):
+def at_moment(services: Services, now: datetime):
     """The services with their clock fixed at ``now`` (the diagnosis and the refresh read the clock)."""
     return dataclasses.replace(services, clock=lambda: now)
 
@@ -289,7 +301,7 @@ def _keep_lease(storage: Storage, config, owner: str) -> bool:
 
 # --- refreshing sources -------------------------------------------------------------------------------
 
-def refresh_sources(services) -> list[str]:
+def refresh_sources(services: Services) -> list[str]:
     """Re-read the Graph inventory and every metadata URL; problems are logged, stored and returned."""
     problems = []
     if services.entra is not None:
@@ -307,7 +319,7 @@ def refresh_sources(services) -> list[str]:
     return problems
 
 
-def _refresh_graph(services) -> str | None:
+def _refresh_graph(services: Services) -> str | None:
     try:
         refresh_entra_inventory(services)
         return None
@@ -327,7 +339,7 @@ def _refresh_graph(services) -> str | None:
 
 # --- posting ----------------------------------------------------------------------------------------
 
-def post_planned(services, now: datetime, owner: str, report: SweepReport) -> None:
+def post_planned(services: Services, now: datetime, owner: str, report: SweepReport) -> None:
     """Post every reminder ready to go; stop at the first Webex outage (the rest waits for a later sweep)."""
     storage, config = services.storage, services.config
     while _keep_lease(storage, config, owner):
@@ -337,7 +349,7 @@ def post_planned(services, now: datetime, owner: str, report: SweepReport) -> No
             return
 
 
-def post_one(services, planned: PlannedReminder, now: datetime, owner: str, report: SweepReport) -> bool:
+def post_one(services: Services, planned: PlannedReminder, now: datetime, owner: str, report: SweepReport) -> bool:
     """Post one claimed reminder and record the outcome; False when Webex is unavailable."""
     storage, what = services.storage, describe(planned)
     if not is_room_allowed(services.config, planned.room_id):
@@ -407,7 +419,7 @@ def describe(reminder: PlannedReminder | DueReminder) -> str:
 
 # --- composing the cards ----------------------------------------------------------------------------
 
-def compose(services, planned: PlannedReminder, now: datetime) -> ReminderMessage | None:
+def compose(services: Services, planned: PlannedReminder, now: datetime) -> ReminderMessage | None:
     """The card of a planned reminder, from what is stored now; None when it is no longer due."""
     if planned.kind == "digest":
         return compose_digest(services, planned.room_id, date.fromordinal(planned.step), now)
@@ -434,7 +446,7 @@ def still_wanted(planned: PlannedReminder, mark: ReminderMark | None, now: datet
     return not (mark.acknowledged_by and planned.kind == "threshold" and planned.step > final_days)
 
 
-def reminder_facts(services, certificate: TrackedCertificate, planned: PlannedReminder,
+def reminder_facts(services: Services, certificate: TrackedCertificate, planned: PlannedReminder,
                    mark: ReminderMark | None, now: datetime) -> ReminderFacts:
     storage = services.storage
     sources = {s.id: s for s in storage.sources(room_id=certificate.room_id)}
@@ -476,7 +488,7 @@ def trust_of(certificate: TrackedCertificate, diagnosis, app_name: str | None) -
     return "not recognised (`explain` shows what I know)"
 
 
-def compose_digest(services, room_id: str, digest_day: date, now: datetime) -> ReminderMessage | None:
+def compose_digest(services: Services, room_id: str, digest_day: date, now: datetime) -> ReminderMessage | None:
     """The weekly digest: every tracked certificate, worst first; None when the space tracks nothing."""
     views = room_certificates(services, room_id)
     if not views:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rollover.errors import UserError
+from rollover.services import Services
 
 STAGES = ("create", "activate")
 
@@ -49,7 +50,7 @@ def require_approvers(config, stages: tuple[str, ...] = STAGES) -> None:
                         "ROLLOVER_ACTIVATE_APPROVERS.")
 
 
-def approval_refusal(services, *, stage: str, email: str, requested_by: str,
+def approval_refusal(services: Services, *, stage: str, email: str, requested_by: str,
                      already_approved: list[str]) -> str | None:
     """Why ``email`` may not approve this step now; None when they may."""
     email = (email or "").strip().lower()
@@ -61,7 +62,7 @@ def approval_refusal(services, *, stage: str, email: str, requested_by: str,
     return may_decide(services, stage, email)
 
 
-def may_decide(services, stage: str, email: str) -> str | None:
+def may_decide(services: Services, stage: str, email: str) -> str | None:
     """None when ``email`` is an approver of ``stage`` (checked now, through Graph for the group)."""
     approvers = approvers_for(services.config, stage)
     if email in approvers.emails:

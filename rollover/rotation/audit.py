@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
+from rollover.services import Services
 from rollover.storage import AuditEntry
 
 BOT_ACTOR = "rollover"
 CHAT_ENTRIES = 15
 
 
-def record(services, rotation, *, actor: str, action: str, detail: str, before: dict | None = None,
+def record(services: Services, rotation, *, actor: str, action: str, detail: str, before: dict | None = None,
            after: dict | None = None, requests: list[str] = (), state_change: tuple[str, str] | None = None) -> None:
     """Append one entry about ``rotation`` (a ``storage.RotationRecord``)."""
     if state_change is not None and state_change[0] != state_change[1]:
@@ -28,7 +29,7 @@ def record(services, rotation, *, actor: str, action: str, detail: str, before: 
         requests=list(requests))
 
 
-def record_refusal(services, *, room_id: str, rotation, actor: str, reason: str) -> None:
+def record_refusal(services: Services, *, room_id: str, rotation, actor: str, reason: str) -> None:
     """A click or command that was refused (possibly about a rotation of another space, or none)."""
     services.storage.append_audit(
         at=services.clock().timestamp(), room_id=room_id, rotation_id=rotation.id if rotation else None,

@@ -40,19 +40,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from rollover.rotation import audit
-from rollover.rotation import steps
+from rollover.errors import UserError
+from rollover.integrations.entra_client import GraphThrottledError, GraphUnavailableError
+from rollover.integrations.webex_client import WebexError, WebexUnavailable
 from rollover.pipeline.access import is_room_allowed
+from rollover.pipeline.outbox import Poster
+from rollover.rotation import audit, steps
 from rollover.rotation.approvals import approvers_for
 from rollover.rotation.audit import BOT_ACTOR
-from rollover.rotation.view import RotationView, window_moment
-from rollover.pipeline.outbox import Poster
-from rollover.integrations.entra_client import GraphThrottledError, GraphUnavailableError
-from rollover.errors import UserError
 from rollover.rotation.steps import Outcome, Step
+from rollover.rotation.view import RotationView, window_moment
+from rollover.services import Services
 from rollover.storage import RotationChange, RotationRecord
 from rollover.tracking import refresh_entra_app
-from rollover.integrations.webex_client import WebexError, WebexUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class RotationBusy(WebexUnavailable):
 BUSY_RETRY_SECONDS = 2.0
 
 
-def unchanged_since(services, record: RotationRecord) -> bool:
+def unchanged_since(services: Services, record: RotationRecord) -> bool:
     """The rotation is still at ``record``'s version: a compare-and-set on it failed only on a busy lease."""
     current = services.storage.rotation(record.id)
     return current is not None and current.version == record.version
@@ -256,14 +256,14 @@ def lease_owner() -> str:
     return f"{_PROCESS}:{threading.get_ident()}"
 
 
-def _lease_until(services) -> float:
+def _lease_until(services: Services) -> float:
     # Wall-clock time, not services.clock: a lease is about a live process, not about the plan's dates.
     return time.time() + services.config.rotation_lease_seconds
 
 
 # --- starting ----------------------------------------------------------------------------------------
 
-def start(services, new, *, room_id: str, requester: str, event_key: str) -> RotationRecord:
+def start(services: Services, new, *, room_id: str, requester: str, event_key: str) -> RotationRecord:
     """Store a planned rotation (``rotation_plans.NewRotation``) and post its card. One open rotation per
     app: the database refuses a second."""
     if not is_room_allowed(services.config, room_id):
@@ -286,7 +286,7 @@ def start(services, new, *, room_id: str, requester: str, event_key: str) -> Rot
     return services.storage.rotation(rotation_id)
 
 
-def already_open_message(services, app_key: str, room_id: str) -> str:
+def already_open_message(services: Services, app_key: str, room_id: str) -> str:
     other = services.storage.open_rotation_for_app(app_key)
     if other is None:
         return "Another rotation of this app was started at the same moment; `rotations` shows it."
@@ -300,7 +300,7 @@ def already_open_message(services, app_key: str, room_id: str) -> str:
             "rotation per app at a time.")
 
 
-def space_name(services, room_id: str) -> str:
+def space_name(services: Services, room_id: str) -> str:
     """“the space “<title>”” as Webex names it, or the space's id when Webex cannot tell (the bot left it)."""
     try:
         return f"the space “{services.webex.room_title(room_id)}”"
@@ -331,7 +331,7 @@ def operator_line(record: RotationRecord) -> str:
             f"{cancellable} · space {record.room_id} · requested by {record.requested_by} at {asked} UTC")
 
 
-def cancel_by_operator(services, rotation_id: int) -> RotationRecord:
+def cancel_by_operator(services: Services, rotation_id: int) -> RotationRecord:
     """``bot.py rotations --cancel ID``: cancel a rotation of any space that has not activated anything yet.
 
     The change is committed (and audited) before its card is posted: a WebexUnavailable raised after it
@@ -349,7 +349,7 @@ def cancel_by_operator(services, rotation_id: int) -> RotationRecord:
     return cancelled
 
 
-def act(services, record: RotationRecord, event: str, *, actor: str, event_key: str, detail: str,
+def act(services: Services, record: RotationRecord, event: str, *, actor: str, event_key: str, detail: str,
         data: dict | None = None) -> RotationRecord | None:
     """Apply ``event`` if the rotation is still at ``record.version``; None when someone acted first."""
     change = _change(services, record, event, actor=actor, detail=detail, data=data, event_key=event_key)
@@ -365,7 +365,7 @@ def act(services, record: RotationRecord, event: str, *, actor: str, event_key: 
     return services.storage.rotation(record.id)
 
 
-def approve(services, record: RotationRecord, *, actor: str, event_key: str) -> tuple[RotationRecord | None, int]:
+def approve(services: Services, record: RotationRecord, *, actor: str, event_key: str) -> tuple[RotationRecord | None, int]:
     """Add ``actor``'s approval; with enough approvals the rotation moves on. (None, 0) when outdated."""
     state = state_of(record)
     required = services.config.required_approvals
@@ -392,7 +392,7 @@ def approve(services, record: RotationRecord, *, actor: str, event_key: str) -> 
     return services.storage.rotation(record.id), count
 
 
-def _approval_event(services, record: RotationRecord) -> str:
+def _approval_event(services: Services, record: RotationRecord) -> str:
     """Activation approved before the chosen window waits for it, approved long after it asks for a new
     one; everything else proceeds at once."""
     window = record.data.get("window_start")
@@ -404,13 +404,13 @@ def _approval_event(services, record: RotationRecord) -> str:
     return "approved"
 
 
-def _is_window_over(services, record: RotationRecord) -> bool:
+def _is_window_over(services: Services, record: RotationRecord) -> bool:
     """The window started more than the grace ago: whoever was to import into Webex may be gone."""
     grace = timedelta(minutes=services.config.window_grace_minutes)
     return datetime.fromisoformat(record.data["window_start"]) + grace < services.clock()
 
 
-def _window_passed(services, record: RotationRecord) -> tuple[str, dict]:
+def _window_passed(services: Services, record: RotationRecord) -> tuple[str, dict]:
     """The history line and data of going back to choosing a window."""
     start = datetime.fromisoformat(record.data["window_start"])
     return (f"The maintenance window of {window_moment(start, space_time_zone(services, record.room_id))} had "
@@ -419,11 +419,11 @@ def _window_passed(services, record: RotationRecord) -> tuple[str, dict]:
             {"window_start": None, "missed_window": start.isoformat()})
 
 
-def is_overdue(services, record: RotationRecord) -> bool:
+def is_overdue(services: Services, record: RotationRecord) -> bool:
     return record.deadline is not None and record.deadline <= services.clock().timestamp()
 
 
-def time_out(services, record: RotationRecord, *, event_key: str | None = None) -> RotationRecord | None:
+def time_out(services: Services, record: RotationRecord, *, event_key: str | None = None) -> RotationRecord | None:
     """Fire the state's timeout (approval expired, maintenance window reached)."""
     state = state_of(record)
     key = event_key or f"timeout:{record.id}:{record.version}"
@@ -438,7 +438,7 @@ def time_out(services, record: RotationRecord, *, event_key: str | None = None) 
 
 # --- doing the bot's part: post the card, run the step ----------------------------------------------
 
-def advance(services, rotation_id: int) -> None:
+def advance(services: Services, rotation_id: int) -> None:
     """Post the card of the rotation's current version and run its step, until it waits for people."""
     owner = lease_owner()
     while True:
@@ -456,7 +456,7 @@ def advance(services, rotation_id: int) -> None:
             services.storage.release_rotation(rotation_id, owner)
 
 
-def _run_step(services, record: RotationRecord, state: State, owner: str) -> bool:
+def _run_step(services: Services, record: RotationRecord, state: State, owner: str) -> bool:
     """Run a running state's step and store where it leads; False when it must be retried later."""
     step = Step(services, record, owner)
     try:
@@ -494,7 +494,7 @@ def _run_step(services, record: RotationRecord, state: State, owner: str) -> boo
 _ENTRA_SETTLED = ("done", "rolled-back")     # done includes a finished clean-up and a Webex SP upload
 
 
-def _refresh_tracking(services, record: RotationRecord, event: str, target: str) -> None:
+def _refresh_tracking(services: Services, record: RotationRecord, event: str, target: str) -> None:
     """Re-read the app once Entra changed (activated, done, rolled back, cleaned up): without it `status`,
     the cards and the reminders would show the replaced certificate as the active one until the next
     inventory refresh. A failure only leaves that wait: logged, and the rotation goes on."""
@@ -508,7 +508,7 @@ def _refresh_tracking(services, record: RotationRecord, event: str, target: str)
         log.exception("rotation %s: the app could not be re-read after “%s”", record.id, event)
 
 
-def announce(services, record: RotationRecord) -> None:
+def announce(services: Services, record: RotationRecord) -> None:
     """Replace the rotation's card with the one of its current version (Webex cannot edit cards).
 
     The old card is deleted; when Webex refuses, the new card is a threaded reply under it, so the
@@ -531,7 +531,7 @@ def announce(services, record: RotationRecord) -> None:
     services.storage.mark_rotation_announced(record.id, record.version, message_id, parent)
 
 
-def _post_card(services, record: RotationRecord) -> tuple[str, str | None]:
+def _post_card(services: Services, record: RotationRecord) -> tuple[str, str | None]:
     """Post the version's messages and card; returns the card's id and the thread it went into."""
     poster = Poster(services.storage, services.webex, f"rotation:{record.id}:v{record.version}", record.room_id)
     deleted = record.card_message_id is None or poster.delete_message(record.card_message_id)
@@ -542,14 +542,14 @@ def _post_card(services, record: RotationRecord) -> tuple[str, str | None]:
     return poster.reply(text, card=card, parent_id=parent), parent
 
 
-def _space_unreachable(services, record: RotationRecord, error: WebexError) -> None:
+def _space_unreachable(services: Services, record: RotationRecord, error: WebexError) -> None:
     log.warning("rotation %s: its card could not be posted (%s); going on without it", record.id, error)
     audit.record(services, record, actor=BOT_ACTOR, action="space-unreachable",
                  detail=f"The card of “{state_of(record).step}” could not be posted in the rotation's space "
                         f"({error}); the bot may have been removed from it. The rotation goes on without its card.")
 
 
-def view_of(services, record: RotationRecord) -> RotationView:
+def view_of(services: Services, record: RotationRecord) -> RotationView:
     state = state_of(record)
     approvers = approvers_for(services.config, state.stage) if state.stage else None
     return RotationView(
@@ -564,7 +564,7 @@ def view_of(services, record: RotationRecord) -> RotationView:
         time_zone=space_time_zone(services, record.room_id))
 
 
-def space_time_zone(services, room_id: str) -> str:
+def space_time_zone(services: Services, room_id: str) -> str:
     """The space's time zone, that of its reminders (`remind time 09:00 Europe/Stockholm`): maintenance
     windows are chosen and shown in it."""
     subscription = services.storage.reminder_subscription(room_id)
@@ -584,7 +584,7 @@ def _file_of(post: dict) -> tuple[str, bytes] | None:
 
 # --- the sweep: timeouts and resuming --------------------------------------------------------------
 
-def sweep(services) -> int:
+def sweep(services: Services) -> int:
     """Expire overdue approvals, start due activations, resume interrupted work; returns rotations seen."""
     records = services.storage.rotations_to_sweep()
     for record in records:
@@ -600,7 +600,7 @@ def sweep(services) -> int:
     return len(records)
 
 
-def _sweep_one(services, record: RotationRecord) -> None:
+def _sweep_one(services: Services, record: RotationRecord) -> None:
     if not is_room_allowed(services.config, record.room_id):
         _room_not_allowed(services, record)
         return
@@ -610,7 +610,7 @@ def _sweep_one(services, record: RotationRecord) -> None:
     advance(services, record.id)
 
 
-def _room_not_allowed(services, record: RotationRecord) -> None:
+def _room_not_allowed(services: Services, record: RotationRecord) -> None:
     """Leave the rotation as it is (no card, no step, no timeout) while its space is not allowed; audited once."""
     log.info("rotation %s waits: its space is not in ROLLOVER_ALLOWED_ROOMS", record.id)
     latest = services.storage.audit_entries(rotation_id=record.id, limit=1)
@@ -623,7 +623,7 @@ def _room_not_allowed(services, record: RotationRecord) -> None:
 
 # --- helpers --------------------------------------------------------------------------------------
 
-def _change(services, record: RotationRecord, event: str, *, actor: str, detail: str, event_key: str | None,
+def _change(services: Services, record: RotationRecord, event: str, *, actor: str, detail: str, event_key: str | None,
             data: dict | None = None, posts: list[dict] | None = None, version: int | None = None) -> RotationChange:
     """The stored effect of ``event`` on ``record`` at ``version`` (default: its own): the next state, its
     deadline, the history line, and the messages to post with the next card."""
@@ -637,7 +637,7 @@ def _change(services, record: RotationRecord, event: str, *, actor: str, detail:
                           state_changed=target != record.state)
 
 
-def _deadline(services, state: State, now: datetime, data: dict) -> float | None:
+def _deadline(services: Services, state: State, now: datetime, data: dict) -> float | None:
     if state.timeout == "approval":
         return (now + timedelta(hours=services.config.approval_hours)).timestamp()
     if state.timeout == "window":

@@ -14,15 +14,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from rollover.certificates.diagnosis import (
-    CONTROL_HUB, IDP_CERT_PLACE, SITE_ADMIN, SP_CERT_PLACE, TOKEN_ENCRYPTION_PLACE, TrustFacts, WebexTrust,
-    classify_webex_entity, diagnose, recognise_trusts,
+    CONTROL_HUB,
+    IDP_CERT_PLACE,
+    SITE_ADMIN,
+    SP_CERT_PLACE,
+    TOKEN_ENCRYPTION_PLACE,
+    TrustFacts,
+    WebexTrust,
+    classify_webex_entity,
+    diagnose,
+    recognise_trusts,
 )
 from rollover.certificates.health import thumbprint as sha1_of
 from rollover.certificates.parsing import Document, EntityInfo, FoundCertificate
+from rollover.errors import UserError
 from rollover.integrations.entra_client import build_inventory_entry, to_trust_facts
 from rollover.integrations.entra_operations import EntraOperations
-from rollover.errors import UserError
 from rollover.rotation.steps import NEW_CERTIFICATE_NAME
+from rollover.services import Services
 from rollover.tracking import room_trust_facts
 
 NEW_CERTIFICATE_DAYS = 1095          # three years, Entra's default and maximum for addTokenSigningCertificate
@@ -49,7 +58,7 @@ def new_marker() -> str:
 
 # --- entra-signing ----------------------------------------------------------------------------------
 
-def plan_entra_signing(services, app: dict, room_id: str) -> NewRotation:
+def plan_entra_signing(services: Services, app: dict, room_id: str) -> NewRotation:
     now, marker = services.clock(), new_marker()
     sp = services.entra.get_service_principal(app["sp_id"], with_keys=True)
     active = sp.active_certificate
@@ -83,7 +92,7 @@ def plan_entra_signing(services, app: dict, room_id: str) -> NewRotation:
 
 # --- webex-sp ---------------------------------------------------------------------------------------
 
-def plan_webex_sp(services, app: dict, room_id: str) -> NewRotation:
+def plan_webex_sp(services: Services, app: dict, room_id: str) -> NewRotation:
     now, marker = services.clock(), new_marker()
     facts = room_trust_facts(services, room_id)
     found = newest_webex_certificate(facts.webex_documents, app["facts"].get("sp_entity_ids") or [])
@@ -131,7 +140,7 @@ def _webex_certificate(certificate: FoundCertificate, thumbprint: str, marker: s
             "display_name": f"Webex SP {subject[:50]} [{marker}]"}
 
 
-def _upload_requests(services, app: dict, der: bytes, display_name: str, now: datetime) -> list[str]:
+def _upload_requests(services: Services, app: dict, der: bytes, display_name: str, now: datetime) -> list[str]:
     application_id = app["facts"].get("application_object_id")
     if not application_id:
         raise UserError(f"I cannot read the app registration behind {app['display_name']}, so I cannot add the "
@@ -159,7 +168,7 @@ def _encryption_note(app_facts, trust: dict) -> str | None:
             f"{TOKEN_ENCRYPTION_PLACE} in the same window as Webex ({trust['activation_place']}).")
 
 
-def _fresh_app_facts(services, app: dict):
+def _fresh_app_facts(services: Services, app: dict):
     """The app as Graph shows it now (a cached inventory may be hours old)."""
     sp = services.entra.get_service_principal(app["sp_id"], with_keys=True)
     application_id = app["facts"].get("application_object_id")
@@ -169,7 +178,7 @@ def _fresh_app_facts(services, app: dict):
 
 # --- entra-cleanup ----------------------------------------------------------------------------------
 
-def plan_cleanup(services, finished) -> NewRotation:
+def plan_cleanup(services: Services, finished) -> NewRotation:
     """Remove the certificate a finished entra-signing rotation replaced, once it has expired."""
     replaced = finished.kind == "entra-signing" and finished.state == "done" and finished.plan.get("current")
     if not replaced or finished.data.get("simulated"):
@@ -203,7 +212,7 @@ def plan_cleanup(services, finished) -> NewRotation:
 
 # --- where the Webex side lives ------------------------------------------------------------------
 
-def webex_trust(services, app: dict, room_id: str, trusts: list[WebexTrust] | None = None) -> dict:
+def webex_trust(services: Services, app: dict, room_id: str, trusts: list[WebexTrust] | None = None) -> dict:
     """Control Hub or Site Administration: from the space's Webex metadata, else the app's Identifier."""
     entity_ids = app["facts"].get("sp_entity_ids") or []
     if trusts is None:
@@ -236,7 +245,7 @@ def _app(app: dict) -> dict:
             "application_object_id": app["facts"].get("application_object_id")}
 
 
-def _operations(services) -> EntraOperations:
+def _operations(services: Services) -> EntraOperations:
     return EntraOperations(services.entra)   # dry runs only: nothing to wait for
 
 

@@ -20,15 +20,16 @@ from typing import Callable
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from rollover.rotation import audit
-from rollover.rotation.audit import BOT_ACTOR
-from rollover.describe import plain
 from rollover.certificates.health import thumbprint as sha1_of
 from rollover.certificates.parsing import parse_document
 from rollover.certificates.sources import entra_federation_metadata_url, fetch_url
+from rollover.describe import plain
+from rollover.errors import UserError
 from rollover.integrations.entra_client import GraphNotFoundError, GraphPermissionError, GraphRequestError
 from rollover.integrations.entra_operations import EntraOperations, OperationRefusedError, OperationResult
-from rollover.errors import UserError
+from rollover.rotation import audit
+from rollover.rotation.audit import BOT_ACTOR
+from rollover.services import Services
 
 NEW_CERTIFICATE_NAME = "CN=Microsoft Azure Federated SSO Certificate"
 THUMBPRINT_PLACEHOLDER = "<thumbprint of the new certificate>"
@@ -43,7 +44,7 @@ class Outcome:
     detail: str = ""                                 # one sentence for the audit log and the card
 
 
-def is_report_only(services, record) -> bool:
+def is_report_only(services: Services, record) -> bool:
     """Report-only when the rotation started so, or when an operator turned it on since: a brake that
     holds mid-rotation too."""
     return bool(record.plan.get("report_only") or services.config.report_only)
