@@ -8,19 +8,19 @@ click on an older card is recognised and changes nothing.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from webexpythonsdk.models.cards import AdaptiveCard, Column, ColumnSet, TextBlock
 from webexpythonsdk.models.cards.inputs import Date, Time
 from webexpythonsdk.models.cards.options import ActionStyle, ContainerStyle, FontWeight, Spacing
 
-from rollover.rotation.view import RotationView, moment_utc as _moment, window_moment
 from cards.common import card, facts, heading, paragraph, plain, section, submit
 from handlers import actions as action_ids
+from rollover.rotation.guidance import trust_text, window_text
+from rollover.rotation.machine import MACHINES, State
+from rollover.rotation.view import RotationView
 
 HISTORY_LINES = 3
-NOT_YET = "chosen after the new certificate exists"
 
 def rotation_card(view: RotationView) -> tuple[str, AdaptiveCard]:
     """The card of the rotation's current state and its fallback text."""
@@ -30,14 +30,14 @@ def rotation_card(view: RotationView) -> tuple[str, AdaptiveCard]:
     if shown.report_only:
         body.append(section([paragraph("REPORT ONLY: Graph writes are described here, never sent "
                                        "(ROLLOVER_REPORT_ONLY).", bold=True)], style=ContainerStyle.WARNING))
-    body.append(paragraph(_guidance(shown)))
+    body.append(paragraph(_state(shown).guide(shown)))
     body.append(facts(_facts(shown)))
     if shown.state_kind == "approval" and shown.state in _PLAN_STATES:
         body.append(_changes_block(shown))
     body += _history_blocks(shown)
     if shown.state == "awaiting-window":
         body += _window_inputs(shown)
-    return _fallback_text(view, _guidance(view)), card(body, actions=_buttons(view))
+    return _fallback_text(view, _state(view).guide(view)), card(body, actions=_buttons(view))
 
 
 def _markdown_safe(view: RotationView) -> RotationView:
@@ -82,137 +82,6 @@ def rotations_list(views: list[RotationView]) -> tuple[str, AdaptiveCard]:
 _PLAN_STATES = ("awaiting-create-approval", "awaiting-upload-approval", "awaiting-cleanup-approval")
 
 
-def _guidance(view: RotationView) -> str:
-    special = _GUIDANCE.get((view.kind, view.state)) or _GUIDANCE.get((None, view.state))
-    text = special(view) if special else view.step + "…"
-    if view.state_kind == "approval" and view.deadline:
-        text += f" This request expires on {_moment(view.deadline)} UTC."
-    return text
-
-
-def _approval_needed(view: RotationView, what: str) -> str:
-    return (f"Approve to {what}. It needs {view.required_approvals} approval"
-            f"{'s' if view.required_approvals > 1 else ''} from: {view.approvers}. Nothing changes before that.")
-
-
-def _new(view: RotationView) -> str:
-    return view.new_thumbprint or "the new certificate"
-
-
-def _window(view: RotationView) -> str:
-    start = view.data.get("window_start")
-    return window_moment(datetime.fromisoformat(start), view.time_zone) if start else NOT_YET
-
-
-def _trust(view: RotationView, key: str) -> str:
-    return view.plan.get("trust", {}).get(key, "Control Hub or Site Administration")
-
-
-def _missed_window(view: RotationView) -> str:
-    """Why the rotation is back at choosing a window, when the last one had passed."""
-    missed = view.data.get("missed_window")
-    if not missed:
-        return ""
-    return (f"The maintenance window of {window_moment(datetime.fromisoformat(missed), view.time_zone)} had passed, "
-            "so nothing was activated. ")
-
-
-def _left_inactive(view: RotationView) -> str:
-    if view.new_thumbprint and view.data.get("active_thumbprint") != view.new_thumbprint:
-        return f" The new certificate {view.new_thumbprint} stays in Entra, inactive: it signs nothing."
-    return ""
-
-
-def _done(view: RotationView) -> str:
-    if view.data.get("simulated"):
-        return ("Finished in report-only mode: the Graph writes described above were not sent; the audit log "
-                "lists what was.")
-    if view.kind == "entra-signing":
-        old = view.plan.get("current")
-        cleanup = (f" The old certificate {old['thumbprint']} stays, inactive, until {_day(old['not_after'])}; "
-                   "after it expired, Clean up removes it (with an approval).") if old else ""
-        return f"Done: {_new(view)} signs every sign-in and Webex trusts it.{cleanup}"
-    if view.kind == "webex-sp":
-        entra = " and Entra knows it" if view.plan.get("needs_upload") else ""
-        return f"Done: Webex uses its new certificate{entra}."
-    return f"Done: the expired certificate {view.plan['old']['thumbprint']} was removed; nothing else changed."
-
-
-def _failed(view: RotationView) -> str:
-    if view.data.get("rollback_refused"):
-        return (f"Roll back refused: {view.last_detail} Nothing was changed: Entra still signs with {_new(view)}. "
-                f"Import its federation metadata into {_trust(view, 'import_place')} and test a sign-in. If "
-                f"sign-ins fail, {_manual_switch(view, 'another valid certificate')} {_start_again(view)}")
-    previous = view.plan.get("current")
-    emergency = ""
-    if view.kind == "entra-signing" and previous:
-        emergency = (f" If sign-ins to Webex fail, "
-                     f"{_manual_switch(view, 'the previous certificate ' + previous['thumbprint'])}")
-    return (f"Failed: {view.last_detail} Check the app in the Entra admin center before going on."
-            f"{_left_inactive(view)} {_start_again(view)}{emergency}")
-
-
-def _manual_switch(view: RotationView, certificate: str) -> str:
-    """The way to switch the signing certificate by hand when the bot cannot (an emergency)."""
-    return (f"in the Entra admin center › Enterprise applications › {view.app_name} › Single sign-on › SAML "
-            f"Certificates make {certificate} active, then import the app's federation metadata into "
-            f"{_trust(view, 'import_place')}.")
-
-
-def _start_again(view: RotationView) -> str:
-    # No code span around the name: on the card it is Markdown-escaped, and escapes show inside one.
-    if view.kind == "entra-cleanup":
-        return f"“cleanup {view.plan['follows']}” asks for the clean-up again."
-    command = "rotate webex-sp" if view.kind == "webex-sp" else "rotate"
-    return f"“{command} {view.app_name}” starts again."
-
-
-def _awaiting_webex(view: RotationView) -> str:
-    place = _trust(view, "activation_place")
-    if view.plan.get("needs_upload"):
-        ready = "Entra now knows Webex's new certificate."
-    else:
-        ready = f"Entra does not need Webex's new certificate: {view.plan.get('answer', '')}"
-    note = f" {view.plan['encryption_note']}" if view.plan.get("encryption_note") else ""
-    return f"{ready} Now activate the new certificate in {place}, then press Activated in Webex.{note}"
-
-
-_GUIDANCE = {
-    (None, "awaiting-create-approval"): lambda v: _approval_needed(v, "create the new certificate in Entra"),
-    (None, "awaiting-window"): lambda v: (
-        f"{_missed_window(v)}The new certificate {_new(v)} exists in Entra, inactive. Webex trusts one IdP "
-        "certificate, so activating it in Entra and importing it into Webex must happen together: pick the "
-        f"maintenance window ({v.time_zone}), or Now if you are ready."),
-    (None, "awaiting-activate-approval"): lambda v: _approval_needed(
-        v, f"make {_new(v)} the active certificate in the window starting {_window(v)}"),
-    (None, "scheduled"): lambda v: (
-        f"Approved. I activate {_new(v)} at {_window(v)}; be ready then to import the federation metadata "
-        f"into {_trust(v, 'import_place')}."),
-    (None, "verification-failed"): lambda v: (
-        " ".join(v.data.get("verification_problems") or [v.last_detail]) + " Verify again in a few minutes "
-        "(Entra can take a while to publish), or Roll back."),
-    (None, "awaiting-sign-in-test"): lambda v: (
-        f"Entra now signs with {_new(v)}. Import the federation metadata file above into "
-        f"{_trust(v, 'import_place')} now, then sign in to Webex through SSO in a private browser window. "
-        f"Sign-in works finishes the rotation; Roll back re-activates {v.current_thumbprint} after an approval."),
-    (None, "awaiting-rollback-approval"): lambda v: _approval_needed(
-        v, f"re-activate the previous certificate {v.current_thumbprint}"),
-    (None, "awaiting-upload-approval"): lambda v: _approval_needed(
-        v, f"add Webex's new certificate {v.plan['webex']['thumbprint']} to {v.app_name} in Entra (every existing "
-           "credential stays); only then is it activated in Webex"),
-    (None, "awaiting-webex-activation"): _awaiting_webex,
-    (None, "awaiting-cleanup-approval"): lambda v: _approval_needed(
-        v, f"remove the expired certificate {v.plan['old']['thumbprint']} from {v.app_name}"),
-    (None, "done"): _done,
-    (None, "cancelled"): lambda v: f"{v.last_decision}: nothing more happens in this rotation.{_left_inactive(v)}",
-    (None, "expired"): lambda v: f"Expired: {v.last_detail} {_start_again(v)}{_left_inactive(v)}",
-    (None, "failed"): _failed,
-    (None, "rolled-back"): lambda v: (
-        f"Rolled back: Entra signs with {v.current_thumbprint} again. Import the federation metadata file above "
-        f"into {_trust(v, 'import_place')} again.{_left_inactive(v)}"),
-}
-
-
 # --- facts ---------------------------------------------------------------------------------------
 
 def _facts(view: RotationView) -> list[tuple[str, str]]:
@@ -237,8 +106,8 @@ def _signing_facts(view: RotationView) -> list[tuple[str, str]]:
     return [("Previous certificate" if switched else "Current certificate",
              f"{current['thumbprint']} · valid until {_day(current['not_after'])}" if current else "none active"),
             ("New certificate", new_text),
-            ("Webex trust", _trust(view, "label")),
-            ("Maintenance window", _window(view))]
+            ("Webex trust", trust_text(view, "label")),
+            ("Maintenance window", window_text(view))]
 
 
 def _webex_facts(view: RotationView) -> list[tuple[str, str]]:
@@ -248,7 +117,7 @@ def _webex_facts(view: RotationView) -> list[tuple[str, str]]:
     return [("New Webex certificate", f"{webex['thumbprint']} · valid {_day(webex['not_before'])} to "
                                       f"{_day(webex['not_after'])}"),
             ("Subject", webex["subject"]),
-            ("Webex trust", _trust(view, "label")),
+            ("Webex trust", trust_text(view, "label")),
             ("Entra needs it", needs)]
 
 
@@ -288,29 +157,18 @@ def _window_inputs(view: RotationView) -> list:
 
 # --- buttons --------------------------------------------------------------------------------------
 
-def _buttons(view: RotationView) -> list:
-    def button(title: str, action: str, style: ActionStyle | None = None):
-        return submit(title, action, style=style, rotation=view.id, version=view.version)
+def _state(view: RotationView) -> State:
+    return MACHINES[view.kind].state(view.state)
 
-    cancel = button("Cancel rotation", action_ids.ROTATION_CANCEL)
-    if view.state_kind == "approval":
-        actions = [button("Approve", action_ids.ROTATION_APPROVE, ActionStyle.POSITIVE),
-                   button("Reject", action_ids.ROTATION_REJECT, ActionStyle.DESTRUCTIVE)]
-        return actions + ([] if view.state == "awaiting-rollback-approval" else [cancel])
-    rollback = button("Roll back", action_ids.ROTATION_ROLLBACK, ActionStyle.DESTRUCTIVE)
-    by_state = {
-        "awaiting-window": [button("Schedule this window", action_ids.ROTATION_WINDOW, ActionStyle.POSITIVE),
-                            button("Now: I'm ready", action_ids.ROTATION_WINDOW_NOW), cancel],
-        "scheduled": [cancel],
-        "verification-failed": [button("Verify again", action_ids.ROTATION_VERIFY), rollback],
-        "awaiting-sign-in-test": [button("Sign-in works", action_ids.ROTATION_SIGNED_IN, ActionStyle.POSITIVE), rollback],
-        "awaiting-webex-activation": [button("Activated in Webex", action_ids.ROTATION_WEBEX_ACTIVATED,
-                                             ActionStyle.POSITIVE), cancel],
-    }
-    if view.state == "done" and view.kind == "entra-signing" and view.plan.get("current") \
-            and not view.data.get("simulated"):
-        return [button("Clean up old certificate", action_ids.ROTATION_CLEANUP)]
-    return by_state.get(view.state, [])
+
+_STYLES = {"positive": ActionStyle.POSITIVE, "destructive": ActionStyle.DESTRUCTIVE}
+
+
+def _buttons(view: RotationView) -> list:
+    """The step's declared buttons; each carries the rotation and the version its card was posted for."""
+    return [submit(button.title, action_ids.ROTATION_BUTTONS[button.name], style=_STYLES.get(button.style),
+                   rotation=view.id, version=view.version)
+            for button in _state(view).buttons_for(view)]
 
 
 # --- text ----------------------------------------------------------------------------------------

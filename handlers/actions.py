@@ -21,3 +21,17 @@ ROTATION_ROLLBACK = "rotation-rollback"
 ROTATION_VERIFY = "rotation-verify"
 ROTATION_WEBEX_ACTIVATED = "rotation-webex-activated"
 ROTATION_CLEANUP = "rotation-cleanup"
+
+# The rotation steps' buttons, by the name the core's machine declaration gives them (rollover/rotation/machine.py).
+ROTATION_BUTTONS = {
+    "approve": ROTATION_APPROVE,
+    "reject": ROTATION_REJECT,
+    "cancel": ROTATION_CANCEL,
+    "window": ROTATION_WINDOW,
+    "window-now": ROTATION_WINDOW_NOW,
+    "signed-in": ROTATION_SIGNED_IN,
+    "rollback": ROTATION_ROLLBACK,
+    "verify": ROTATION_VERIFY,
+    "webex-activated": ROTATION_WEBEX_ACTIVATED,
+    "cleanup": ROTATION_CLEANUP,
+}

@@ -12,7 +12,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from cards.rotations import rotations_list, window_moment
+from cards.rotations import rotations_list
 from handlers import actions as action_ids
 from rollover.errors import UserError
 from rollover.pipeline.dispatcher import Context
@@ -20,7 +20,9 @@ from rollover.pipeline.registry import card_action, command
 from rollover.rotation import audit
 from rollover.rotation import engine as rotation
 from rollover.rotation.approvals import STAGES, approval_refusal, may_decide, require_approvers
+from rollover.rotation.machine import machine_of, requester_of, state_of
 from rollover.rotation.plans import NewRotation, plan_cleanup, plan_entra_signing, plan_webex_sp
+from rollover.rotation.view import window_moment
 from rollover.tracking import find_entra_app, require_graph
 
 WEBEX_SP_WORD = "webex-sp"
@@ -91,8 +93,8 @@ def approve_button(ctx: Context) -> None:
 
 def _approval_refusal(ctx: Context, record) -> str | None:
     approved = [email for email, _ in ctx.storage.rotation_approvals(record.id, record.state_version)]
-    refusal = approval_refusal(ctx.services, stage=rotation.state_of(record).stage, email=ctx.person_email,
-                               requested_by=rotation.requester_of(record), already_approved=approved)
+    refusal = approval_refusal(ctx.services, stage=state_of(record).stage, email=ctx.person_email,
+                               requested_by=requester_of(record), already_approved=approved)
     if refusal or record.state != "awaiting-rollback-approval":
         return refusal
     # The previous certificate may have expired since the roll back was asked for.
@@ -105,7 +107,7 @@ def reject_button(ctx: Context) -> None:
     record = _clicked(ctx, "rejected")
     if record is None:
         return
-    refusal = may_decide(ctx.services, rotation.state_of(record).stage, ctx.person_email)
+    refusal = may_decide(ctx.services, state_of(record).stage, ctx.person_email)
     if refusal:
         _refuse(ctx, record, refusal)
         return
@@ -244,17 +246,17 @@ def _clicked(ctx: Context, event: str | None):
         rotation.advance(ctx.services, record.id)    # this very click moved it: finish its work, say nothing
         return None
     if str(ctx.inputs.get("version")) != str(record.version) or ctx.card_message_id != record.card_message_id:
-        step = rotation.state_of(record).step
+        step = state_of(record).step
         _refuse(ctx, record, f"This card is outdated: rotation #{record.id} is now at “{step}”. Use its latest "
                              "card; nothing was changed by this click.")
         return None
-    if rotation.is_overdue(ctx.services, record) and rotation.state_of(record).on_timeout:
+    if rotation.is_overdue(ctx.services, record) and state_of(record).on_timeout:
         moved = rotation.time_out(ctx.services, record, event_key=ctx.event_key)
         passed = moved is not None and moved.state == "awaiting-window"
-        _refuse(ctx, record, _TOO_LATE["window-passed" if passed else rotation.state_of(record).on_timeout].format(
+        _refuse(ctx, record, _TOO_LATE["window-passed" if passed else state_of(record).on_timeout].format(
             hours=ctx.config.approval_hours))
         return None
-    if event is not None and not rotation.machine_of(record).allows(record.state, event):
+    if event is not None and not machine_of(record).allows(record.state, event):
         _refuse(ctx, record, "That button does not apply to the current step; nothing was changed.")
         return None
     return record

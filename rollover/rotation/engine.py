@@ -36,9 +36,7 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable
 
 from rollover.errors import UserError
 from rollover.integrations.entra_client import GraphThrottledError, GraphUnavailableError
@@ -48,6 +46,15 @@ from rollover.pipeline.outbox import Poster
 from rollover.rotation import audit, steps
 from rollover.rotation.approvals import approvers_for
 from rollover.rotation.audit import BOT_ACTOR
+from rollover.rotation.machine import (
+    MACHINES,
+    RUNNING,
+    TERMINAL,
+    State,
+    declared_event,
+    machine_of,
+    state_of,
+)
 from rollover.rotation.steps import Outcome, Step
 from rollover.rotation.view import RotationView, window_moment
 from rollover.services import Services
@@ -56,43 +63,7 @@ from rollover.tracking import refresh_entra_app
 
 log = logging.getLogger(__name__)
 
-APPROVAL, OPERATOR, RUNNING, WAITING, TERMINAL = "approval", "operator", "running", "waiting", "terminal"
 GRAPH_RETRY_SECONDS = 60.0   # a step Graph throttled or could not reach is tried again after this
-
-
-@dataclass(frozen=True)
-class State:
-    name: str
-    kind: str
-    step: str                                    # what `rotations` and the cards call this step
-    stage: str | None = None                     # approval states: which approvers ("create" / "activate")
-    run: Callable[[Step], Outcome] | None = None  # running states: the step function
-    timeout: str | None = None                   # "approval": approval hours after entering; "window": its start
-    on_timeout: str | None = None                # the event fired when the deadline passes
-
-
-@dataclass(frozen=True)
-class Machine:
-    kind: str
-    label: str
-    states: dict[str, State]
-    transitions: dict[tuple[str, str], str]      # (state, event) -> next state
-
-    def state(self, name: str) -> State:
-        return self.states[name]
-
-    def allows(self, state: str, event: str) -> bool:
-        return (state, event) in self.transitions
-
-    def target(self, state: str, event: str) -> str:
-        try:
-            return self.transitions[(state, event)]
-        except KeyError:
-            raise InvalidTransition(f"a {self.kind} rotation in state {state!r} does not accept {event!r}") from None
-
-
-class InvalidTransition(Exception):
-    """A bug: code asked for a transition the machine does not declare."""
 
 
 class RotationBusy(WebexUnavailable):
@@ -109,141 +80,6 @@ def unchanged_since(services: Services, record: RotationRecord) -> bool:
     """The rotation is still at ``record``'s version: a compare-and-set on it failed only on a busy lease."""
     current = services.storage.rotation(record.id)
     return current is not None and current.version == record.version
-
-
-def machine(kind: str, label: str, states: list[State], transitions: list[tuple[str, str, str]]) -> Machine:
-    by_name = {s.name: s for s in states + TERMINAL_STATES}
-    table = {}
-    for source, event, target in transitions:
-        if source not in by_name or target not in by_name:
-            raise ValueError(f"{kind}: transition {source} --{event}--> {target} names an undeclared state")
-        table[(source, event)] = target
-    return Machine(kind, label, by_name, table)
-
-
-TERMINAL_STATES = [
-    State("done", TERMINAL, "Done"),
-    State("cancelled", TERMINAL, "Cancelled"),
-    State("rolled-back", TERMINAL, "Rolled back"),
-    State("failed", TERMINAL, "Failed"),
-    State("expired", TERMINAL, "Expired"),
-]
-
-ENTRA_SIGNING = machine("entra-signing", "Entra token-signing certificate", [
-    State("awaiting-create-approval", APPROVAL, "Waiting for approval to create the new certificate",
-          stage="create", timeout="approval", on_timeout="timed-out"),
-    State("creating", RUNNING, "Creating the new certificate in Entra", run=steps.create_certificate),
-    State("awaiting-window", OPERATOR, "Waiting for a maintenance window"),
-    State("awaiting-activate-approval", APPROVAL, "Waiting for approval to activate the new certificate",
-          stage="activate", timeout="approval", on_timeout="timed-out"),
-    State("scheduled", WAITING, "Activation scheduled for the maintenance window", timeout="window",
-          on_timeout="window-started"),
-    State("activating", RUNNING, "Activating the new certificate in Entra", run=steps.activate_certificate),
-    State("verifying", RUNNING, "Verifying in Graph and the federation metadata", run=steps.verify_activation),
-    State("verification-failed", OPERATOR, "Verification failed: verify again or roll back"),
-    State("awaiting-sign-in-test", OPERATOR, "Waiting for a test sign-in to Webex"),
-    State("awaiting-rollback-approval", APPROVAL, "Waiting for approval to roll back",
-          stage="activate", timeout="approval", on_timeout="timed-out"),
-    State("rolling-back", RUNNING, "Re-activating the previous certificate", run=steps.roll_back),
-], [
-    ("awaiting-create-approval", "approved", "creating"),
-    ("awaiting-create-approval", "rejected", "cancelled"),
-    ("awaiting-create-approval", "cancelled", "cancelled"),
-    ("awaiting-create-approval", "timed-out", "expired"),
-    ("creating", "created", "awaiting-window"),
-    ("creating", "failed", "failed"),
-    ("awaiting-window", "window-chosen", "awaiting-activate-approval"),
-    ("awaiting-window", "cancelled", "cancelled"),
-    ("awaiting-activate-approval", "approved", "activating"),
-    ("awaiting-activate-approval", "approved-before-window", "scheduled"),
-    ("awaiting-activate-approval", "window-passed", "awaiting-window"),
-    ("awaiting-activate-approval", "rejected", "awaiting-window"),
-    ("awaiting-activate-approval", "cancelled", "cancelled"),
-    ("awaiting-activate-approval", "timed-out", "expired"),
-    ("scheduled", "window-started", "activating"),
-    ("scheduled", "window-passed", "awaiting-window"),   # the sweeper was down through the window
-    ("scheduled", "cancelled", "cancelled"),
-    ("activating", "activated", "verifying"),
-    ("activating", "refused", "failed"),          # a precondition failed: nothing was sent
-    ("activating", "failed", "verification-failed"),
-    ("verifying", "verified", "awaiting-sign-in-test"),
-    ("verifying", "simulated", "done"),           # report-only: nothing was activated
-    ("verifying", "unverified", "verification-failed"),
-    ("verifying", "failed", "verification-failed"),
-    ("verification-failed", "verify-again", "verifying"),
-    ("verification-failed", "rollback-requested", "awaiting-rollback-approval"),
-    ("awaiting-sign-in-test", "sign-in-confirmed", "done"),
-    ("awaiting-sign-in-test", "rollback-requested", "awaiting-rollback-approval"),
-    ("awaiting-rollback-approval", "approved", "rolling-back"),
-    ("awaiting-rollback-approval", "rejected", "awaiting-sign-in-test"),
-    ("awaiting-rollback-approval", "timed-out", "awaiting-sign-in-test"),
-    # A roll back asked for after a failed verification goes back there, not to "Sign-in works".
-    ("awaiting-rollback-approval", "rejected-unverified", "verification-failed"),
-    ("awaiting-rollback-approval", "timed-out-unverified", "verification-failed"),
-    ("rolling-back", "rolled-back", "rolled-back"),
-    ("rolling-back", "refused", "failed"),        # e.g. the previous certificate expired: nothing was sent
-    ("rolling-back", "failed", "failed"),
-])
-
-WEBEX_SP = machine("webex-sp", "Webex SP certificate", [
-    State("awaiting-upload-approval", APPROVAL, "Waiting for approval to add the Webex certificate to Entra",
-          stage="create", timeout="approval", on_timeout="timed-out"),
-    State("uploading", RUNNING, "Adding the Webex certificate to Entra", run=steps.upload_webex_certificate),
-    State("verifying-upload", RUNNING, "Verifying the Webex certificate in Entra", run=steps.verify_upload),
-    State("awaiting-webex-activation", OPERATOR, "Waiting for the new certificate to be activated in Webex"),
-], [
-    ("awaiting-upload-approval", "approved", "uploading"),
-    ("awaiting-upload-approval", "rejected", "cancelled"),
-    ("awaiting-upload-approval", "cancelled", "cancelled"),
-    ("awaiting-upload-approval", "timed-out", "expired"),
-    ("uploading", "uploaded", "verifying-upload"),
-    ("uploading", "failed", "failed"),
-    ("verifying-upload", "verified", "awaiting-webex-activation"),
-    ("verifying-upload", "unverified", "failed"),
-    ("verifying-upload", "failed", "failed"),
-    ("awaiting-webex-activation", "webex-activated", "done"),
-    ("awaiting-webex-activation", "cancelled", "cancelled"),
-])
-
-ENTRA_CLEANUP = machine("entra-cleanup", "Clean-up of the old Entra certificate", [
-    State("awaiting-cleanup-approval", APPROVAL, "Waiting for approval to remove the old certificate",
-          stage="create", timeout="approval", on_timeout="timed-out"),
-    State("cleaning-up", RUNNING, "Removing the old certificate from Entra", run=steps.remove_old_certificate),
-], [
-    ("awaiting-cleanup-approval", "approved", "cleaning-up"),
-    ("awaiting-cleanup-approval", "rejected", "cancelled"),
-    ("awaiting-cleanup-approval", "cancelled", "cancelled"),
-    ("awaiting-cleanup-approval", "timed-out", "expired"),
-    ("cleaning-up", "removed", "done"),
-    ("cleaning-up", "failed", "failed"),
-])
-
-MACHINES = {m.kind: m for m in (ENTRA_SIGNING, WEBEX_SP, ENTRA_CLEANUP)}
-
-
-def machine_of(record: RotationRecord) -> Machine:
-    return MACHINES[record.kind]
-
-
-def state_of(record: RotationRecord) -> State:
-    return machine_of(record).state(record.state)
-
-
-def requester_of(record: RotationRecord) -> str:
-    """Who asked for what the current approval decides (the four-eyes rule): a roll back's own requester."""
-    if record.state == "awaiting-rollback-approval":
-        return record.data.get("rollback_requested_by") or record.requested_by
-    return record.requested_by
-
-
-_BACK_TO_FAILED_VERIFICATION = {"rejected": "rejected-unverified", "timed-out": "timed-out-unverified"}
-
-
-def _declared_event(record: RotationRecord, event: str) -> str:
-    """The machine's name for ``event``: a roll back not approved returns to where it was asked from."""
-    if record.state == "awaiting-rollback-approval" and record.data.get("rollback_from") == "verification-failed":
-        return _BACK_TO_FAILED_VERIFICATION.get(event, event)
-    return event
 
 
 # --- leases: which thread of which process works on a rotation ---------------------------------------
@@ -627,7 +463,7 @@ def _change(services: Services, record: RotationRecord, event: str, *, actor: st
             data: dict | None = None, posts: list[dict] | None = None, version: int | None = None) -> RotationChange:
     """The stored effect of ``event`` on ``record`` at ``version`` (default: its own): the next state, its
     deadline, the history line, and the messages to post with the next card."""
-    target = machine_of(record).target(record.state, _declared_event(record, event))
+    target = machine_of(record).target(record.state, declared_event(record, event))
     state = machine_of(record).state(target)
     now = services.clock()
     merged = {**_with_history(record.data, services, actor, detail), **(data or {})}

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from rollover.rotation import steps as rotation_steps
-from rollover.rotation.engine import APPROVAL, MACHINES, RUNNING, TERMINAL, WAITING
+from rollover.rotation.machine import APPROVAL, MACHINES, RUNNING, TERMINAL, WAITING
 from rollover.settings import ConfigError, load_config
 from rollover.storage import RotationChange, Storage
 
@@ -149,3 +149,20 @@ def test_approver_groups_must_be_entra_object_ids():
     with pytest.raises(ConfigError, match="ROLLOVER_APPROVER_GROUP"):
         load_config({"ROLLOVER_APPROVER_GROUP": "rollover approvers"})
     assert load_config({"ROLLOVER_REQUIRED_APPROVALS": "2"}).required_approvals == 2
+
+
+def test_every_declared_button_is_a_card_action_with_a_handler():
+    from handlers.actions import ROTATION_BUTTONS
+    from handlers.registry import build_registry
+    declared = {button.name for m in MACHINES.values() for state in m.states.values() for button in state.buttons}
+    assert declared == set(ROTATION_BUTTONS)
+    actions = build_registry().actions
+    assert [name for name in declared if ROTATION_BUTTONS[name] not in actions] == []
+
+
+@pytest.mark.parametrize("kind", sorted(MACHINES))
+def test_every_state_people_wait_in_says_what_to_do(kind):
+    """Approval and operator states lead their card with guidance and offer a way on (a button)."""
+    for state in MACHINES[kind].states.values():
+        if state.kind in (APPROVAL, "operator"):
+            assert state.guidance is not None and state.buttons, state.name

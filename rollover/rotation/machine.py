@@ -1,0 +1,264 @@
+"""The rotation state machines, declared: each step's state, its transitions, its guidance and its buttons.
+
+Adding a step means adding its ``State`` (kind, what the card calls it, its approvers or step function,
+its timeout, the sentence its card leads with and its buttons) and its transitions, here. The engine
+(``rollover.rotation.engine``) runs them; the chat layer's card draws ``guide`` and ``buttons_for``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from rollover.rotation import guidance as say
+from rollover.rotation import steps
+from rollover.rotation.guidance import approval_needed, with_deadline
+from rollover.rotation.steps import Outcome, Step
+from rollover.rotation.view import RotationView
+from rollover.storage import RotationRecord
+
+APPROVAL, OPERATOR, RUNNING, WAITING, TERMINAL = "approval", "operator", "running", "waiting", "terminal"
+
+
+@dataclass(frozen=True)
+class Button:
+    """A button on a step's card. ``name`` is the core's word for it; the chat layer maps it to the card action
+    id its handler answers (handlers/actions.py: ROTATION_BUTTONS)."""
+
+    title: str
+    name: str
+    style: str | None = None                     # "positive" | "destructive"
+    shown: Callable[[RotationView], bool] | None = None   # shown only when this holds
+
+
+APPROVE = Button("Approve", "approve", "positive")
+REJECT = Button("Reject", "reject", "destructive")
+CANCEL = Button("Cancel rotation", "cancel")
+ROLL_BACK = Button("Roll back", "rollback", "destructive")
+APPROVAL_BUTTONS = (APPROVE, REJECT, CANCEL)
+
+
+@dataclass(frozen=True)
+class State:
+    name: str
+    kind: str
+    step: str                                    # what `rotations` and the cards call this step
+    stage: str | None = None                     # approval states: which approvers ("create" / "activate")
+    run: Callable[[Step], Outcome] | None = None  # running states: the step function
+    timeout: str | None = None                   # "approval": approval hours after entering; "window": its start
+    on_timeout: str | None = None                # the event fired when the deadline passes
+    guidance: Callable[[RotationView], str] | None = None   # the card's sentence (default: the step name)
+    buttons: tuple[Button, ...] = ()             # the card's buttons, in order
+
+    def guide(self, view: RotationView) -> str:
+        text = self.guidance(view) if self.guidance else self.step + "…"
+        return with_deadline(view, text)
+
+    def buttons_for(self, view: RotationView) -> list[Button]:
+        return [button for button in self.buttons if button.shown is None or button.shown(view)]
+
+
+@dataclass(frozen=True)
+class Machine:
+    kind: str
+    label: str
+    states: dict[str, State]
+    transitions: dict[tuple[str, str], str]      # (state, event) -> next state
+
+    def state(self, name: str) -> State:
+        return self.states[name]
+
+    def allows(self, state: str, event: str) -> bool:
+        return (state, event) in self.transitions
+
+    def target(self, state: str, event: str) -> str:
+        try:
+            return self.transitions[(state, event)]
+        except KeyError:
+            raise InvalidTransition(f"a {self.kind} rotation in state {state!r} does not accept {event!r}") from None
+
+
+class InvalidTransition(Exception):
+    """A bug: code asked for a transition the machine does not declare."""
+
+
+def machine(kind: str, label: str, states: list[State], transitions: list[tuple[str, str, str]]) -> Machine:
+    by_name = {s.name: s for s in states + TERMINAL_STATES}
+    table = {}
+    for source, event, target in transitions:
+        if source not in by_name or target not in by_name:
+            raise ValueError(f"{kind}: transition {source} --{event}--> {target} names an undeclared state")
+        table[(source, event)] = target
+    return Machine(kind, label, by_name, table)
+
+
+def _cleanup_offered(view: RotationView) -> bool:
+    """After an Entra signing rotation that replaced a certificate for real, the old one can be removed."""
+    return view.kind == "entra-signing" and bool(view.plan.get("current")) and not view.data.get("simulated")
+
+
+TERMINAL_STATES = [
+    State("done", TERMINAL, "Done", guidance=say.done,
+          buttons=(Button("Clean up old certificate", "cleanup", shown=_cleanup_offered),)),
+    State("cancelled", TERMINAL, "Cancelled", guidance=lambda v: (
+        f"{v.last_decision}: nothing more happens in this rotation.{say.left_inactive(v)}")),
+    State("rolled-back", TERMINAL, "Rolled back", guidance=lambda v: (
+        f"Rolled back: Entra signs with {v.current_thumbprint} again. Import the federation metadata file above "
+        f"into {say.trust_text(v, 'import_place')} again.{say.left_inactive(v)}")),
+    State("failed", TERMINAL, "Failed", guidance=say.failed),
+    State("expired", TERMINAL, "Expired", guidance=lambda v: (
+        f"Expired: {v.last_detail} {say.start_again(v)}{say.left_inactive(v)}")),
+]
+
+ENTRA_SIGNING = machine("entra-signing", "Entra token-signing certificate", [
+    State("awaiting-create-approval", APPROVAL, "Waiting for approval to create the new certificate",
+          stage="create", timeout="approval", on_timeout="timed-out",
+          guidance=approval_needed("create the new certificate in Entra"), buttons=APPROVAL_BUTTONS),
+    State("creating", RUNNING, "Creating the new certificate in Entra", run=steps.create_certificate),
+    State("awaiting-window", OPERATOR, "Waiting for a maintenance window",
+          guidance=lambda v: (
+              f"{say.missed_window(v)}The new certificate {say.new_certificate(v)} exists in Entra, inactive. Webex "
+              "trusts one IdP certificate, so activating it in Entra and importing it into Webex must happen "
+              f"together: pick the maintenance window ({v.time_zone}), or Now if you are ready."),
+          buttons=(Button("Schedule this window", "window", "positive"), Button("Now: I'm ready", "window-now"),
+                   CANCEL)),
+    State("awaiting-activate-approval", APPROVAL, "Waiting for approval to activate the new certificate",
+          stage="activate", timeout="approval", on_timeout="timed-out",
+          guidance=approval_needed(lambda v: (
+              f"make {say.new_certificate(v)} the active certificate in the window starting {say.window_text(v)}")),
+          buttons=APPROVAL_BUTTONS),
+    State("scheduled", WAITING, "Activation scheduled for the maintenance window", timeout="window",
+          on_timeout="window-started",
+          guidance=lambda v: (
+              f"Approved. I activate {say.new_certificate(v)} at {say.window_text(v)}; be ready then to import the "
+              f"federation metadata into {say.trust_text(v, 'import_place')}."),
+          buttons=(CANCEL,)),
+    State("activating", RUNNING, "Activating the new certificate in Entra", run=steps.activate_certificate),
+    State("verifying", RUNNING, "Verifying in Graph and the federation metadata", run=steps.verify_activation),
+    State("verification-failed", OPERATOR, "Verification failed: verify again or roll back",
+          guidance=lambda v: (
+              " ".join(v.data.get("verification_problems") or [v.last_detail]) + " Verify again in a few minutes "
+              "(Entra can take a while to publish), or Roll back."),
+          buttons=(Button("Verify again", "verify"), ROLL_BACK)),
+    State("awaiting-sign-in-test", OPERATOR, "Waiting for a test sign-in to Webex",
+          guidance=lambda v: (
+              f"Entra now signs with {say.new_certificate(v)}. Import the federation metadata file above into "
+              f"{say.trust_text(v, 'import_place')} now, then sign in to Webex through SSO in a private browser "
+              f"window. Sign-in works finishes the rotation; Roll back re-activates {v.current_thumbprint} after an "
+              "approval."),
+          buttons=(Button("Sign-in works", "signed-in", "positive"), ROLL_BACK)),
+    State("awaiting-rollback-approval", APPROVAL, "Waiting for approval to roll back",
+          stage="activate", timeout="approval", on_timeout="timed-out",
+          guidance=approval_needed(lambda v: f"re-activate the previous certificate {v.current_thumbprint}"),
+          buttons=(APPROVE, REJECT)),       # no Cancel: the new certificate is active, only Roll back undoes it
+    State("rolling-back", RUNNING, "Re-activating the previous certificate", run=steps.roll_back),
+], [
+    ("awaiting-create-approval", "approved", "creating"),
+    ("awaiting-create-approval", "rejected", "cancelled"),
+    ("awaiting-create-approval", "cancelled", "cancelled"),
+    ("awaiting-create-approval", "timed-out", "expired"),
+    ("creating", "created", "awaiting-window"),
+    ("creating", "failed", "failed"),
+    ("awaiting-window", "window-chosen", "awaiting-activate-approval"),
+    ("awaiting-window", "cancelled", "cancelled"),
+    ("awaiting-activate-approval", "approved", "activating"),
+    ("awaiting-activate-approval", "approved-before-window", "scheduled"),
+    ("awaiting-activate-approval", "window-passed", "awaiting-window"),
+    ("awaiting-activate-approval", "rejected", "awaiting-window"),
+    ("awaiting-activate-approval", "cancelled", "cancelled"),
+    ("awaiting-activate-approval", "timed-out", "expired"),
+    ("scheduled", "window-started", "activating"),
+    ("scheduled", "window-passed", "awaiting-window"),   # the sweeper was down through the window
+    ("scheduled", "cancelled", "cancelled"),
+    ("activating", "activated", "verifying"),
+    ("activating", "refused", "failed"),          # a precondition failed: nothing was sent
+    ("activating", "failed", "verification-failed"),
+    ("verifying", "verified", "awaiting-sign-in-test"),
+    ("verifying", "simulated", "done"),           # report-only: nothing was activated
+    ("verifying", "unverified", "verification-failed"),
+    ("verifying", "failed", "verification-failed"),
+    ("verification-failed", "verify-again", "verifying"),
+    ("verification-failed", "rollback-requested", "awaiting-rollback-approval"),
+    ("awaiting-sign-in-test", "sign-in-confirmed", "done"),
+    ("awaiting-sign-in-test", "rollback-requested", "awaiting-rollback-approval"),
+    ("awaiting-rollback-approval", "approved", "rolling-back"),
+    ("awaiting-rollback-approval", "rejected", "awaiting-sign-in-test"),
+    ("awaiting-rollback-approval", "timed-out", "awaiting-sign-in-test"),
+    # A roll back asked for after a failed verification goes back there, not to "Sign-in works".
+    ("awaiting-rollback-approval", "rejected-unverified", "verification-failed"),
+    ("awaiting-rollback-approval", "timed-out-unverified", "verification-failed"),
+    ("rolling-back", "rolled-back", "rolled-back"),
+    ("rolling-back", "refused", "failed"),        # e.g. the previous certificate expired: nothing was sent
+    ("rolling-back", "failed", "failed"),
+])
+
+WEBEX_SP = machine("webex-sp", "Webex SP certificate", [
+    State("awaiting-upload-approval", APPROVAL, "Waiting for approval to add the Webex certificate to Entra",
+          stage="create", timeout="approval", on_timeout="timed-out",
+          guidance=approval_needed(lambda v: (
+              f"add Webex's new certificate {v.plan['webex']['thumbprint']} to {v.app_name} in Entra (every "
+              "existing credential stays); only then is it activated in Webex")),
+          buttons=APPROVAL_BUTTONS),
+    State("uploading", RUNNING, "Adding the Webex certificate to Entra", run=steps.upload_webex_certificate),
+    State("verifying-upload", RUNNING, "Verifying the Webex certificate in Entra", run=steps.verify_upload),
+    State("awaiting-webex-activation", OPERATOR, "Waiting for the new certificate to be activated in Webex",
+          guidance=say.awaiting_webex,
+          buttons=(Button("Activated in Webex", "webex-activated", "positive"), CANCEL)),
+], [
+    ("awaiting-upload-approval", "approved", "uploading"),
+    ("awaiting-upload-approval", "rejected", "cancelled"),
+    ("awaiting-upload-approval", "cancelled", "cancelled"),
+    ("awaiting-upload-approval", "timed-out", "expired"),
+    ("uploading", "uploaded", "verifying-upload"),
+    ("uploading", "failed", "failed"),
+    ("verifying-upload", "verified", "awaiting-webex-activation"),
+    ("verifying-upload", "unverified", "failed"),
+    ("verifying-upload", "failed", "failed"),
+    ("awaiting-webex-activation", "webex-activated", "done"),
+    ("awaiting-webex-activation", "cancelled", "cancelled"),
+])
+
+ENTRA_CLEANUP = machine("entra-cleanup", "Clean-up of the old Entra certificate", [
+    State("awaiting-cleanup-approval", APPROVAL, "Waiting for approval to remove the old certificate",
+          stage="create", timeout="approval", on_timeout="timed-out",
+          guidance=approval_needed(lambda v: (
+              f"remove the expired certificate {v.plan['old']['thumbprint']} from {v.app_name}")),
+          buttons=APPROVAL_BUTTONS),
+    State("cleaning-up", RUNNING, "Removing the old certificate from Entra", run=steps.remove_old_certificate),
+], [
+    ("awaiting-cleanup-approval", "approved", "cleaning-up"),
+    ("awaiting-cleanup-approval", "rejected", "cancelled"),
+    ("awaiting-cleanup-approval", "cancelled", "cancelled"),
+    ("awaiting-cleanup-approval", "timed-out", "expired"),
+    ("cleaning-up", "removed", "done"),
+    ("cleaning-up", "failed", "failed"),
+])
+
+MACHINES = {m.kind: m for m in (ENTRA_SIGNING, WEBEX_SP, ENTRA_CLEANUP)}
+
+
+def machine_of(record: RotationRecord) -> Machine:
+    return MACHINES[record.kind]
+
+
+def state_of(record: RotationRecord) -> State:
+    return machine_of(record).state(record.state)
+
+
+def requester_of(record: RotationRecord) -> str:
+    """Who asked for what the current approval decides (the four-eyes rule): a roll back's own requester."""
+    if record.state == "awaiting-rollback-approval":
+        return record.data.get("rollback_requested_by") or record.requested_by
+    return record.requested_by
+
+
+_BACK_TO_FAILED_VERIFICATION = {"rejected": "rejected-unverified", "timed-out": "timed-out-unverified"}
+
+
+def declared_event(record: RotationRecord, event: str) -> str:
+    """The machine's name for ``event``: a roll back not approved returns to where it was asked from."""
+    if record.state == "awaiting-rollback-approval" and record.data.get("rollback_from") == "verification-failed":
+        return _BACK_TO_FAILED_VERIFICATION.get(event, event)
+    return event
+
+
