@@ -41,8 +41,8 @@ def certificate_row(*, status: str, title: str, detail: str) -> ColumnSet:
 
 
 def report_detail(report: CertificateReport) -> str:
-    role = {"idp": "identity provider", "sp": "Webex (service provider)"}.get(report.role or "", "")
-    use = f"{report.use} " if report.use else ""
+    role = {"idp": "identity provider", "sp": "service provider"}.get(report.role or "", "")
+    use = f"{report.use or 'signing+encryption (no use given)'} " if report.role else ""
     parts = [f"{STATUS_WORDS[report.status]}: not after {day(report.not_after)} ({when(report.days_left)})",
              f"{role + ' ' if role else ''}{use}certificate".strip(), f"SHA-1 {report.sha1}"]
     return " · ".join(p for p in parts if p)

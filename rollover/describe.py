@@ -48,7 +48,7 @@ def _what(cert) -> str:
     if cert.source_kind == "entra-app":
         state = "active" if cert.active else "inactive"
         return f"{state} token-signing certificate"
-    role = {"idp": "IdP", "sp": "Webex SP"}.get(cert.role, "")
-    use = f" {cert.use}" if cert.use else ""
+    role = {"idp": "IdP", "sp": "SP"}.get(cert.role, "")   # the source label says whether the SP is Webex
+    use = f" {cert.use or 'signing+encryption'}" if cert.role else ""
     subject = cert.subject.split(",")[0]
     return f"{role}{use} certificate {subject}".strip()

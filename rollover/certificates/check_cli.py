@@ -1,8 +1,9 @@
 """``python bot.py check [--json] [--now ISO] [--warning-days N] [--critical-days N] FILE_OR_URL...``
 
 Reads certificate files or SAML metadata (local paths or http/https URLs) and prints their health.
-Exit code, monitoring-plugin style: 0 ok, 1 warning, 2 critical / expired / not yet valid,
-3 an input could not be read (3 wins over everything).
+Exit code, monitoring-plugin style: 0 ok, 1 warning (also a metadata validUntil that has passed),
+2 critical / expired / not yet valid, 3 an input could not be read or holds no certificate, so
+there is nothing to check (3 wins over everything).
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ class SourceResult:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_UNKNOWN if self.error else EXIT_BY_STATUS[worst(c.status for c in self.certificates)]
+        if self.error or not self.certificates:   # nothing to check: a monitoring plugin's UNKNOWN
+            return EXIT_UNKNOWN
+        stale = any("metadata-expired" in c.findings for c in self.certificates)
+        return max(EXIT_BY_STATUS[worst(c.status for c in self.certificates)], EXIT_WARNING if stale else EXIT_OK)
 
 
 class _UsageError(Exception):
@@ -151,14 +155,14 @@ def render_table(results: list[SourceResult], now: datetime) -> str:
             lines.append(f"  UNREADABLE: {result.error}")
             continue
         if not result.certificates:
-            lines.append("  no certificates found")
+            lines.append("  UNKNOWN: no certificate in this document, nothing to check")
             continue
         lines += _table_rows(result.certificates)
     return "\n".join(lines) + "\n"
 
 
 def _table_rows(reports: list[CertificateReport]) -> list[str]:
-    cells = [(r.status, str(r.days_left), iso_utc(r.not_after), r.role or "-", r.use or "-", r.sha1, r.subject)
+    cells = [(r.status, str(r.days_left), iso_utc(r.not_after), r.role or "-", use_label(r), r.sha1, r.subject)
              for r in reports]
     widths = [max(len(row[i]) for row in [TABLE_COLUMNS, *cells]) for i in range(len(TABLE_COLUMNS) - 1)]
     lines = [_table_line(TABLE_COLUMNS, widths)]
@@ -170,6 +174,13 @@ def _table_rows(reports: list[CertificateReport]) -> list[str]:
         lines.append(_table_line(row, widths))
         lines += [f"      ! {FINDINGS[code]}" for code in report.findings]
     return lines
+
+
+def use_label(report: CertificateReport) -> str:
+    """A metadata KeyDescriptor without ``use`` serves both uses; say so rather than look explicit."""
+    if report.use:
+        return report.use
+    return "signing+encryption (no use given)" if report.role else "-"
 
 
 def _table_line(row: tuple[str, ...], widths: list[int]) -> str:

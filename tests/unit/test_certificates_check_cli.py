@@ -31,6 +31,12 @@ def files(tmp_path_factory):
     paths["sp.xml"] = folder / "sp.xml"
     paths["sp.xml"].write_bytes(make_sp_metadata("https://idbroker.webex.com/org", [ok_cert], [ok_cert],
                                                  ["https://idbroker.webex.com/idb/Consumer/metaAlias/org/sp"]))
+    paths["stale.xml"] = folder / "stale.xml"   # validUntil passed, certificate fine
+    paths["stale.xml"].write_bytes(make_sp_metadata("https://sp.example.com", [ok_cert], valid_until=utc(2025, 5, 1)))
+    paths["nocert.xml"] = folder / "nocert.xml"
+    paths["nocert.xml"].write_bytes(make_sp_metadata("https://sp.example.com", acs=["https://sp.example.com/acs"]))
+    paths["nouse.xml"] = folder / "nouse.xml"
+    paths["nouse.xml"].write_bytes(make_sp_metadata("https://sp.example.com", both_use_certs=[ok_cert]))
     paths["broken.xml"] = folder / "broken.xml"
     paths["broken.xml"].write_bytes(b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>')
     return {name: str(path) for name, path in paths.items()}
@@ -44,6 +50,7 @@ def run(*argv):
 
 @pytest.mark.parametrize("name, code", [
     ("ok.pem", 0), ("warning.pem", 1), ("critical.pem", 2), ("expired.pem", 2), ("future.pem", 2), ("broken.xml", 3),
+    ("stale.xml", 1), ("nocert.xml", 3),
 ])
 def test_exit_code_per_status(files, name, code):
     assert run("--now", NOW, files[name])[0] == code
@@ -109,3 +116,21 @@ def test_help_exits_0(capsys):
     code, out, _ = run("--help")
     assert code == 0 and "FILE_OR_URL" in out
     assert capsys.readouterr().out == ""
+
+
+def test_document_without_certificate_is_unknown_and_says_so(files):
+    code, out, _ = run("--now", NOW, files["nocert.xml"], files["ok.pem"])
+    assert code == 3
+    assert "UNKNOWN: no certificate in this document, nothing to check" in out
+
+
+def test_key_descriptor_without_use_is_shown_as_such(files):
+    code, out, _ = run("--now", NOW, files["nouse.xml"])
+    assert code == 0 and "signing+encryption (no use given)" in out
+    [cert] = json.loads(run("--json", "--now", NOW, files["nouse.xml"])[1])["sources"][0]["certificates"]
+    assert (cert["role"], cert["use"]) == ("sp", None)
+
+
+def test_expired_metadata_is_at_least_a_warning(files):
+    code, out, _ = run("--now", NOW, files["stale.xml"])
+    assert code == 1 and "validUntil date has passed" in out

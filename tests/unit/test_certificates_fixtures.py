@@ -31,20 +31,20 @@ PARSED = {
     "entra_common_federationmetadata_signed_3signingcerts.xml": (1, 6, 3, ENTRA_CERTS),
     "entra_tenant_federationmetadata_signed_prettyprinted.xml": (1, 6, 3, ENTRA_CERTS),
     "entra_tenant_federationmetadata_whitespace_in_elements.xml": (1, 3, 3, ENTRA_CERTS),
-    "idp_metadata_mdui_uiinfo_pysaml2.xml": (1, 2, 1, {"021C37E4": "2009-11-05"}),
+    "idp_metadata_mdui_uiinfo_pysaml2.xml": (1, 1, 1, {"021C37E4": "2009-11-05"}),
     "metadata_without_idpssodescriptor_rubysaml.xml": (1, 2, 1, {"F13C6B80": "2032-04-14"}),
     "onelogin_idp_metadata_different_sign_and_encrypt_cert.xml": (1, 2, 2, {"2DA94088": "2018-06-05", "CD2B2BDA": "2021-08-05"}),
     "onelogin_idp_metadata_linewrapped_cert_expired_2018.xml": (1, 1, 1, {"EF69AE37": "2018-10-01"}),
     "onelogin_idp_metadata_multi_signing_certs_linewrapped.xml": (1, 2, 2, {"CD2B2BDA": "2021-08-05", "B3914C17": "2018-04-15"}),
     "samltest_id_shibboleth_idp_metadata_leading_comment.xml": (1, 3, 3, {"0FF5606F": "2038-08-24", "E76B5E8E": "2038-08-24", "1D65B89C": "2038-08-24"}),
     "secureworks_idp_metadata_realworld.xml": (1, 1, 1, {"62CB2032": "2018-05-11"}),
-    "shibboleth_idp_metadata_msidlab_whitespace_cert.xml": (1, 2, 1, {"9E34F0EE": "2018-02-14"}),
+    "shibboleth_idp_metadata_msidlab_whitespace_cert.xml": (1, 1, 1, {"9E34F0EE": "2018-02-14"}),
     "sp_metadata_entity_category_re_pysaml2.xml": (1, 2, 1, {"090DF18C": "2010-10-26"}),
     "sp_metadata_enveloped_signature_rsa_sha1.xml": (1, 2, 1, {"AFE71C28": "2007-08-14"}),
     "sp_metadata_no_validuntil_no_cert.xml": (1, 0, 0, {}),
     "sp_metadata_validuntil_2014_cert_expired_2007.xml": (1, 2, 1, {"AFE71C28": "2007-08-14"}),
-    "testshib_entitiesdescriptor_crewjam.xml": (2, 4, 2, {"953926B5": "2036-08-23", "A7FCF7BF": "2016-08-27"}),
-    "testshib_providers_entitiesdescriptor_python3saml.xml": (2, 4, 2, {"953926B5": "2036-08-23", "A7FCF7BF": "2016-08-27"}),
+    "testshib_entitiesdescriptor_crewjam.xml": (2, 2, 2, {"953926B5": "2036-08-23", "A7FCF7BF": "2016-08-27"}),
+    "testshib_providers_entitiesdescriptor_python3saml.xml": (2, 2, 2, {"953926B5": "2036-08-23", "A7FCF7BF": "2016-08-27"}),
     "webex_meetings_site_sp_metadata_shrm_expired_2022_cert.xml": (1, 1, 1, {"555C26A7": "2022-11-30"}),
     "pem_cert_with_extra_blank_lines.crt": (0, 1, 1, {"3B9A6605": "3018-08-13"}),
     "pem_chain_with_linebreaks.pem": (0, 2, 2, {"021C37E4": "2009-11-05", "3CE25AE0": "2028-05-15"}),
@@ -144,9 +144,20 @@ def test_base64_of_pem_certificate_in_metadata():
     assert {c.use for c in foo} == {"signing", "encryption"} and len({c.der for c in foo}) == 1
 
 
-def test_key_descriptor_without_use_counts_for_both():
+def test_key_descriptor_without_use_is_one_entry_without_use():
     document = parse_document(read("shibboleth_idp_metadata_msidlab_whitespace_cert.xml"))
-    assert sorted(c.use for c in document.certificates) == ["encryption", "signing"]
+    assert [(c.role, c.use) for c in document.certificates] == [("idp", None)]
+
+
+@pytest.mark.parametrize("name, words", [
+    ("billion_laughs_rubysaml_attackxee.xml", ["nested XML entities (lol2 \u2192 lol,", "'billion laughs'"]),
+    ("defusedxml_cyclic.xml", ["nested XML entities (a \u2192 b, b \u2192 a)"]),
+    ("defusedxml_xmlbomb2.xml", ["the XML entity 'a' referenced once", "'quadratic blowup'"]),
+])
+def test_entity_refusal_names_what_was_found(name, words):
+    with pytest.raises(DocumentError) as caught:
+        parse_document(read(name), source=name)
+    assert all(word in str(caught.value) for word in words), str(caught.value)
 
 
 def test_pem_year_3018_generalized_time():

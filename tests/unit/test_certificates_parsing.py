@@ -128,9 +128,10 @@ def test_sp_metadata_entity_flags_and_uses(certs):
         ("sp", "signing", "CN=new"), ("sp", "encryption", "CN=enc")]
 
 
-def test_key_descriptor_without_use_serves_both(certs):
+def test_key_descriptor_without_use_is_one_entry_without_use(certs):
+    # The metadata spec: no use means both; kept as use None so reports can say "no use given".
     document = parse_document(make_sp_metadata("https://sp", both_use_certs=[certs["old"]]))
-    assert sorted(c.use for c in document.certificates) == ["encryption", "signing"]
+    assert [(c.role, c.use) for c in document.certificates] == [("sp", None)]
 
 
 def test_same_certificate_reported_once_per_entity_role_and_use(certs):
