@@ -35,6 +35,19 @@ NOW = datetime(2026, 3, 20, 9, 5, tzinfo=timezone.utc)
 THRESHOLDS = (60, 30, 14, 7, 1)
 
 
+def insert_rows(storage: Storage, sources: list[tuple], certificates: list[tuple]) -> None:
+    """Bulk-insert sources (id, room_id, kind, location, label) and certificates (source_id, sha1, not_after,
+    active) without reading any document: tracking them one by one would take longer than the measurement."""
+    with storage.transaction():
+        storage.db.conn.executemany(
+            "INSERT INTO sources (id, room_id, kind, location, label, added_by, added_at) "
+            "VALUES (?, ?, ?, ?, ?, 'bench', 0)", sources)
+        storage.db.conn.executemany(
+            "INSERT INTO tracked_certificates (source_id, sha1, sha256, entity_id, role, use, subject, "
+            "not_before, not_after, active, details, first_seen, last_seen) "
+            "VALUES (?, ?, '', '', 'idp', 'signing', 'CN=bench', 0, ?, ?, '{}', 0, 0)", certificates)
+
+
 def seed(storage: Storage, spaces: int, certificates: int, rng: random.Random) -> None:
     now = NOW.timestamp()
     rooms = [f"room-{n:04d}" for n in range(spaces)]
@@ -50,17 +63,17 @@ def seed(storage: Storage, spaces: int, certificates: int, rng: random.Random) -
             sent.append((rooms[source_id - 1], sha1, "threshold", 60))
         if n % 20 in (2, 3):
             marked.append((rooms[source_id - 1], sha1, n % 20 == 2))
-    storage.seed_for_benchmark(sources, rows)
+    insert_rows(storage, sources, rows)
     for room in rooms:
-        storage.save_reminder_subscription(ReminderSubscription(room, True, THRESHOLDS, "09:00", "UTC", 0.0,
-                                                                "bench", 0.0))
-    storage.plan_reminders(sent, {}, now)
+        storage.reminders.save_subscription(ReminderSubscription(room, True, THRESHOLDS, "09:00", "UTC", 0.0,
+                                                                 "bench", 0.0))
+    storage.reminders.plan(sent, {}, now)
     for room, sha1, snooze in marked:
         if snooze:
-            storage.snooze_reminders(room, sha1, until=now + 3 * DAY_SECONDS, by="bench", card_message_id="m",
+            storage.reminders.snooze(room, sha1, until=now + 3 * DAY_SECONDS, by="bench", card_message_id="m",
                                      event_key="bench", now=now)
         else:
-            storage.acknowledge_reminders(room, sha1, by="bench", event_key="bench", now=now)
+            storage.reminders.acknowledge(room, sha1, by="bench", event_key="bench", now=now)
 
 
 def floor(storage: Storage) -> int:

@@ -102,7 +102,7 @@ class DemoWorld:
     def _wait_until_idle(self, timeout: float) -> None:
         storage = self.services.storage
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and storage.count_events("pending"):
+        while time.monotonic() < deadline and storage.events.count("pending"):
             time.sleep(0.05)
 
     def _print_message(self, message: dict) -> None:

@@ -36,7 +36,8 @@ def show_app(ctx: Context) -> None:
     """Show one Entra app: its certificates, settings and what they mean for Webex."""
     require_graph(ctx.services)
     app = with_status(find_entra_app(ctx.services, ctx.args), ctx)
-    watched = any(s.location == app["sp_id"] for s in ctx.storage.sources(room_id=ctx.room_id, kind="entra-app"))
+    watched = any(s.location == app["sp_id"]
+                  for s in ctx.storage.tracking.sources(room_id=ctx.room_id, kind="entra-app"))
     facts = room_trust_facts(ctx.services, ctx.room_id)
     # This app's verdict, against the Webex documents the space has shown the bot.
     diagnosis = diagnose(TrustFacts(webex_documents=facts.webex_documents, entra_documents=facts.entra_documents,

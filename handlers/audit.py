@@ -10,7 +10,7 @@ MAX_LINE = 300   # one entry per line; the full text is in `python bot.py audit 
 @command("audit")
 def show_audit(ctx: Context) -> None:
     """Show the recent audit log of this space: requests, approvals, refusals, Graph requests and results."""
-    entries = ctx.storage.audit_entries(room_id=ctx.room_id, limit=CHAT_ENTRIES)
+    entries = ctx.storage.audit.entries(room_id=ctx.room_id, limit=CHAT_ENTRIES)
     if not entries:
         ctx.reply("The audit log of this space is empty: no rotation was requested here yet.")
         return

@@ -43,7 +43,7 @@ def turn_on(ctx: Context, current, rest: str):
 def turn_off(ctx: Context, current, rest: str):
     _no_arguments("off", rest)
     current = _save(ctx, dataclasses.replace(current, enabled=False))
-    ctx.storage.cancel_planned_reminders(ctx.room_id)
+    ctx.storage.reminders.cancel_planned(ctx.room_id)
     return current
 
 
@@ -61,7 +61,7 @@ CHANGES = {"on": turn_on, "off": turn_off, "at": set_thresholds, "time": set_tim
 
 def _save(ctx: Context, subscription):
     subscription = dataclasses.replace(subscription, changed_by=ctx.person_email, changed_at=ctx.now().timestamp())
-    ctx.storage.save_reminder_subscription(subscription)
+    ctx.storage.reminders.save_subscription(subscription)
     return subscription
 
 
@@ -109,7 +109,7 @@ def describe_subscription(ctx: Context, s) -> str:
     if not s.enabled:
         return (f"Reminders are **off** in this space. `remind on` sends them {days} days before a certificate "
                 f"expires, {when}, with a weekly digest on {ctx.config.digest_weekday.capitalize()}s.")
-    marks = ctx.storage.reminder_marks(ctx.room_id)
+    marks = ctx.storage.reminders.marks(ctx.room_id)
     now = ctx.now().timestamp()
     snoozed = sum(1 for m in marks.values() if m.snoozed_until and m.snoozed_until > now)
     owned = sum(1 for m in marks.values() if m.acknowledged_by)
@@ -131,12 +131,12 @@ def snooze(ctx: Context) -> None:
     sha1, label = _clicked_certificate(ctx)
     now = ctx.now()
     until = now + timedelta(days=reminders.SNOOZE_DAYS)
-    if ctx.storage.snooze_reminders(ctx.room_id, sha1, until=until.timestamp(), by=ctx.person_email,
+    if ctx.storage.reminders.snooze(ctx.room_id, sha1, until=until.timestamp(), by=ctx.person_email,
                                     card_message_id=ctx.card_message_id or "", event_key=ctx.event_key,
                                     now=now.timestamp()):
         _snoozed(ctx, label, until.timestamp())
         return
-    mark = ctx.storage.reminder_marks(ctx.room_id)[sha1]
+    mark = ctx.storage.reminders.marks(ctx.room_id)[sha1]
     if mark.snoozed_by_event == ctx.event_key:
         # This very click snoozed it and is retried (its confirmation met a Webex 429): the space must still
         # learn who snoozed; the outbox posts the confirmation once.
@@ -153,11 +153,11 @@ def snooze(ctx: Context) -> None:
 def acknowledge(ctx: Context) -> None:
     """Acknowledge: record who owns the certificate; from now on only the final reminders."""
     sha1, label = _clicked_certificate(ctx)
-    if ctx.storage.acknowledge_reminders(ctx.room_id, sha1, by=ctx.person_email, event_key=ctx.event_key,
+    if ctx.storage.reminders.acknowledge(ctx.room_id, sha1, by=ctx.person_email, event_key=ctx.event_key,
                                          now=ctx.now().timestamp()):
         _acknowledged(ctx, label)
         return
-    mark = ctx.storage.reminder_marks(ctx.room_id)[sha1]
+    mark = ctx.storage.reminders.marks(ctx.room_id)[sha1]
     if mark.acknowledged_by_event == ctx.event_key:
         _acknowledged(ctx, label)     # this very click, retried after its confirmation failed: say it again
         return
@@ -178,7 +178,7 @@ def _acknowledged(ctx: Context, label: str) -> None:
 def _clicked_certificate(ctx: Context) -> tuple[str, str]:
     """The SHA-1 the card is about and a name for it; it must be tracked in the space clicked in."""
     sha1 = str(ctx.inputs.get("sha1", ""))
-    tracked = [c for c in ctx.storage.tracked_certificates(room_id=ctx.room_id) if c.sha1 == sha1]
+    tracked = [c for c in ctx.storage.tracking.certificates(room_id=ctx.room_id) if c.sha1 == sha1]
     if not sha1 or not tracked:
         raise UserError("That certificate is no longer tracked in this space (rotated away or removed), so no "
                         "reminders about it will come.")

@@ -54,7 +54,7 @@ def start_button(ctx: Context) -> None:
 @command("rotations", button="Rotations")
 def list_rotations(ctx: Context) -> None:
     """List the open rotations of this space with their current step."""
-    views = [rotation.view_of(ctx.services, record) for record in ctx.storage.rotations(room_id=ctx.room_id)]
+    views = [rotation.view_of(ctx.services, record) for record in ctx.storage.rotations.all(room_id=ctx.room_id)]
     text, card = rotations_list(views)
     ctx.reply(text, card=card)
 
@@ -92,7 +92,7 @@ def approve_button(ctx: Context) -> None:
 
 
 def _approval_refusal(ctx: Context, record) -> str | None:
-    approved = [email for email, _ in ctx.storage.rotation_approvals(record.id, record.state_version)]
+    approved = [email for email, _ in ctx.storage.rotations.approvals(record.id, record.state_version)]
     refusal = approval_refusal(ctx.services, stage=state_of(record).stage, email=ctx.person_email,
                                requested_by=requester_of(record), already_approved=approved)
     if refusal or record.state != "awaiting-rollback-approval":
@@ -200,7 +200,7 @@ def _start(ctx: Context, kind: str, name: str) -> None:
                         "<app>` brings Webex's new certificate to it; `apps` lists the SAML apps.")
     require_graph(ctx.services)
     app = find_entra_app(ctx.services, name)
-    open_rotation = ctx.storage.open_rotation_for_app(app["sp_id"])
+    open_rotation = ctx.storage.rotations.open_for_app(app["sp_id"])
     if open_rotation is not None and open_rotation.last_event_key == ctx.event_key:
         rotation.advance(ctx.services, open_rotation.id)      # this very request, retried after a crash
         return
@@ -264,7 +264,7 @@ def _clicked(ctx: Context, event: str | None):
 
 def _record_of_card(ctx: Context):
     number = _rotation_number(ctx.inputs.get("rotation"))
-    return None if number is None else ctx.storage.rotation(number)
+    return None if number is None else ctx.storage.rotations.get(number)
 
 
 def _rotation_number(value) -> int | None:
@@ -296,8 +296,7 @@ def _someone_first(ctx: Context, record) -> None:
     """The click's compare-and-set failed: refused when someone changed the rotation first; tried again
     later (the worker retries the event) when only its lease was busy, since then nobody acted."""
     if rotation.unchanged_since(ctx.services, record):
-        raise rotation.RotationBusy(f"rotation #{record.id} is busy; the click is tried again",
-                                    retry_after=rotation.BUSY_RETRY_SECONDS)
+        raise rotation.busy(record)
     _refuse(ctx, record, _SOMEONE_FIRST)
 
 
@@ -349,7 +348,7 @@ def _rotation_of_room(ctx: Context, args: str):
     number = _rotation_number(args)
     if number is None:
         raise UserError("Which rotation? Give its number, e.g. `cancel 3`; `rotations` lists them.")
-    record = ctx.storage.rotation(number)
+    record = ctx.storage.rotations.get(number)
     if record is None or record.room_id != ctx.room_id:
         raise UserError(f"This space has no rotation #{number}; `rotations` lists the open ones.")
     return record

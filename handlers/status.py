@@ -15,7 +15,7 @@ def show_status(ctx: Context) -> None:
     if not views:
         ctx.reply(empty_status_text())
         return
-    numbers = {s.id: n for n, s in enumerate(ctx.storage.sources(room_id=ctx.room_id), start=1)}
+    numbers = {s.id: n for n, s in enumerate(ctx.storage.tracking.sources(room_id=ctx.room_id), start=1)}
     rows = [status_row(view, numbers) for view in views]
     diagnosis = room_diagnosis(ctx.services, ctx.room_id)
     rotatable = apps_due_for_rotation(ctx, views)
@@ -27,4 +27,4 @@ def apps_due_for_rotation(ctx: Context, views) -> list[str]:
     rotated a moment ago gets no Start rotation button (`rotate <app>` still starts one)."""
     due = {view.certificate.details.get("sp_id") for view in views
            if view.certificate.source_kind == "entra-app" and view.certificate.active and view.status != "ok"}
-    return [app["display_name"] for app in ctx.storage.entra_apps() if app["sp_id"] in due]
+    return [app["display_name"] for app in ctx.storage.tracking.entra_apps() if app["sp_id"] in due]

@@ -23,7 +23,7 @@ from rollover.app import (
     run_worker_until,
     start_background_jobs,
 )
-from rollover.errors import UserError
+from rollover.errors import Retryable, UserError
 from rollover.integrations.webex_client import WebexClient, WebexError, WebexUnavailable
 from rollover.logging_setup import configure_logging
 from rollover.pipeline.webhooks import sync_webhooks, webhook_target
@@ -152,7 +152,7 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
     """The rotation audit log: readable lines, or a JSON array with --json (oldest first)."""
     from rollover.rotation import audit
     storage = existing_storage(config)
-    entries = storage.audit_entries(room_id=args.room, rotation_id=args.rotation, limit=args.limit)
+    entries = storage.audit.entries(room_id=args.room, rotation_id=args.rotation, limit=args.limit)
     if args.json:
         print(audit.export_json(entries))
     elif not entries:
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None, *, chat: ChatLayerFactory | None = None,
     except ConfigError as error:
         print(f"bot.py {args.command}: {error}", file=sys.stderr)
         return 2
-    except (WebexError, UserError) as error:
+    except (WebexError, UserError, Retryable) as error:
         print(f"bot.py {args.command}: {error}", file=sys.stderr)
         return 1
 

@@ -73,15 +73,15 @@ def track_document(services: Services, *, room_id: str, kind: str, location: str
     shown = redact(location) if kind == "url" else location   # query strings may hold SAS tokens
     document = parse_document(data, source=shown, max_bytes=config.max_document_bytes)
     reports = assess_document(document, now, warning_days=config.warning_days, critical_days=config.critical_days)
-    source = services.storage.upsert_source(
+    source = services.storage.tracking.upsert_source(
         room_id=room_id, kind=kind, location=location, label=label or document_label(document, shown),
         added_by=added_by, content=data, now=now.timestamp())
-    services.storage.replace_source_certificates(source.id, [_record(r) for r in reports], now.timestamp())
+    services.storage.tracking.replace_certificates(source.id, [_record(r) for r in reports], now.timestamp())
     return Reading(source, document, reports)
 
 
 def _refuse_new_source_over_limit(services: Services, room_id: str, kind: str, location: str) -> None:
-    sources = services.storage.sources(room_id=room_id)
+    sources = services.storage.tracking.sources(room_id=room_id)
     is_new = not any(s.kind == kind and s.location == location for s in sources)
     if is_new and len(sources) >= services.config.max_sources_per_space:
         raise UserError(f"This space already tracks {len(sources)} sources, the most it may "
@@ -99,13 +99,13 @@ def track_url(services: Services, *, room_id: str, url: str, added_by: str, labe
 def refresh_url_sources(services: Services) -> list[tuple[Source, str | None]]:
     """Re-read every URL source (the scheduler calls this); returns each source with its error, if any."""
     results = []
-    for source in services.storage.sources(kind="url"):
+    for source in services.storage.tracking.sources(kind="url"):
         try:
             track_url(services, room_id=source.room_id, url=source.location, added_by=source.added_by,
                       label=source.label)
             results.append((source, None))
         except UserError as error:
-            services.storage.record_source_error(source.id, str(error), services.clock().timestamp())
+            services.storage.tracking.record_source_error(source.id, str(error), services.clock().timestamp())
             results.append((source, str(error)))
     return results
 
@@ -148,11 +148,11 @@ def refresh_entra_inventory(services: Services) -> list[dict[str, Any]]:
     now = services.clock()
     inventory = client.inventory()
     for app in inventory:
-        services.storage.save_entra_app(sp_id=app.sp_id, app_id=app.app_id, display_name=app.display_name,
+        services.storage.tracking.save_entra_app(sp_id=app.sp_id, app_id=app.app_id, display_name=app.display_name,
                                         facts=app_facts_json(app, to_trust_facts(app)), now=now.timestamp())
-    services.storage.forget_entra_apps_except([app.sp_id for app in inventory])
+    services.storage.tracking.forget_entra_apps_except([app.sp_id for app in inventory])
     _update_watched_apps(services, now)
-    return services.storage.entra_apps()
+    return services.storage.tracking.entra_apps()
 
 
 def refresh_entra_app(services: Services, sp_id: str) -> None:
@@ -167,13 +167,13 @@ def refresh_entra_app(services: Services, sp_id: str) -> None:
     except GraphNotFoundError:
         application = None        # no app registration to read: the inventory stores the app without it too
     app = build_inventory_entry(sp, application)
-    services.storage.save_entra_app(sp_id=app.sp_id, app_id=app.app_id, display_name=app.display_name,
+    services.storage.tracking.save_entra_app(sp_id=app.sp_id, app_id=app.app_id, display_name=app.display_name,
                                     facts=app_facts_json(app, to_trust_facts(app)), now=now.timestamp())
     _update_watched_apps(services, now, only_sp_id=sp_id)
 
 
 def known_entra_apps(services: Services, *, refresh: bool = False) -> list[dict[str, Any]]:
-    apps = services.storage.entra_apps()
+    apps = services.storage.tracking.entra_apps()
     if refresh or not apps:
         apps = refresh_entra_inventory(services)
     return apps
@@ -202,28 +202,28 @@ def watch_entra_app(services: Services, *, room_id: str, app: dict[str, Any], ad
     """Make the space track an Entra app's signing certificates (reminders, status, diagnosis)."""
     _refuse_new_source_over_limit(services, room_id, "entra-app", app["sp_id"])
     now = services.clock()
-    source = services.storage.upsert_source(room_id=room_id, kind="entra-app", location=app["sp_id"],
+    source = services.storage.tracking.upsert_source(room_id=room_id, kind="entra-app", location=app["sp_id"],
                                             label=f"Entra app {app['display_name']}", added_by=added_by,
                                             content=None, now=now.timestamp())
-    services.storage.replace_source_certificates(source.id, _app_records(app, now), now.timestamp())
+    services.storage.tracking.replace_certificates(source.id, _app_records(app, now), now.timestamp())
     return source
 
 
 def _update_watched_apps(services: Services, now: datetime, only_sp_id: str | None = None) -> None:
-    apps = {a["sp_id"]: a for a in services.storage.entra_apps()}
-    for source in services.storage.sources(kind="entra-app"):
+    apps = {a["sp_id"]: a for a in services.storage.tracking.entra_apps()}
+    for source in services.storage.tracking.sources(kind="entra-app"):
         if only_sp_id is not None and source.location != only_sp_id:
             continue
         app = apps.get(source.location)
         if app is None:
-            services.storage.record_source_error(source.id, "This app is no longer a SAML app in Entra.",
+            services.storage.tracking.record_source_error(source.id, "This app is no longer a SAML app in Entra.",
                                                  now.timestamp())
-            services.storage.replace_source_certificates(source.id, [], now.timestamp())
+            services.storage.tracking.replace_certificates(source.id, [], now.timestamp())
             continue
-        services.storage.upsert_source(room_id=source.room_id, kind="entra-app", location=source.location,
+        services.storage.tracking.upsert_source(room_id=source.room_id, kind="entra-app", location=source.location,
                                        label=f"Entra app {app['display_name']}", added_by=source.added_by,
                                        content=None, now=now.timestamp())
-        services.storage.replace_source_certificates(source.id, _app_records(app, now), now.timestamp())
+        services.storage.tracking.replace_certificates(source.id, _app_records(app, now), now.timestamp())
 
 
 def _app_records(app: dict[str, Any], now: datetime) -> list[CertificateRecord]:
@@ -282,7 +282,7 @@ def app_facts(stored: dict[str, Any]) -> EntraAppFacts:
 def room_certificates(services: Services, room_id: str) -> list[CertificateView]:
     """Every certificate the space tracks, worst first."""
     now = services.clock()
-    return sorted((view_of(c, now, services.config) for c in services.storage.tracked_certificates(room_id=room_id)),
+    return sorted((view_of(c, now, services.config) for c in services.storage.tracking.certificates(room_id=room_id)),
                   key=lambda v: v.sort_key)
 
 
@@ -297,7 +297,7 @@ def view_of(certificate: TrackedCertificate, now: datetime, config) -> Certifica
 def room_trust_facts(services: Services, room_id: str) -> TrustFacts:
     """Rebuild what the diagnosis needs from the space's stored documents and watched apps."""
     webex_documents, entra_documents = [], []
-    for source in services.storage.sources(room_id=room_id):
+    for source in services.storage.tracking.sources(room_id=room_id):
         if source.kind == "entra-app" or not source.content:
             continue
         try:
@@ -306,8 +306,8 @@ def room_trust_facts(services: Services, room_id: str) -> TrustFacts:
         except DocumentError:
             continue   # stored before a parser change; it is still listed by status
         (webex_documents if _is_webex_document(document) else entra_documents).append(document)
-    watched = {s.location for s in services.storage.sources(room_id=room_id, kind="entra-app")}
-    apps = [app_facts(a) for a in services.storage.entra_apps() if a["sp_id"] in watched]
+    watched = {s.location for s in services.storage.tracking.sources(room_id=room_id, kind="entra-app")}
+    apps = [app_facts(a) for a in services.storage.tracking.entra_apps() if a["sp_id"] in watched]
     return TrustFacts(webex_documents=webex_documents, entra_documents=entra_documents, entra_apps=apps,
                       warning_days=services.config.warning_days, critical_days=services.config.critical_days)
 

@@ -43,7 +43,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     @app.get("/healthz")
     def healthz():
         try:
-            backlog = storage.event_backlog(time.time())
+            backlog = storage.events.backlog(time.time())
         except Exception:
             log.exception("health check: database unreachable")
             return {"status": "unavailable", "version": VERSION, "database": "unreachable"}, 503

@@ -58,7 +58,7 @@ from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph_core import GraphClientFactory
 
 from rollover.certificates.diagnosis import EntraAppFacts, EntraSigningCertificate
-from rollover.errors import UserError
+from rollover.errors import Retryable, UserError
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ UTC = dt.timezone.utc
 
 
 class GraphError(UserError):
-    """Base class of every Graph failure this module reports (all are UserErrors)."""
+    """Base class of the permanent Graph failures this module reports: a sentence for the person, as is."""
 
 
 class GraphConfigurationError(GraphError):
@@ -106,12 +106,12 @@ class GraphNotFoundError(GraphError):
     """404 for the object the call addressed."""
 
 
-class GraphThrottledError(GraphError):
+class GraphUnavailableError(Retryable):
+    """5xx after the SDK's retries, or Graph unreachable: try again later (its sentence says so)."""
+
+
+class GraphThrottledError(GraphUnavailableError):
     """429 still returned after the SDK's retries."""
-
-
-class GraphUnavailableError(GraphError):
-    """5xx after retries, or Graph unreachable."""
 
 
 class GraphRequestError(GraphError):
@@ -822,14 +822,14 @@ def _to_password_credential(info: PasswordCredentialInfo) -> PasswordCredential:
         end_date_time=info.end, custom_key_identifier=info.custom_key_identifier)
 
 
-def _translate_odata_error(error: ODataError, access: _Access) -> GraphError:
+def _translate_odata_error(error: ODataError, access: _Access) -> GraphError | GraphUnavailableError:
     main = error.error
     return _translate_status(error.response_status_code, main.code if main else None,
                              main.message if main else None, access, error.response_headers)
 
 
 def _translate_status(status: Optional[int], code: Optional[str], message: Optional[str], access: _Access,
-                      headers: Optional[dict] = None) -> GraphError:
+                      headers: Optional[dict] = None) -> GraphError | GraphUnavailableError:
     if status == 403:
         return GraphPermissionError(access.permission_message())
     if status == 401:
@@ -841,12 +841,20 @@ def _translate_status(status: Optional[int], code: Optional[str], message: Optio
         retry_after = (headers or {}).get("retry-after") or (headers or {}).get("Retry-After")
         wait = f" Graph asks to wait {retry_after} s." if retry_after else ""
         return GraphThrottledError(f"Microsoft Graph is throttling requests for {access.target} (HTTP 429) after "
-                                   f"retries.{wait} Try again later.")
+                                   f"retries.{wait} Try again later.", _seconds(retry_after))
     if status is not None and status >= 500:
         return GraphUnavailableError(f"Microsoft Graph is unavailable (HTTP {status}) for {access.target} after "
                                      "retries. Try again later.")
     detail = f" {code}: {message}" if code or message else ""
     return GraphRequestError(f"Microsoft Graph rejected the request for {access.target} (HTTP {status}).{detail}")
+
+
+def _seconds(retry_after: Optional[str]) -> Optional[float]:
+    """Retry-After in seconds (Graph sends seconds; an HTTP date or garbage leaves it to our backoff)."""
+    try:
+        return float(retry_after) if retry_after else None
+    except ValueError:
+        return None
 
 
 def build_credential(tenant_id: Optional[str], client_id: Optional[str], client_secret: Optional[str],

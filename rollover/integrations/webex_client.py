@@ -23,7 +23,7 @@ import requests
 from webexpythonsdk import WebexAPI
 from webexpythonsdk.exceptions import ApiError, RateLimitError
 
-from rollover.errors import UserError
+from rollover.errors import Retryable, UserError
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class WebexError(Exception):
         self.status_code = status_code
 
 
-class WebexUnavailable(WebexError):
+class WebexUnavailable(WebexError, Retryable):
     """Webex is rate limiting or failing; try again after ``retry_after`` seconds."""
 
     def __init__(self, message: str, status_code: int | None = None, retry_after: float | None = None):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-from rollover.errors import UserError
+from rollover.errors import Retryable, UserError
 from rollover.integrations.webex_client import Message, WebexError, WebexUnavailable
 from rollover.pipeline.access import REFUSAL, refusal_reason
 from rollover.pipeline.outbox import Poster
@@ -117,18 +117,19 @@ class Dispatcher:
     def __init__(self, services: Services):
         self.services = services
 
-    def handle(self, event: Event) -> None:
-        """Process one event. Raises WebexUnavailable when it should be retried later."""
+    def handle(self, event: Event, *, last_attempt: bool = False) -> None:
+        """Process one event. Raises ``Retryable`` when it should be retried later; on the ``last_attempt``
+        a person is answered with the failure's sentence instead (unless Webex itself is what fails)."""
         if event.resource == "messages":
-            self._handle_message(event)
+            self._handle_message(event, last_attempt)
         elif event.resource == "attachmentActions":
-            self._handle_card_action(event)
+            self._handle_card_action(event, last_attempt)
         else:
             log.info("ignoring %s/%s event", event.resource, event.event)
 
     # --- messages ---------------------------------------------------------------------------------
 
-    def _handle_message(self, event: Event) -> None:
+    def _handle_message(self, event: Event, last_attempt: bool) -> None:
         webex, config = self.services.webex, self.services.config
         try:
             message = webex.get_message(event.data_id)
@@ -153,7 +154,7 @@ class Dispatcher:
             log.info("refused %s in room %s: %s", message.person_email, message.room_id, refusal)
             ctx.reply(REFUSAL)
             return
-        self._run(ctx, self._choose_handler(ctx, word))
+        self._run(ctx, self._choose_handler(ctx, word), last_attempt)
 
     def _choose_handler(self, ctx: Context, word: str) -> Callable[[Context], None]:
         registry = self.services.registry
@@ -168,7 +169,7 @@ class Dispatcher:
 
     # --- card actions -----------------------------------------------------------------------------
 
-    def _handle_card_action(self, event: Event) -> None:
+    def _handle_card_action(self, event: Event, last_attempt: bool) -> None:
         webex, config = self.services.webex, self.services.config
         try:
             action = webex.get_attachment_action(event.data_id)
@@ -194,18 +195,22 @@ class Dispatcher:
             ctx.reply("That button belongs to an older version of this card; please ask again.",
                       to_person_id=person.id)
             return
-        self._run(ctx, spec.handler)
+        self._run(ctx, spec.handler, last_attempt)
 
     # --- running a handler -----------------------------------------------------------------------
 
-    def _run(self, ctx: Context, handler: Callable[[Context], None]) -> None:
+    def _run(self, ctx: Context, handler: Callable[[Context], None], last_attempt: bool = False) -> None:
         try:
             handler(ctx)
         except UserError as error:
             # A refused click is the clicker's business; a refused command is answered where it was asked.
             ctx.reply(str(error), to_person_id=ctx.person_id if ctx.card_message_id else None)
         except WebexUnavailable:
-            raise
+            raise                   # nothing can be answered while Webex fails: the worker retries
+        except Retryable as error:
+            if not last_attempt:
+                raise               # the worker runs the event again later
+            ctx.reply(str(error), to_person_id=ctx.person_id if ctx.card_message_id else None)
         except Exception:
             incident = secrets.token_hex(4)
             log.exception("incident %s: handler %s failed on event %s",

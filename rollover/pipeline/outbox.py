@@ -34,13 +34,13 @@ class Poster:
             raise ValueError("a card needs fallback text or markdown")
         position = self._posts
         self._posts += 1
-        already = self.storage.sent_message(self.key, position)
+        already = self.storage.outbox.sent(self.key, position)
         if already:
             return already
         message_id = self.webex.post_message(
             room_id=None if to_person_id else self.room_id, to_person_id=to_person_id,
             text=fit(text), markdown=fit(markdown), card=card_dict(card), parent_id=parent_id, file=file)
-        self.storage.record_sent_message(self.key, position, message_id)
+        self.storage.outbox.record(self.key, position, message_id)
         return message_id
 
     def delete_message(self, message_id: str) -> bool:

@@ -67,7 +67,7 @@ class WebhookReceiver:
         # Keep only what the worker needs: the envelope minus anything we do not use.
         payload = {"resource": resource, "event": event, "actorId": envelope.get("actorId"),
                    "data": {k: envelope["data"].get(k) for k in ("id", "roomId", "personId")}}
-        is_new = self._storage.record_event(f"{resource}:{data_id}", resource, event, payload)
+        is_new = self._storage.events.record(f"{resource}:{data_id}", resource, event, payload)
         if is_new:
             self._on_recorded()
         return Answer(200, {"status": "accepted" if is_new else "duplicate"})

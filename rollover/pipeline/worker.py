@@ -1,34 +1,26 @@
 """Runs recorded webhook events through the dispatcher, after the webhook was acknowledged.
 
-Claiming takes a lease in SQLite, so several worker processes can share one
-database and a crashed worker's event is picked up again when its lease ends.
-Webex being unavailable (429/5xx) reschedules the event with backoff, honouring
-Retry-After; after ``worker_max_attempts`` it is marked failed and logged.
+Claiming takes a lease (``rollover.leases``), so several worker processes can share
+one database and a crashed worker's event is picked up again when its lease ends.
+A ``Retryable`` failure (Webex or Graph rate limiting or failing, a rotation busy
+for a moment) reschedules the event with backoff, honouring Retry-After; after
+``worker_max_attempts`` it is marked failed and logged (and the dispatcher answers
+the person with the failure's sentence on that last attempt).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from typing import Callable
 
-from rollover.integrations.webex_client import WebexUnavailable
+from rollover.errors import Retryable
+from rollover.leases import backoff_seconds, lease_owner
 from rollover.pipeline.dispatcher import Dispatcher
 from rollover.storage import Event, Storage
 
 log = logging.getLogger(__name__)
-
-MAX_BACKOFF_SECONDS = 300.0
-
-
-def backoff_seconds(attempts: int, retry_after: float | None) -> float:
-    """Exponential backoff (1, 2, 4 … s, capped), never sooner than Webex asked."""
-    exponential = min(MAX_BACKOFF_SECONDS, 2.0 ** max(0, attempts - 1))
-    return max(exponential, retry_after or 0.0)
-
 
 class Worker:
     def __init__(self, storage: Storage, dispatcher: Dispatcher, *, lease_seconds: float,
@@ -39,20 +31,20 @@ class Worker:
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
         self.poll_seconds = poll_seconds
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        self.owner = owner or lease_owner()
         self.clock = clock
         self.wake = threading.Event()    # set by the webhook view of the same process
 
     def run_once(self) -> bool:
         """Claim and process one ready event; False when none is ready."""
-        event = self.storage.claim_event(self.owner, self.lease_seconds, now=self.clock())
+        event = self.storage.events.claim(self.owner, self.lease_seconds, now=self.clock())
         if event is None:
             return False
         if event.attempts > self.max_attempts:
             # Claimed again and again without finishing: the process dies while handling it.
             log.error("giving up event %s after %d attempts: the process stopped while handling it",
                       event.key, event.attempts - 1)
-            self.storage.finish_event(event.key, self.owner, "failed", "process stopped while handling it",
+            self.storage.events.finish(event.key, self.owner, "failed", "process stopped while handling it",
                                       now=self.clock())
             return True
         self._process(event)
@@ -95,7 +87,7 @@ class Worker:
     def _renew_lease(self, event: Event, stop: threading.Event) -> None:
         try:
             while not stop.wait(self.lease_seconds / 3):
-                if not self.storage.extend_lease(event.key, self.owner, self.clock() + self.lease_seconds):
+                if not self.storage.events.renew(event.key, self.owner, self.clock() + self.lease_seconds):
                     log.warning("lost the lease on event %s", event.key)
                     return
         finally:
@@ -103,25 +95,25 @@ class Worker:
 
     def _dispatch(self, event: Event) -> None:
         try:
-            self.dispatcher.handle(event)
-        except WebexUnavailable as error:
+            self.dispatcher.handle(event, last_attempt=event.attempts >= self.max_attempts)
+        except Retryable as error:
             self._retry_or_fail(event, error)
             return
         except Exception:
             # The dispatcher turns handler bugs into apologies; reaching here is a bug in the
             # plumbing itself. Retrying would repeat it, so the event is parked as failed.
             log.exception("event %s failed", event.key)
-            self.storage.finish_event(event.key, self.owner, "failed", "internal error (see log)",
+            self.storage.events.finish(event.key, self.owner, "failed", "internal error (see log)",
                                       now=self.clock())
             return
-        if not self.storage.finish_event(event.key, self.owner, now=self.clock()):
+        if not self.storage.events.finish(event.key, self.owner, now=self.clock()):
             log.warning("lease on event %s expired while it was processed", event.key)
 
-    def _retry_or_fail(self, event: Event, error: WebexUnavailable) -> None:
+    def _retry_or_fail(self, event: Event, error: Retryable) -> None:
         if event.attempts >= self.max_attempts:
             log.error("event %s failed after %d attempts: %s", event.key, event.attempts, error)
-            self.storage.finish_event(event.key, self.owner, "failed", str(error), now=self.clock())
+            self.storage.events.finish(event.key, self.owner, "failed", str(error), now=self.clock())
             return
         delay = backoff_seconds(event.attempts, error.retry_after)
         log.warning("event %s will be retried in %.1fs: %s", event.key, delay, error)
-        self.storage.retry_event_later(event.key, self.owner, self.clock() + delay, str(error))
+        self.storage.events.retry_later(event.key, self.owner, self.clock() + delay, str(error))

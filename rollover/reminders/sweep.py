@@ -45,9 +45,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
-import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -55,8 +52,9 @@ from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
 from rollover.describe import status_row
-from rollover.errors import UserError
+from rollover.errors import Retryable, UserError
 from rollover.integrations.webex_client import WebexError, WebexUnavailable
+from rollover.leases import backoff_seconds, lease_owner
 from rollover.pipeline.access import is_room_allowed
 from rollover.pipeline.outbox import card_dict
 from rollover.reminders.facts import ReminderFacts
@@ -145,7 +143,7 @@ class SweepReport:
 
 def subscription_or_default(storage: Storage, config, room_id: str, *, by: str, now: datetime) -> ReminderSubscription:
     """The space's subscription, or the settings' defaults (off) when it never had one."""
-    existing = storage.reminder_subscription(room_id)
+    existing = storage.reminders.subscription(room_id)
     if existing is not None:
         return existing
     return ReminderSubscription(room_id, False, tuple(config.reminder_days), config.reminder_time,
@@ -168,7 +166,7 @@ def decide(storage: Storage, config, now: datetime,
            subscriptions: list[ReminderSubscription] | None = None) -> Plan:
     """Everything due at ``now`` for the spaces whose daily slot is open: two queries and one pass."""
     if subscriptions is None:
-        subscriptions = storage.enabled_reminder_subscriptions()
+        subscriptions = storage.reminders.enabled_subscriptions()
     # A space removed from ROLLOVER_ALLOWED_ROOMS keeps its subscription but gets nothing.
     subscriptions = [s for s in subscriptions if is_room_allowed(config, s.room_id)]
     slots = {s.room_id: day for s in subscriptions if (day := open_slot(s, now)) is not None}
@@ -179,7 +177,7 @@ def decide(storage: Storage, config, now: datetime,
     today = {room_id: date.fromisoformat(day).toordinal() for room_id, day in slots.items()}
     # days_left <= T  <=>  not_after < now + (T + 1) days: nothing later can be due.
     horizon = now.timestamp() + (max(max(t) for t in thresholds.values()) + 1) * DAY_SECONDS
-    candidates = storage.reminder_candidates(list(slots), horizon)
+    candidates = storage.reminders.candidates(list(slots), horizon)
     # Candidates come by space, soonest expiry first; digests go after every space's reminders.
     due = certificate_reminders(candidates, thresholds, today, now.timestamp(), config.reminder_final_days)
     due += [d for s in opened if (d := digest_due(s, date.fromisoformat(slots[s.room_id]), config.digest_weekday))]
@@ -247,27 +245,27 @@ def run_sweep(services: Services, now: datetime | None = None, *, owner: str | N
     if dry_run:
         return preview(services, now)
     storage, config = services.storage, services.config
-    owner = owner or default_owner()
-    if not storage.acquire_lease(SWEEP_LEASE, owner, seconds=config.reminder_lease_seconds, wall_now=time.time()):
+    owner = owner or lease_owner()
+    if not storage.leases.acquire(SWEEP_LEASE, owner, seconds=config.reminder_lease_seconds, wall_now=time.time()):
         log.info("reminder sweep skipped: another process holds the lease")
         return SweepReport(now, lease_taken=False)
     try:
         return _sweep(services, now, owner)
     finally:
-        storage.release_lease(SWEEP_LEASE, owner)
+        storage.leases.release(SWEEP_LEASE, owner)
 
 
 def _sweep(services: Services, now: datetime, owner: str) -> SweepReport:
     storage, config = services.storage, services.config
     report = SweepReport(now)
-    subscriptions = storage.enabled_reminder_subscriptions()
+    subscriptions = storage.reminders.enabled_subscriptions()
     if any(open_slot(s, now) for s in subscriptions):
         report.refresh_problems = refresh_sources(services)
         if not _keep_lease(storage, config, owner):
             return report
-        subscriptions = storage.enabled_reminder_subscriptions()
+        subscriptions = storage.reminders.enabled_subscriptions()
     plan = decide(storage, config, now, subscriptions)
-    report.planned = storage.plan_reminders([d.key for d in plan.due], plan.slots, now.timestamp())
+    report.planned = storage.reminders.plan([d.key for d in plan.due], plan.slots, now.timestamp())
     post_planned(services, now, owner, report)
     return report
 
@@ -287,13 +285,9 @@ def at_moment(services: Services, now: datetime):
     return dataclasses.replace(services, clock=lambda: now)
 
 
-def default_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
-
-
 def _keep_lease(storage: Storage, config, owner: str) -> bool:
     """Extend the sweep lease; False (and stop) when it ran out and another process took it."""
-    if storage.acquire_lease(SWEEP_LEASE, owner, seconds=config.reminder_lease_seconds, wall_now=time.time()):
+    if storage.leases.acquire(SWEEP_LEASE, owner, seconds=config.reminder_lease_seconds, wall_now=time.time()):
         return True
     log.warning("reminder sweep lost its lease to another process; stopping here")
     return False
@@ -323,7 +317,7 @@ def _refresh_graph(services: Services) -> str | None:
     try:
         refresh_entra_inventory(services)
         return None
-    except UserError as error:          # Graph's own failures carry a sentence without secrets
+    except (UserError, Retryable) as error:    # Graph's own failures carry a sentence without secrets
         log.warning("reminder sweep: the Entra inventory could not be refreshed: %s", error)
         problem = str(error)
     except Exception:
@@ -331,9 +325,9 @@ def _refresh_graph(services: Services) -> str | None:
         problem = "unexpected error (see the bot's log)"
     # On the watched apps' sources, so their cards say the dates are from the previous read.
     now = services.clock().timestamp()
-    for source in services.storage.sources(kind="entra-app"):
-        services.storage.record_source_error(source.id, f"Graph could not be read at the last refresh: {problem}",
-                                             now)
+    for source in services.storage.tracking.sources(kind="entra-app"):
+        services.storage.tracking.record_source_error(
+            source.id, f"Graph could not be read at the last refresh: {problem}", now)
     return problem
 
 
@@ -343,7 +337,7 @@ def post_planned(services: Services, now: datetime, owner: str, report: SweepRep
     """Post every reminder ready to go; stop at the first Webex outage (the rest waits for a later sweep)."""
     storage, config = services.storage, services.config
     while _keep_lease(storage, config, owner):
-        planned = storage.claim_reminder(owner, now=now.timestamp(), wall_now=time.time(),
+        planned = storage.reminders.claim(owner, now=now.timestamp(), wall_now=time.time(),
                                          claim_seconds=config.reminder_lease_seconds)
         if planned is None or not post_one(services, planned, now, owner, report):
             return
@@ -355,7 +349,7 @@ def post_one(services: Services, planned: PlannedReminder, now: datetime, owner:
     if not is_room_allowed(services.config, planned.room_id):
         log.info("reminder %s (%s) dropped: space %s is no longer in ROLLOVER_ALLOWED_ROOMS",
                  planned.id, what, planned.room_id)
-        storage.finish_reminder(planned.id, owner, "dropped", now=now.timestamp(),
+        storage.reminders.finish(planned.id, owner, "dropped", now=now.timestamp(),
                                 error="the space is no longer in ROLLOVER_ALLOWED_ROOMS")
         return True
     try:
@@ -365,18 +359,18 @@ def post_one(services: Services, planned: PlannedReminder, now: datetime, owner:
         _internal_error(storage, planned, owner, now, report)
         return True
     if message is None:
-        storage.finish_reminder(planned.id, owner, "dropped", now=now.timestamp(),
+        storage.reminders.finish(planned.id, owner, "dropped", now=now.timestamp(),
                                 error="no longer due (rotated, removed, snoozed or acknowledged)")
         return True
     try:
         message_id = services.webex.post_message(room_id=planned.room_id, text=message.text, card=message.card)
     except WebexUnavailable as error:
-        storage.retry_reminder_later(planned.id, owner, _retry_at(planned, now, error.retry_after), str(error))
+        storage.reminders.retry_later(planned.id, owner, _retry_at(planned, now, error.retry_after), str(error))
         log.warning("reminder %s (%s) will be retried: %s", planned.id, what, error)
         report.waiting.append(f"{what}: {error}")
         return False
     except WebexError as error:
-        storage.finish_reminder(planned.id, owner, "failed", now=now.timestamp(), error=str(error))
+        storage.reminders.finish(planned.id, owner, "failed", now=now.timestamp(), error=str(error))
         log.error("reminder %s (%s) was refused by Webex: %s", planned.id, what, error)
         report.failed.append(f"{what}: {error}")
         return True
@@ -384,7 +378,7 @@ def post_one(services: Services, planned: PlannedReminder, now: datetime, owner:
         log.exception("reminder %s (%s) could not be posted (attempt %d)", planned.id, what, planned.attempts)
         _internal_error(storage, planned, owner, now, report)
         return True
-    if not storage.finish_reminder(planned.id, owner, "sent", now=now.timestamp(), message_id=message_id):
+    if not storage.reminders.finish(planned.id, owner, "sent", now=now.timestamp(), message_id=message_id):
         log.warning("reminder %s was posted after its claim ran out", planned.id)
     report.sent.append(f"{what} in space {planned.room_id}")
     return True
@@ -396,16 +390,14 @@ def _internal_error(storage: Storage, planned: PlannedReminder, owner: str, now:
     again, up to MAX_INTERNAL_ERROR_ATTEMPTS attempts; then the reminder is failed for good (the log says why)."""
     what = describe(planned)
     if planned.attempts < MAX_INTERNAL_ERROR_ATTEMPTS:
-        storage.retry_reminder_later(planned.id, owner, _retry_at(planned, now), "internal error (see log)")
+        storage.reminders.retry_later(planned.id, owner, _retry_at(planned, now), "internal error (see log)")
         report.waiting.append(f"{what}: internal error, tried again by a later sweep")
         return
-    storage.finish_reminder(planned.id, owner, "failed", now=now.timestamp(), error="internal error (see log)")
+    storage.reminders.finish(planned.id, owner, "failed", now=now.timestamp(), error="internal error (see log)")
     report.failed.append(f"{what}: internal error after {planned.attempts} attempts")
 
 
 def _retry_at(planned: PlannedReminder, now: datetime, retry_after: float | None = None) -> float:
-    # Imported here: worker imports the dispatcher, which imports handlers/, which import this module.
-    from rollover.pipeline.worker import backoff_seconds
     return now.timestamp() + backoff_seconds(planned.attempts, retry_after)
 
 
@@ -423,9 +415,9 @@ def compose(services: Services, planned: PlannedReminder, now: datetime) -> Remi
     """The card of a planned reminder, from what is stored now; None when it is no longer due."""
     if planned.kind == "digest":
         return compose_digest(services, planned.room_id, date.fromordinal(planned.step), now)
-    certificates = [c for c in services.storage.tracked_certificates(room_id=planned.room_id)
+    certificates = [c for c in services.storage.tracking.certificates(room_id=planned.room_id)
                     if c.sha1 == planned.subject]
-    mark = services.storage.reminder_marks(planned.room_id).get(planned.subject)
+    mark = services.storage.reminders.marks(planned.room_id).get(planned.subject)
     # Inactive in an Entra app of the space (replaced by a rotation), it signs nothing, even where another
     # source (Entra's federation metadata URL) still lists it.
     if not certificates or any(c.active is False for c in certificates) \
@@ -449,12 +441,12 @@ def still_wanted(planned: PlannedReminder, mark: ReminderMark | None, now: datet
 def reminder_facts(services: Services, certificate: TrackedCertificate, planned: PlannedReminder,
                    mark: ReminderMark | None, now: datetime) -> ReminderFacts:
     storage = services.storage
-    sources = {s.id: s for s in storage.sources(room_id=certificate.room_id)}
+    sources = {s.id: s for s in storage.tracking.sources(room_id=certificate.room_id)}
     view = view_of(certificate, now, services.config)
     row = status_rows([view], list(sources.values()))[0]
     diagnosis = room_diagnosis(services, certificate.room_id)
     app_name = entra_app_name(storage, certificate)
-    errors = {sources[c.source_id].error for c in storage.tracked_certificates(room_id=certificate.room_id)
+    errors = {sources[c.source_id].error for c in storage.tracking.certificates(room_id=certificate.room_id)
               if c.sha1 == certificate.sha1 and c.source_id in sources and sources[c.source_id].error}
     return ReminderFacts(
         kind=planned.kind, threshold=planned.step if planned.kind == "threshold" else None,
@@ -471,7 +463,7 @@ def entra_app_name(storage: Storage, certificate: TrackedCertificate) -> str | N
     if certificate.source_kind != "entra-app":
         return None
     sp_id = certificate.details.get("sp_id")
-    return next((a["display_name"] for a in storage.entra_apps() if a["sp_id"] == sp_id), None)
+    return next((a["display_name"] for a in storage.tracking.entra_apps() if a["sp_id"] == sp_id), None)
 
 
 def trust_of(certificate: TrackedCertificate, diagnosis, app_name: str | None) -> str:
@@ -493,8 +485,8 @@ def compose_digest(services: Services, room_id: str, digest_day: date, now: date
     views = room_certificates(services, room_id)
     if not views:
         return None
-    sources = services.storage.sources(room_id=room_id)
-    marks = services.storage.reminder_marks(room_id)
+    sources = services.storage.tracking.sources(room_id=room_id)
+    marks = services.storage.reminders.marks(room_id)
     rows = [with_mark(row, marks.get(view.certificate.sha1), now)
             for view, row in zip(views, status_rows(views, sources))]
     notes = sorted({s.error for s in sources if s.error})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rollover.errors import UserError
+from rollover.errors import Retryable, UserError
 from rollover.services import Services
 
 STAGES = ("create", "activate")
@@ -73,6 +73,6 @@ def may_decide(services: Services, stage: str, email: str) -> str | None:
         try:
             if services.entra.is_member_of_group(email, approvers.group_id):
                 return None
-        except UserError as error:
+        except (UserError, Retryable) as error:       # Graph's sentences carry no secret
             return f"I could not check your membership of the approver group in Entra ({error})."
     return f"Only the {stage} approvers may decide this step ({approvers.describe()})."

@@ -23,7 +23,7 @@ def record(services: Services, rotation, *, actor: str, action: str, detail: str
     """Append one entry about ``rotation`` (a ``storage.RotationRecord``)."""
     if state_change is not None and state_change[0] != state_change[1]:
         detail = f"{detail} [{state_change[0]} → {state_change[1]}]"
-    services.storage.append_audit(
+    services.storage.audit.append(
         at=services.clock().timestamp(), room_id=rotation.room_id, rotation_id=rotation.id,
         app=rotation.app_name, actor=actor, action=action, detail=detail, before=before, after=after,
         requests=list(requests))
@@ -31,7 +31,7 @@ def record(services: Services, rotation, *, actor: str, action: str, detail: str
 
 def record_refusal(services: Services, *, room_id: str, rotation, actor: str, reason: str) -> None:
     """A click or command that was refused (possibly about a rotation of another space, or none)."""
-    services.storage.append_audit(
+    services.storage.audit.append(
         at=services.clock().timestamp(), room_id=room_id, rotation_id=rotation.id if rotation else None,
         app=rotation.app_name if rotation else "", actor=actor, action="refused", detail=reason,
         before=None, after=None, requests=[])

@@ -30,17 +30,14 @@ the rotation goes on; a rotation whose space left ROLLOVER_ALLOWED_ROOMS waits u
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import socket
-import threading
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 
-from rollover.errors import UserError
-from rollover.integrations.entra_client import GraphThrottledError, GraphUnavailableError
+from rollover.errors import Retryable, UserError
+from rollover.integrations.entra_client import GraphUnavailableError
 from rollover.integrations.webex_client import WebexError, WebexUnavailable
+from rollover.leases import lease_owner
 from rollover.pipeline.access import is_room_allowed
 from rollover.pipeline.outbox import Poster
 from rollover.rotation import audit, steps
@@ -66,31 +63,24 @@ log = logging.getLogger(__name__)
 GRAPH_RETRY_SECONDS = 60.0   # a step Graph throttled or could not reach is tried again after this
 
 
-class RotationBusy(WebexUnavailable):
-    """Nobody acted on the rotation, but another thread holds its lease for a moment (the sweeper posting a
-    card, another worker): a click must be tried again, not refused. It is a WebexUnavailable so that the
-    worker retries the event with backoff (``worker.Worker._retry_or_fail``); what the event posted already
-    is not posted again (the outbox)."""
-
-
+# Nobody acted on the rotation, but another thread holds its lease for a moment (the sweeper posting a card,
+# another worker): a click is retried after this (``errors.Retryable``), not refused.
 BUSY_RETRY_SECONDS = 2.0
+
+
+def busy(record: RotationRecord) -> Retryable:
+    """The click's "try again later"; the outbox keeps what it posted already from being posted twice."""
+    return Retryable(f"Rotation #{record.id} was busy with another step each time I tried your click; please "
+                     "click again.", retry_after=BUSY_RETRY_SECONDS)
 
 
 def unchanged_since(services: Services, record: RotationRecord) -> bool:
     """The rotation is still at ``record``'s version: a compare-and-set on it failed only on a busy lease."""
-    current = services.storage.rotation(record.id)
+    current = services.storage.rotations.get(record.id)
     return current is not None and current.version == record.version
 
 
-# --- leases: which thread of which process works on a rotation ---------------------------------------
-
-_PROCESS = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-def lease_owner() -> str:
-    """This thread of this process: the worker thread and the sweeper thread never share a lease."""
-    return f"{_PROCESS}:{threading.get_ident()}"
-
+# --- leases: which thread of which process works on a rotation (rollover.leases.lease_owner) ---------
 
 def _lease_until(services: Services) -> float:
     # Wall-clock time, not services.clock: a lease is about a live process, not about the plan's dates.
@@ -107,23 +97,23 @@ def start(services: Services, new, *, room_id: str, requester: str, event_key: s
     now = services.clock()
     state = MACHINES[new.kind].state(new.state)
     with services.storage.transaction():        # the rotation and its "requested" entry, or neither
-        rotation_id = services.storage.create_rotation(
+        rotation_id = services.storage.rotations.create(
             kind=new.kind, app_key=new.app_key, app_name=new.app_name, room_id=room_id, requested_by=requester,
             marker=new.marker, state=new.state, plan=new.plan,
             data={"history": [_history(now, requester, "Requested.")]},
             deadline=_deadline(services, state, now, {}), event_key=event_key, now=now.timestamp())
         if rotation_id is not None:
-            audit.record(services, services.storage.rotation(rotation_id), actor=requester, action="requested",
+            audit.record(services, services.storage.rotations.get(rotation_id), actor=requester, action="requested",
                          detail=f"Requested a rotation of the {MACHINES[new.kind].label}; it starts at "
                                 f"“{state.step}”.", requests=new.plan.get("requests", []))
     if rotation_id is None:
         raise UserError(already_open_message(services, new.app_key, room_id))
     advance(services, rotation_id)
-    return services.storage.rotation(rotation_id)
+    return services.storage.rotations.get(rotation_id)
 
 
 def already_open_message(services: Services, app_key: str, room_id: str) -> str:
-    other = services.storage.open_rotation_for_app(app_key)
+    other = services.storage.rotations.open_for_app(app_key)
     if other is None:
         return "Another rotation of this app was started at the same moment; `rotations` shows it."
     opened = f"Rotation #{other.id} of {other.app_name} is still open"
@@ -172,7 +162,7 @@ def cancel_by_operator(services: Services, rotation_id: int) -> RotationRecord:
 
     The change is committed (and audited) before its card is posted: a WebexUnavailable raised after it
     leaves the card to the sweeper."""
-    record = services.storage.rotation(rotation_id)
+    record = services.storage.rotations.get(rotation_id)
     if record is None or record.finished_at is not None:
         raise UserError(f"There is no open rotation #{rotation_id}; `python bot.py rotations` lists them.")
     refusal = cancel_refusal(record)
@@ -191,14 +181,14 @@ def act(services: Services, record: RotationRecord, event: str, *, actor: str, e
     change = _change(services, record, event, actor=actor, detail=detail, data=data, event_key=event_key)
     owner = lease_owner()
     with services.storage.transaction():        # the change and its audit entry, or neither
-        if not services.storage.change_rotation(record.id, record.version, change, lease_owner=owner,
+        if not services.storage.rotations.change(record.id, record.version, change, lease_owner=owner,
                                                 lease_until=_lease_until(services), now=time.time()):
             return None
         audit.record(services, record, actor=actor, action=event, detail=detail,
                      state_change=(record.state, change.state))
     _refresh_tracking(services, record, event, change.state)
     advance(services, record.id)
-    return services.storage.rotation(record.id)
+    return services.storage.rotations.get(record.id)
 
 
 def approve(services: Services, record: RotationRecord, *, actor: str, event_key: str) -> tuple[RotationRecord | None, int]:
@@ -214,7 +204,7 @@ def approve(services: Services, record: RotationRecord, *, actor: str, event_key
                              deadline=record.deadline, finished=False, event_key=event_key,
                              now=services.clock().timestamp(), state_changed=False)
     with services.storage.transaction():        # the approval, the move and the audit entry, or none of them
-        count = services.storage.approve_rotation(record.id, record.version, actor, required=required,
+        count = services.storage.rotations.approve(record.id, record.version, actor, required=required,
                                                   approved=approved, pending=pending, lease_owner=lease_owner(),
                                                   lease_until=_lease_until(services), now=time.time())
         if count is None:
@@ -225,7 +215,7 @@ def approve(services: Services, record: RotationRecord, *, actor: str, event_key
                              + (f" Moving on: {machine_of(record).state(approved.state).step}." if moved else "")),
                      state_change=(record.state, approved.state) if moved else None)
     advance(services, record.id)
-    return services.storage.rotation(record.id), count
+    return services.storage.rotations.get(record.id), count
 
 
 def _approval_event(services: Services, record: RotationRecord) -> str:
@@ -278,7 +268,7 @@ def advance(services: Services, rotation_id: int) -> None:
     """Post the card of the rotation's current version and run its step, until it waits for people."""
     owner = lease_owner()
     while True:
-        record = services.storage.claim_rotation(rotation_id, owner, _lease_until(services), time.time())
+        record = services.storage.rotations.claim(rotation_id, owner, _lease_until(services), time.time())
         if record is None:
             return                                   # another thread or process works on it right now
         try:
@@ -289,7 +279,7 @@ def advance(services: Services, rotation_id: int) -> None:
             if not _run_step(services, record, state, owner):
                 return
         finally:
-            services.storage.release_rotation(rotation_id, owner)
+            services.storage.rotations.release(rotation_id, owner)
 
 
 def _run_step(services: Services, record: RotationRecord, state: State, owner: str) -> bool:
@@ -300,11 +290,11 @@ def _run_step(services: Services, record: RotationRecord, state: State, owner: s
     except steps.LeaseLost as error:
         log.info("rotation %s: %s", record.id, error)
         return False
-    except (GraphThrottledError, GraphUnavailableError) as error:
+    except GraphUnavailableError as error:          # throttled too: a Retryable the step waits out
         log.warning("rotation %s: %s; retrying in %.0f s", record.id, error, GRAPH_RETRY_SECONDS)
         audit.record(services, record, actor=BOT_ACTOR, action="graph-unavailable",
                      detail=f"{error} The step “{state.step}” is retried in {GRAPH_RETRY_SECONDS:.0f} s.")
-        services.storage.postpone_rotation(record.id, owner, time.time() + GRAPH_RETRY_SECONDS)
+        services.storage.rotations.postpone(record.id, owner, time.time() + GRAPH_RETRY_SECONDS)
         return False
     except UserError as error:
         outcome = Outcome("failed", detail=str(error))
@@ -313,11 +303,11 @@ def _run_step(services: Services, record: RotationRecord, state: State, owner: s
         log.exception("incident %s: rotation %s failed in step %s", incident, record.id, state.name)
         outcome = Outcome("failed", detail=f"An internal error stopped “{state.step}” (incident `{incident}`). "
                                            "Check the app in the Entra admin center before going on.")
-    current = services.storage.rotation(record.id)       # the step saved its progress meanwhile
+    current = services.storage.rotations.get(record.id)       # the step saved its progress meanwhile
     change = _change(services, current, outcome.event, actor=BOT_ACTOR, detail=outcome.detail,
                      data=outcome.data, posts=outcome.posts, event_key=None)
     with services.storage.transaction():        # the outcome and its audit entry, or neither
-        if not services.storage.change_rotation(record.id, current.version, change, lease_owner=owner,
+        if not services.storage.rotations.change(record.id, current.version, change, lease_owner=owner,
                                                 lease_until=_lease_until(services), now=time.time()):
             log.error("rotation %s changed under its own lease; leaving it for the sweep", record.id)
             return False
@@ -338,7 +328,7 @@ def _refresh_tracking(services: Services, record: RotationRecord, event: str, ta
         return
     try:
         refresh_entra_app(services, record.app_key)
-    except UserError as error:                    # Graph's own failures carry a sentence without secrets
+    except (UserError, Retryable) as error:       # Graph's own failures carry a sentence without secrets
         log.warning("rotation %s: the app could not be re-read after “%s”: %s", record.id, event, error)
     except Exception:
         log.exception("rotation %s: the app could not be re-read after “%s”", record.id, event)
@@ -364,7 +354,7 @@ def announce(services: Services, record: RotationRecord) -> None:
         # not hold the rotation back, so the step still runs and the audit log keeps what happened.
         _space_unreachable(services, record, error)
         message_id, parent = None, None
-    services.storage.mark_rotation_announced(record.id, record.version, message_id, parent)
+    services.storage.rotations.mark_announced(record.id, record.version, message_id, parent)
 
 
 def _post_card(services: Services, record: RotationRecord) -> tuple[str, str | None]:
@@ -392,7 +382,7 @@ def view_of(services: Services, record: RotationRecord) -> RotationView:
         id=record.id, kind=record.kind, kind_label=machine_of(record).label, app_name=record.app_name,
         state=record.state, state_kind=state.kind, step=state.step, version=record.version,
         requested_by=record.requested_by, plan=record.plan, data=record.data,
-        approvals=[email for email, _ in services.storage.rotation_approvals(record.id, record.state_version)],
+        approvals=[email for email, _ in services.storage.rotations.approvals(record.id, record.state_version)],
         required_approvals=services.config.required_approvals,
         approvers=approvers.describe() if approvers else "",
         deadline=datetime.fromtimestamp(record.deadline, timezone.utc) if record.deadline else None,
@@ -403,7 +393,7 @@ def view_of(services: Services, record: RotationRecord) -> RotationView:
 def space_time_zone(services: Services, room_id: str) -> str:
     """The space's time zone, that of its reminders (`remind time 09:00 Europe/Stockholm`): maintenance
     windows are chosen and shown in it."""
-    subscription = services.storage.reminder_subscription(room_id)
+    subscription = services.storage.reminders.subscription(room_id)
     return subscription.time_zone if subscription else services.config.reminder_timezone
 
 
@@ -422,15 +412,15 @@ def _file_of(post: dict) -> tuple[str, bytes] | None:
 
 def sweep(services: Services) -> int:
     """Expire overdue approvals, start due activations, resume interrupted work; returns rotations seen."""
-    records = services.storage.rotations_to_sweep()
+    records = services.storage.rotations.to_sweep()
     for record in records:
         # One rotation that cannot go on (Webex down, a bug) must not keep the others from their deadlines.
         try:
             _sweep_one(services, record)
         except UserError as error:
             log.warning("rotation %s could not go on: %s", record.id, error)
-        except WebexUnavailable as error:
-            log.warning("rotation %s: Webex failed (%s); trying again at the next sweep", record.id, error)
+        except Retryable as error:
+            log.warning("rotation %s: %s; trying again at the next sweep", record.id, error)
         except Exception:
             log.exception("rotation %s: the sweep failed on it; going on with the next rotation", record.id)
     return len(records)
@@ -449,7 +439,7 @@ def _sweep_one(services: Services, record: RotationRecord) -> None:
 def _room_not_allowed(services: Services, record: RotationRecord) -> None:
     """Leave the rotation as it is (no card, no step, no timeout) while its space is not allowed; audited once."""
     log.info("rotation %s waits: its space is not in ROLLOVER_ALLOWED_ROOMS", record.id)
-    latest = services.storage.audit_entries(rotation_id=record.id, limit=1)
+    latest = services.storage.audit.entries(rotation_id=record.id, limit=1)
     if not latest or latest[-1].action != "room-not-allowed":
         audit.record(services, record, actor=BOT_ACTOR, action="room-not-allowed",
                      detail="Its space is no longer in ROLLOVER_ALLOWED_ROOMS: the rotation waits, nothing is "

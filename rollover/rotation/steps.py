@@ -86,7 +86,7 @@ class Step:
         """Count an attempt of ``name`` and store it before the Graph call; returns earlier attempts."""
         earlier = int(self.data.get(f"{name}_attempts", 0))
         self.data[f"{name}_attempts"] = earlier + 1
-        if not self.services.storage.save_rotation_data(self.record.id, self.owner, self.data):
+        if not self.services.storage.rotations.save_data(self.record.id, self.owner, self.data):
             raise LeaseLost(f"Rotation #{self.record.id} is being continued by another worker.")
         return earlier
 

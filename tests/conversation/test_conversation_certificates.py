@@ -40,16 +40,16 @@ def test_a_dropped_control_hub_metadata_file_gets_a_status_card_and_is_tracked(c
     text = card_texts(replies[0].card)
     assert "Webex SP metadata (Control Hub" in text and "Expires soon" in text
     assert "in 25 days" in text or "in 24 days" in text
-    assert len(chat.services.storage.tracked_certificates(room_id=chat.room.id)) == 2   # signing + encryption
+    assert len(chat.services.storage.tracking.certificates(room_id=chat.room.id)) == 2   # signing + encryption
 
 
 def test_dropping_the_same_document_again_updates_instead_of_duplicating(chat):
     drop(chat, "idb-meta-org-SP.xml", control_hub_metadata())
     drop(chat, "idb-meta-org-SP.xml", control_hub_metadata())            # a new certificate, same file name
     storage = chat.services.storage
-    assert len(storage.sources(room_id=chat.room.id)) == 1
-    assert len(storage.tracked_certificates(room_id=chat.room.id)) == 2   # the old ones are history now
-    assert len(storage.tracked_certificates(room_id=chat.room.id, present_only=False)) == 4
+    assert len(storage.tracking.sources(room_id=chat.room.id)) == 1
+    assert len(storage.tracking.certificates(room_id=chat.room.id)) == 2   # the old ones are history now
+    assert len(storage.tracking.certificates(room_id=chat.room.id, present_only=False)) == 4
 
 
 def test_hostile_files_are_refused_with_one_clear_line(chat):
@@ -59,14 +59,14 @@ def test_hostile_files_are_refused_with_one_clear_line(chat):
     assert len(replies) == 1 and replies[0].card is None
     assert "\n" not in replies[0].body
     assert "DTD" in replies[0].body or "entit" in replies[0].body.lower()
-    assert chat.services.storage.sources(room_id=chat.room.id) == []
+    assert chat.services.storage.tracking.sources(room_id=chat.room.id) == []
 
 
 @pytest.mark.parametrize("scan_state, expected", [("infected", "malicious"), ("unscannable", "could not scan")])
 def test_files_webex_flags_are_not_read(chat, scan_state, expected):
     replies = drop(chat, "idb-meta.xml", control_hub_metadata(), scan_state=scan_state)
     assert expected in replies[0].body
-    assert chat.services.storage.sources(room_id=chat.room.id) == []
+    assert chat.services.storage.tracking.sources(room_id=chat.room.id) == []
 
 
 def test_a_file_still_being_scanned_is_read_once_webex_is_done(chat):
@@ -86,7 +86,7 @@ def test_check_reads_a_metadata_url(graph_chat):
     url = chat.graph.metadata_url("0ab4c0de-0000-4000-8000-00000000a001")
     replies = chat.say(chat.alice, f"check {url}")
     assert "Entra federation metadata" in card_texts(replies[0].card)
-    assert chat.services.storage.sources(room_id=chat.room.id)[0].kind == "url"
+    assert chat.services.storage.tracking.sources(room_id=chat.room.id)[0].kind == "url"
 
 
 def test_check_refuses_internal_addresses_unless_allowed(make_chat):
@@ -123,7 +123,7 @@ def test_forget_stops_tracking_a_source(chat):
     drop(chat, "ch.xml", control_hub_metadata())
     assert "Which source?" in chat.say(chat.alice, "forget 7")[0].body
     assert "Stopped tracking #1" in chat.say(chat.alice, "forget 1")[0].body
-    assert chat.services.storage.tracked_certificates(room_id=chat.room.id) == []
+    assert chat.services.storage.tracking.certificates(room_id=chat.room.id) == []
 
 
 # --- Entra apps through Graph ---------------------------------------------------------------------------
@@ -175,8 +175,8 @@ def test_the_watch_command_and_a_second_watch_do_not_duplicate(graph_chat):
     chat = graph_chat
     chat.say(chat.alice, "watch Salesforce")
     chat.say(chat.alice, "watch Salesforce")
-    assert len(chat.services.storage.sources(room_id=chat.room.id, kind="entra-app")) == 1
-    assert len(chat.services.storage.tracked_certificates(room_id=chat.room.id)) == 2
+    assert len(chat.services.storage.tracking.sources(room_id=chat.room.id, kind="entra-app")) == 1
+    assert len(chat.services.storage.tracking.certificates(room_id=chat.room.id)) == 2
 
 
 def test_secrets_in_a_url_query_stay_out_of_labels_and_errors(graph_chat):
@@ -195,7 +195,7 @@ def test_a_space_tracks_at_most_the_configured_number_of_sources(make_chat):
     drop(chat, "two.xml", site_admin_metadata())                     # re-reading a source is always fine
     reply = drop(chat, "three.xml", control_hub_metadata())[0]
     assert "already tracks 2 sources" in reply.body
-    assert len(chat.services.storage.sources(room_id=chat.room.id)) == 2
+    assert len(chat.services.storage.tracking.sources(room_id=chat.room.id)) == 2
 
 
 def test_names_from_certificates_cannot_become_links_in_cards(chat):

@@ -199,7 +199,7 @@ def test_webex_failing_a_reply_is_retried_later_and_answered_once(chat, status):
     chat.worker.clock = clock
     chat.webex.inject_fault("POST", r"/messages$", status, count=1, retry_after=3 if status == 429 else None)
     assert chat.say(chat.alice, "help") == []
-    assert chat.services.storage.count_events("pending") == 1
+    assert chat.services.storage.events.count("pending") == 1
     clock.advance(0.5)
     assert chat.worker.drain() == 0                 # not due yet (Retry-After 3 s / 1 s backoff)
     clock.advance(5.0)
@@ -207,7 +207,7 @@ def test_webex_failing_a_reply_is_retried_later_and_answered_once(chat, status):
     assert chat.worker.drain() == 1
     replies = chat.posted_since(mark)
     assert len(replies) == 1 and replies[0].card is not None
-    assert chat.services.storage.count_events("done") == 1
+    assert chat.services.storage.events.count("done") == 1
 
 
 def test_posts_that_went_out_are_not_repeated_when_a_later_post_fails(card_chat):
@@ -247,7 +247,7 @@ def test_an_event_is_given_up_after_the_configured_attempts(make_chat):
     chat.say(chat.alice, "help")
     clock.advance(60)
     chat.worker.drain()
-    assert chat.services.storage.count_events("failed") == 1
+    assert chat.services.storage.events.count("failed") == 1
 
 
 def test_a_bug_in_a_handler_is_logged_and_answered_with_an_incident_id(card_chat, caplog):
@@ -282,7 +282,7 @@ def test_a_handler_running_longer_than_the_lease_keeps_its_event(card_chat):
     def competing_worker():
         started.wait(5)
         time.sleep(0.8)                    # well past the first 0.3 s lease
-        second_claim.append(chat.services.storage.claim_event("other-worker", lease_seconds=0.3))
+        second_claim.append(chat.services.storage.events.claim("other-worker", lease_seconds=0.3))
         chat.services.storage.close()
     competitor = threading.Thread(target=competing_worker)
     competitor.start()
@@ -329,7 +329,7 @@ def test_a_refused_token_keeps_the_event_for_later_instead_of_dropping_it(chat):
     chat.worker.clock = clock
     chat.webex.inject_fault("GET", r"/messages/", 401, count=1)
     assert chat.say(chat.alice, "help") == []
-    assert chat.services.storage.event_status(next(iter(_event_keys(chat))))["status"] == "pending"
+    assert chat.services.storage.events.status(next(iter(_event_keys(chat))))["status"] == "pending"
     clock.advance(301)
     mark = len(chat.webex.requests)
     chat.worker.drain()
@@ -342,10 +342,58 @@ def test_an_event_that_keeps_killing_its_worker_is_given_up(make_chat):
     chat.deliver("messages", message["id"], process=False)
     storage = chat.services.storage
     for _ in range(2):                                # two workers died holding it (leases ran out)
-        assert storage.claim_event("dead-worker", lease_seconds=-1) is not None
+        assert storage.events.claim("dead-worker", lease_seconds=-1) is not None
     assert chat.worker.drain() == 1
-    assert storage.count_events("failed") == 1 and chat.webex.sent_by_bot(chat.room) == []
+    assert storage.events.count("failed") == 1 and chat.webex.sent_by_bot(chat.room) == []
 
 
 def _event_keys(chat):
     return [row[0] for row in chat.services.storage.db.execute("SELECT key FROM events")]
+
+
+# --- "try again later" (errors.Retryable) from Microsoft Graph ---------------------------------------------
+
+def graph_unavailable_for(chat, monkeypatch, attempts: int) -> None:
+    """Graph answers the inventory with 503 (after the SDK's own retries) for the next ``attempts`` reads."""
+    from rollover.integrations.entra_client import GraphUnavailableError
+    entra, left = chat.services.entra, [attempts]
+    original = entra.list_saml_service_principals
+
+    def unavailable(*args, **kwargs):
+        if left[0] > 0:
+            left[0] -= 1
+            raise GraphUnavailableError("Microsoft Graph is unavailable (HTTP 503) for the service principals "
+                                        "after retries. Try again later.")
+        return original(*args, **kwargs)
+    monkeypatch.setattr(entra, "list_saml_service_principals", unavailable)
+
+
+def test_graph_unavailable_retries_the_command_later_and_answers_once_graph_is_back(graph_chat, monkeypatch):
+    chat = graph_chat
+    clock = FakeClock()
+    chat.worker.clock = clock
+    graph_unavailable_for(chat, monkeypatch, attempts=1)
+    assert chat.say(chat.alice, "apps") == []                       # nothing said yet: Graph is asked again later
+    assert chat.services.storage.events.count("pending") == 1
+    clock.advance(5)
+    mark = len(chat.webex.requests)
+    assert chat.worker.drain() == 1
+    replies = chat.posted_since(mark)
+    assert len(replies) == 1 and replies[0].card is not None         # the apps, answered once
+    assert chat.services.storage.events.count("done") == 1
+
+
+def test_graph_still_unavailable_on_the_last_attempt_is_answered_with_its_sentence(make_chat, demo_graph,
+                                                                                     monkeypatch):
+    chat = make_chat(graph=demo_graph, worker_max_attempts=2)
+    clock = FakeClock()
+    chat.worker.clock = clock
+    graph_unavailable_for(chat, monkeypatch, attempts=100)
+    assert chat.say(chat.alice, "apps") == []
+    clock.advance(5)
+    mark = len(chat.webex.requests)
+    chat.worker.drain()
+    replies = chat.posted_since(mark)
+    assert len(replies) == 1
+    assert "Microsoft Graph is unavailable (HTTP 503)" in replies[0].body and "Try again later" in replies[0].body
+    assert chat.services.storage.events.count("done") == 1

@@ -67,7 +67,7 @@ def headlines(chat) -> list[str]:
 
 
 def sent(chat, kind: str | None = None) -> list[tuple[str, int]]:
-    return [(r["kind"], r["step"]) for r in chat.services.storage.reminders(chat.room.id)
+    return [(r["kind"], r["step"]) for r in chat.services.storage.reminders.all(chat.room.id)
             if r["status"] == "sent" and kind in (None, r["kind"])]
 
 
@@ -93,11 +93,11 @@ def test_remind_shows_changes_and_turns_off_the_subscription(chat, clock):
     reply = chat.say(chat.alice, "remind time 8:30 Europe/Stockholm")[0].body
     assert "daily at 08:30 (Europe/Stockholm)" in reply and "weekly digest on Mondays" in reply
     assert "daily at 16:00 (Europe/Stockholm)" in chat.say(chat.alice, "remind time 16:00")[0].body
-    subscription = chat.services.storage.reminder_subscription(chat.room.id)
+    subscription = chat.services.storage.reminders.subscription(chat.room.id)
     assert (subscription.enabled, subscription.thresholds, subscription.local_time, subscription.time_zone) == \
         (True, (30, 7, 1), "16:00", "Europe/Stockholm")
     assert "**off**" in chat.say(chat.alice, "remind off")[0].body
-    assert not chat.services.storage.reminder_subscription(chat.room.id).enabled
+    assert not chat.services.storage.reminders.subscription(chat.room.id).enabled
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -116,9 +116,9 @@ def test_remind_shows_changes_and_turns_off_the_subscription(chat, clock):
 ])
 def test_remind_explains_bad_input_and_changes_nothing(chat, clock, text, expected):
     chat.say(chat.alice, "remind on")
-    before = chat.services.storage.reminder_subscription(chat.room.id)
+    before = chat.services.storage.reminders.subscription(chat.room.id)
     assert expected in chat.say(chat.alice, text)[0].body
-    assert chat.services.storage.reminder_subscription(chat.room.id) == before
+    assert chat.services.storage.reminders.subscription(chat.room.id) == before
 
 
 def test_an_unsubscribed_space_gets_nothing(chat, clock):
@@ -173,7 +173,7 @@ def test_two_weeks_of_downtime_end_with_one_catch_up_card_per_certificate(chat, 
     sweep(chat, BASE, clock)
     assert sorted(step for _, step in sent(chat, "threshold")) == [30, 60]
     sweep(chat, BASE + timedelta(days=29), clock)                 # down from day 1 to day 28
-    catch_up = [r for r in chat.services.storage.reminders(chat.room.id) if r["kind"] != "digest"][2:]
+    catch_up = [r for r in chat.services.storage.reminders.all(chat.room.id) if r["kind"] != "digest"][2:]
     assert sorted((r["kind"], r["step"]) for r in catch_up) == [("expired", BASE.date().toordinal() + 29),
                                                                  ("threshold", 7)]
     assert len(sent(chat, "digest")) == 1                          # one digest for the week, not one per week missed
@@ -182,7 +182,7 @@ def test_two_weeks_of_downtime_end_with_one_catch_up_card_per_certificate(chat, 
 def test_a_certificate_in_two_sources_or_listed_twice_is_one_reminder(chat, clock):
     subscribe(chat)
     sha1 = track_control_hub_metadata(chat, 20.5)                  # signing and encryption: the same certificate
-    assert len(chat.services.storage.tracked_certificates(room_id=chat.room.id)) == 2
+    assert len(chat.services.storage.tracking.certificates(room_id=chat.room.id)) == 2
     sweep(chat, BASE, clock)
     assert sent(chat, "threshold") == [("threshold", 30)]
     text = summarize_card(cards_posted(chat)[0])
@@ -199,7 +199,7 @@ def test_a_certificate_replaced_by_rotation_gets_no_reminder_even_if_one_was_wai
     track_file(chat, 400)                                          # rotated: the new certificate replaces it
     sweep(chat, BASE + timedelta(minutes=10), clock)
     assert cards_posted(chat) == []
-    assert [r["status"] for r in chat.services.storage.reminders(chat.room.id)] == ["dropped"]
+    assert [r["status"] for r in chat.services.storage.reminders.all(chat.room.id)] == ["dropped"]
     sweep(chat, BASE + timedelta(days=8), clock)
     assert sent(chat, "threshold") == sent(chat, "expired") == []     # only Monday's digest went out
 
@@ -213,7 +213,7 @@ def test_a_space_no_longer_among_the_allowed_rooms_gets_no_more_reminders(chat, 
     sweep(chat, BASE + timedelta(minutes=10), clock)
     sweep(chat, BASE + timedelta(days=8), clock)                   # later thresholds and the digest neither
     assert cards_posted(chat) == []
-    assert [r["status"] for r in chat.services.storage.reminders(chat.room.id)] == ["dropped"]
+    assert [r["status"] for r in chat.services.storage.reminders.all(chat.room.id)] == ["dropped"]
 
 
 # --- buttons ------------------------------------------------------------------------------------------
@@ -231,7 +231,7 @@ def test_snooze_silences_a_certificate_for_seven_days_and_a_second_click_changes
     assert sent(chat, "threshold") == [("threshold", 30), ("threshold", 14)]
     stale = chat.click(chat.bob, card_id, button="Snooze 7 days")[0]
     assert "snooze was used already" in stale.body
-    assert chat.services.storage.reminder_marks(chat.room.id)[chat.services.storage.reminders()[0]["subject"]] \
+    assert chat.services.storage.reminders.marks(chat.room.id)[chat.services.storage.reminders.all()[0]["subject"]] \
         .snoozed_until == (BASE + timedelta(days=7)).timestamp()
 
 
@@ -277,7 +277,7 @@ def test_a_button_about_a_certificate_no_longer_tracked_explains_and_changes_not
     card_id = first_reminder_card(chat, clock, 10.5)
     chat.say(chat.alice, "forget 1")
     assert "no longer tracked in this space" in chat.click(chat.bob, card_id, button="Acknowledge")[0].body
-    assert chat.services.storage.reminder_marks(chat.room.id) == {}
+    assert chat.services.storage.reminders.marks(chat.room.id) == {}
 
 
 # --- the weekly digest -----------------------------------------------------------------------------------
@@ -313,7 +313,7 @@ def test_a_webex_failure_while_posting_is_retried_later_and_sent_once(chat, cloc
     sweep(chat, BASE + timedelta(minutes=5), clock)
     sweep(chat, BASE + timedelta(minutes=10), clock)
     assert len(cards_posted(chat)) == 2
-    assert sorted(r["status"] for r in chat.services.storage.reminders(chat.room.id)) == ["sent", "sent"]
+    assert sorted(r["status"] for r in chat.services.storage.reminders.all(chat.room.id)) == ["sent", "sent"]
 
 
 def test_a_card_that_fails_to_build_is_tried_again_a_few_times_then_failed(chat, clock, monkeypatch):
@@ -331,7 +331,7 @@ def test_a_card_that_fails_to_build_is_tried_again_a_few_times_then_failed(chat,
     for minutes in (0, 5, 10, 15, 20):
         sweep(chat, BASE + timedelta(minutes=minutes), clock)
     assert attempts == {cured: 3, broken: 3}
-    statuses = {r["subject"]: r["status"] for r in chat.services.storage.reminders(chat.room.id)}
+    statuses = {r["subject"]: r["status"] for r in chat.services.storage.reminders.all(chat.room.id)}
     assert statuses == {cured: "sent", broken: "failed"} and len(cards_posted(chat)) == 1
 
 
@@ -343,7 +343,7 @@ def test_a_long_outage_ends_with_the_current_card_not_a_backlog(chat, clock):
     sweep(chat, BASE + timedelta(days=2), clock)                      # now the 7-day one: it supersedes it
     sweep(chat, BASE + timedelta(days=2, minutes=5), clock)           # Webex is back
     assert headlines(chat) == ["🟠 SSO certificate expires in 6 days"]
-    assert [r["status"] for r in chat.services.storage.reminders(chat.room.id)] == ["superseded", "sent"]
+    assert [r["status"] for r in chat.services.storage.reminders.all(chat.room.id)] == ["superseded", "sent"]
 
 
 # --- Entra apps ----------------------------------------------------------------------------------------
@@ -394,7 +394,7 @@ def test_a_certificate_the_watched_app_marks_inactive_gets_no_reminder_from_othe
     track_federation_metadata(chat, local_graph)                  # lists the inactive leftover (3 days) too
     sweep(chat, BASE, chat.clock)
     active = local_graph.service_principals[chat.sp_id]["preferredTokenSigningKeyThumbprint"]
-    reminded = [(r["subject"], r["step"]) for r in chat.services.storage.reminders(chat.room.id)
+    reminded = [(r["subject"], r["step"]) for r in chat.services.storage.reminders.all(chat.room.id)
                 if r["kind"] == "threshold"]
     assert reminded == [(active, 14)] and len(cards_posted(chat)) == 1
 

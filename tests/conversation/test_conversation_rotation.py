@@ -306,10 +306,10 @@ def test_a_space_the_bot_was_removed_from_does_not_stop_the_sweep_of_other_rotat
     clock.advance(hours=24, minutes=1)
     rotation.sweep(chat.services)
     storage = chat.services.storage
-    assert [r.state for r in storage.rotations(open_only=False)] == ["expired", "expired"]
+    assert [r.state for r in storage.rotations.all(open_only=False)] == ["expired", "expired"]
     assert "Expired" in summarize_card(chat.last_card_message(other)["attachments"][0]["content"])
-    assert [e.action for e in storage.audit_entries(rotation_id=1)][-1] == "space-unreachable"
-    assert storage.rotations_to_sweep() == []                       # nothing left over for the next sweep
+    assert [e.action for e in storage.audit.entries(rotation_id=1)][-1] == "space-unreachable"
+    assert storage.rotations.to_sweep() == []                       # nothing left over for the next sweep
 
 
 def test_a_scheduled_activation_runs_though_its_space_is_unreachable(space):
@@ -321,7 +321,7 @@ def test_a_scheduled_activation_runs_though_its_space_is_unreachable(space):
     clock.advance(hours=1, minutes=1)
     rotation.sweep(chat.services)
     assert len(activations(chat.graph)) == 1 and only_rotation(chat).state == "awaiting-sign-in-test"
-    actions = [e.action for e in chat.services.storage.audit_entries(rotation_id=1)]
+    actions = [e.action for e in chat.services.storage.audit.entries(rotation_id=1)]
     assert actions.count("space-unreachable") == 3                  # activating, verifying, sign-in test
 
 
@@ -335,12 +335,12 @@ def test_a_rotation_of_a_space_no_longer_allowed_waits_and_none_starts_there(spa
     rotation.sweep(chat.services)
     rotation.sweep(chat.services)
     assert chat.posted_since(mark) == [] and only_rotation(chat).state == "awaiting-create-approval"
-    actions = [e.action for e in chat.services.storage.audit_entries(rotation_id=1)]
+    actions = [e.action for e in chat.services.storage.audit.entries(rotation_id=1)]
     assert actions.count("room-not-allowed") == 1                   # audited once, not at every sweep
     new = NewRotation("entra-signing", "sp-2", "Other app", "rollover-test", "awaiting-create-approval", {})
     with pytest.raises(UserError, match="ROLLOVER_ALLOWED_ROOMS"):
         rotation.start(chat.services, new, room_id=chat.room.id, requester="alice@example.com", event_key="e")
-    assert len(chat.services.storage.rotations()) == 1
+    assert len(chat.services.storage.rotations.all()) == 1
 
 
 # --- webex-sp ------------------------------------------------------------------------------------------
@@ -436,7 +436,7 @@ def test_report_only_runs_the_whole_rotation_and_sends_no_graph_write(space):
                for reply in done)
     assert "Finished in report-only mode" in last_card_text(done)
     assert chat.graph.write_requests() == []
-    actions = [entry.action for entry in chat.services.storage.audit_entries(room_id=chat.room.id)]
+    actions = [entry.action for entry in chat.services.storage.audit.entries(room_id=chat.room.id)]
     assert actions.count("graph-dry-run") == 2 and "graph-result" not in actions
 
 
@@ -510,7 +510,7 @@ def test_members_of_the_entra_approver_group_approve_checked_at_the_click(space,
 def test_no_approvers_configured_means_no_rotation(space):
     chat = space(approvers=())
     reply = chat.say(chat.alice, f"rotate {WEBEX_APP}")[0]
-    assert "Nobody may approve" in reply.body and chat.services.storage.rotations() == []
+    assert "Nobody may approve" in reply.body and chat.services.storage.rotations.all() == []
 
 
 def test_without_approvers_only_a_rotation_that_changes_nothing_in_entra_starts_as_the_setting_says(space):
@@ -569,7 +569,7 @@ def test_one_rotation_per_app_at_a_time(rotation_chat):
     chat.say(chat.alice, f"rotate {WEBEX_APP}")
     second = chat.say(chat.bob, f"rotate {WEBEX_APP}")[0]
     assert "Rotation #1 of Cisco Webex is still open" in second.body
-    assert len(chat.services.storage.rotations()) == 1
+    assert len(chat.services.storage.rotations.all()) == 1
 
 
 def test_a_rotation_open_in_another_space_is_named_and_an_operator_can_cancel_it(rotation_chat, monkeypatch,
@@ -589,8 +589,8 @@ def test_a_rotation_open_in_another_space_is_named_and_an_operator_can_cancel_it
     monkeypatch.setenv("WEBEX_BASE_URL", chat.webex.base_url)
     assert bot.main(["rotations", "--cancel", "1"]) == 0
     assert "is cancelled" in capsys.readouterr().out
-    assert chat.services.storage.rotation(1).state == "cancelled"
-    entry = chat.services.storage.audit_entries(rotation_id=1)[-1]
+    assert chat.services.storage.rotations.get(1).state == "cancelled"
+    entry = chat.services.storage.audit.entries(rotation_id=1)[-1]
     assert (entry.action, entry.actor) == ("cancelled", "operator (command line)")
     cancelled_card = chat.last_card_message(other)["attachments"][0]["content"]
     assert "Cancelled by operator (command line)" in summarize_card(cancelled_card)
@@ -606,7 +606,7 @@ def test_the_command_line_does_not_cancel_a_rotation_that_activated_its_certific
     monkeypatch.setenv("WEBEX_BASE_URL", chat.webex.base_url)
     assert bot.main(["rotations", "--cancel", "1"]) == 1
     assert "cannot be cancelled" in capsys.readouterr().err
-    assert chat.services.storage.rotation(1).state == "awaiting-sign-in-test"
+    assert chat.services.storage.rotations.get(1).state == "awaiting-sign-in-test"
 
 
 def test_after_a_rotation_status_shows_the_new_certificate_active_and_offers_no_new_rotation(rotation_chat):
@@ -616,7 +616,7 @@ def test_after_a_rotation_status_shows_the_new_certificate_active_and_offers_no_
     rotate_to_sign_in_test(chat)
     new = active_thumbprint(chat.graph)
     click(chat, chat.alice, "Sign-in works")
-    tracked = {c.sha1: c.active for c in chat.services.storage.tracked_certificates(room_id=chat.room.id)}
+    tracked = {c.sha1: c.active for c in chat.services.storage.tracking.certificates(room_id=chat.room.id)}
     assert tracked == {old: False, new: True}
     text = card_text(chat.say(chat.alice, "status")[0])
     rows = text.split("Entra app ")[1:]
@@ -635,14 +635,14 @@ def test_the_start_rotation_button_of_the_status_card(rotation_chat):
 
 def fail_audit_of(chat, monkeypatch, action: str) -> None:
     """Writing the audit entry of ``action`` fails (as a crash between two commits would lose it)."""
-    storage = chat.services.storage
-    append = storage.append_audit
+    audit = chat.services.storage.audit
+    append = audit.append
 
     def append_or_fail(**entry):
         if entry["action"] == action:
             raise sqlite3.OperationalError("disk I/O error")
         return append(**entry)
-    monkeypatch.setattr(storage, "append_audit", append_or_fail)
+    monkeypatch.setattr(audit, "append", append_or_fail)
 
 
 def test_a_change_whose_audit_entry_cannot_be_written_does_not_happen(rotation_chat, monkeypatch):
@@ -655,11 +655,11 @@ def test_a_change_whose_audit_entry_cannot_be_written_does_not_happen(rotation_c
     click(chat, chat.alice, "Cancel rotation")
     record = only_rotation(chat)
     assert (record.state, record.version) == ("awaiting-create-approval", 1) and creations(chat.graph) == 0
-    assert storage.rotation_approvals(record.id, record.state_version) == []
+    assert storage.rotations.approvals(record.id, record.state_version) == []
     monkeypatch.undo()
     click(chat, chat.alice, "Cancel rotation")
     assert only_rotation(chat).state == "cancelled"
-    assert [e.action for e in storage.audit_entries(rotation_id=record.id)] == ["requested", "cancelled"]
+    assert [e.action for e in storage.audit.entries(rotation_id=record.id)] == ["requested", "cancelled"]
 
 
 def test_audit_tells_the_story_and_exports_it_as_json(rotation_chat, monkeypatch, capsys):

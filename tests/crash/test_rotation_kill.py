@@ -81,7 +81,7 @@ class Workers:
 
 def state(chat) -> str:
     """The rotation's state once its card is in the space ("" while it is still being posted)."""
-    record = chat.services.storage.rotations(open_only=False)[-1]
+    record = chat.services.storage.rotations.all(open_only=False)[-1]
     return record.state if record.announced_version == record.version else ""
 
 

@@ -36,7 +36,7 @@ def test_a_worker_killed_between_acknowledgement_and_reply_answers_after_restart
     del chat.webex._api_messages_get                                 # Webex answers normally again
     release.set()
     assert chat.webex.sent_by_bot(chat.room) == []
-    assert chat.services.storage.event_status(f"messages:{message['id']}")["status"] == "pending"
+    assert chat.services.storage.events.status(f"messages:{message['id']}")["status"] == "pending"
 
     second = start_worker(env)
     try:
@@ -47,7 +47,7 @@ def test_a_worker_killed_between_acknowledgement_and_reply_answers_after_restart
         second.wait(10)
     replies = chat.webex.sent_by_bot(chat.room)
     assert len(replies) == 1 and replies[0]["attachments"]
-    status = chat.services.storage.event_status(f"messages:{message['id']}")
+    status = chat.services.storage.events.status(f"messages:{message['id']}")
     assert status["status"] == "done" and status["attempts"] == 2
 
 
@@ -65,4 +65,4 @@ def test_two_workers_racing_answer_each_event_once(chat):
             process.terminate()
             process.wait(10)
     assert len(chat.webex.sent_by_bot(chat.room)) == len(ids)
-    assert chat.services.storage.count_events("done") == len(ids)
+    assert chat.services.storage.events.count("done") == len(ids)

@@ -62,7 +62,7 @@ def active_thumbprint(graph, sp_id: str = WEBEX_SP_ID) -> str:
 
 
 def only_rotation(chat):
-    records = chat.services.storage.rotations(room_id=chat.room.id, open_only=False)
+    records = chat.services.storage.rotations.all(room_id=chat.room.id, open_only=False)
     assert len(records) == 1, records
     return records[0]
 

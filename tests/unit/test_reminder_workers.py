@@ -48,32 +48,32 @@ def test_two_threads_sweeping_at_once_post_each_reminder_once(chat):
 
 def test_the_sweep_lease_keeps_a_second_process_out_until_it_runs_out(chat):
     storage = chat.services.storage
-    assert storage.acquire_lease("reminder-sweep", "crashed", seconds=60, wall_now=1000.0)
-    assert not storage.acquire_lease("reminder-sweep", "other", seconds=60, wall_now=1059.0)
-    assert storage.acquire_lease("reminder-sweep", "crashed", seconds=60, wall_now=1059.0)      # its owner renews
-    assert storage.acquire_lease("reminder-sweep", "other", seconds=60, wall_now=1120.0)     # ran out: taken over
-    storage.release_lease("reminder-sweep", "crashed")                                     # not the owner: no-op
-    assert not storage.acquire_lease("reminder-sweep", "crashed", seconds=60, wall_now=1121.0)
+    assert storage.leases.acquire("reminder-sweep", "crashed", seconds=60, wall_now=1000.0)
+    assert not storage.leases.acquire("reminder-sweep", "other", seconds=60, wall_now=1059.0)
+    assert storage.leases.acquire("reminder-sweep", "crashed", seconds=60, wall_now=1059.0)      # its owner renews
+    assert storage.leases.acquire("reminder-sweep", "other", seconds=60, wall_now=1120.0)     # ran out: taken over
+    storage.leases.release("reminder-sweep", "crashed")                                     # not the owner: no-op
+    assert not storage.leases.acquire("reminder-sweep", "crashed", seconds=60, wall_now=1121.0)
 
 
 def test_a_sweep_finding_the_lease_held_does_nothing(chat):
     subscribed_space_with_certificates(chat, count=1)
-    chat.services.storage.acquire_lease("reminder-sweep", "someone-else", seconds=60, wall_now=time.time())
+    chat.services.storage.leases.acquire("reminder-sweep", "someone-else", seconds=60, wall_now=time.time())
     report = reminders.run_sweep(chat.services, BASE)
     assert not report.lease_taken and "another process is running one" in report.lines()[0]
-    assert cards_posted(chat) == [] and chat.services.storage.reminders() == []
+    assert cards_posted(chat) == [] and chat.services.storage.reminders.all() == []
 
 
 def test_a_claim_left_by_a_crashed_poster_is_posted_when_it_runs_out(chat):
     subscribed_space_with_certificates(chat, count=1)
     storage = chat.services.storage
     plan = reminders.decide(storage, chat.config, BASE)
-    storage.plan_reminders([d.key for d in plan.due], plan.slots, BASE.timestamp())
-    claimed = storage.claim_reminder("crashed", now=BASE.timestamp(), wall_now=time.time(), claim_seconds=1.0)
+    storage.reminders.plan([d.key for d in plan.due], plan.slots, BASE.timestamp())
+    claimed = storage.reminders.claim("crashed", now=BASE.timestamp(), wall_now=time.time(), claim_seconds=1.0)
     assert claimed is not None and reminders.run_sweep(chat.services, BASE).sent == []      # still claimed
     time.sleep(1.1)
     assert len(reminders.run_sweep(chat.services, BASE).sent) == 1
-    assert not storage.finish_reminder(claimed.id, "crashed", "sent", now=BASE.timestamp())  # it lost the claim
+    assert not storage.reminders.finish(claimed.id, "crashed", "sent", now=BASE.timestamp())  # it lost the claim
 
 
 def remind_process(chat, *arguments: str) -> subprocess.Popen:
@@ -88,7 +88,7 @@ def test_two_remind_processes_at_once_post_each_reminder_once(chat):
     outputs = [process.communicate(timeout=60) for process in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs
     assert len(cards_posted(chat)) == 3
-    assert sorted(r["status"] for r in chat.services.storage.reminders()) == ["sent"] * 3
+    assert sorted(r["status"] for r in chat.services.storage.reminders.all()) == ["sent"] * 3
 
 
 def test_remind_dry_run_prints_what_would_be_sent_and_records_nothing(chat, monkeypatch, capsys):
@@ -100,8 +100,8 @@ def test_remind_dry_run_prints_what_would_be_sent_and_records_nothing(chat, monk
     out = capsys.readouterr().out
     assert "Dry run at 2026-03-20T09:05+00:00" in out and "1 reminder(s) would be sent" in out
     assert "SSO certificate expires in 5 days" in out
-    assert chat.services.storage.reminders() == [] and cards_posted(chat) == []
-    assert chat.services.storage.reminder_subscription(chat.room.id).last_slot is None
+    assert chat.services.storage.reminders.all() == [] and cards_posted(chat) == []
+    assert chat.services.storage.reminders.subscription(chat.room.id).last_slot is None
 
 
 def test_the_scheduled_job_sweeps_at_the_current_time(chat):
@@ -114,7 +114,7 @@ def test_the_scheduled_job_sweeps_at_the_current_time(chat):
 def test_the_scheduler_sweeps_once_at_start_up(chat):
     subscribed_space_with_certificates(chat, count=1)
     # Real time now: a slot open all day, and a threshold every certificate has reached.
-    chat.services.storage.save_reminder_subscription(
+    chat.services.storage.reminders.save_subscription(
         ReminderSubscription(chat.room.id, True, (3650,), "00:00", "UTC", 0.0, "alice@example.com", 0.0))
     running = scheduler.start_scheduler(chat.bot.new_services(), chat.bot.new_services())
     try:
@@ -134,12 +134,12 @@ def test_scheduled_sweep_failures_are_logged_not_raised(caplog):
 def test_claims_are_exclusive_when_several_posters_race(chat):
     storage = chat.services.storage
     due = [(chat.room.id, f"SHA{n}", "threshold", 7) for n in range(60)]
-    storage.plan_reminders(due, {}, BASE.timestamp())
+    storage.reminders.plan(due, {}, BASE.timestamp())
     claimed: dict[str, list[int]] = {}
 
     def claim_all(owner: str) -> None:
         claimed[owner] = []
-        while (row := storage.claim_reminder(owner, now=BASE.timestamp(), wall_now=time.time(),
+        while (row := storage.reminders.claim(owner, now=BASE.timestamp(), wall_now=time.time(),
                                              claim_seconds=60)) is not None:
             claimed[owner].append(row.id)
     threads = [threading.Thread(target=claim_all, args=(f"poster-{n}",)) for n in range(4)]

@@ -85,7 +85,7 @@ def test_every_outcome_of_a_step_is_a_declared_transition(kind):
 
 
 def new_rotation(storage: Storage, app_key: str = "sp-1", marker: str = "rollover-1") -> int | None:
-    return storage.create_rotation(kind="entra-signing", app_key=app_key, app_name="App", room_id="room",
+    return storage.rotations.create(kind="entra-signing", app_key=app_key, app_name="App", room_id="room",
                                    requested_by="alice@example.com", marker=marker,
                                    state="awaiting-create-approval", plan={}, data={}, deadline=None,
                                    event_key="messages:1", now=100.0)
@@ -107,18 +107,18 @@ def test_the_database_keeps_one_open_rotation_per_app(storage):
     first = new_rotation(storage)
     assert new_rotation(storage, marker="rollover-2") is None
     assert new_rotation(storage, app_key="sp-2", marker="rollover-3") is not None
-    assert storage.change_rotation(first, 1, change("cancelled", finished=True), lease_owner="a", lease_until=0,
+    assert storage.rotations.change(first, 1, change("cancelled", finished=True), lease_owner="a", lease_until=0,
                                    now=0)
     assert new_rotation(storage, marker="rollover-4") is not None        # the first one is finished
 
 
 def test_a_change_applies_once_per_version_and_respects_a_live_lease(storage):
     rotation_id = new_rotation(storage)
-    assert storage.change_rotation(rotation_id, 1, change("creating"), lease_owner="a", lease_until=50, now=10)
-    assert not storage.change_rotation(rotation_id, 1, change("cancelled"), lease_owner="b", lease_until=0, now=10)
-    assert not storage.change_rotation(rotation_id, 2, change("failed"), lease_owner="b", lease_until=0, now=10)
-    assert storage.claim_rotation(rotation_id, "b", 100, now=20) is None  # a still works on it
-    claimed = storage.claim_rotation(rotation_id, "b", 100, now=60)       # a's lease ended: a crashed
+    assert storage.rotations.change(rotation_id, 1, change("creating"), lease_owner="a", lease_until=50, now=10)
+    assert not storage.rotations.change(rotation_id, 1, change("cancelled"), lease_owner="b", lease_until=0, now=10)
+    assert not storage.rotations.change(rotation_id, 2, change("failed"), lease_owner="b", lease_until=0, now=10)
+    assert storage.rotations.claim(rotation_id, "b", 100, now=20) is None  # a still works on it
+    claimed = storage.rotations.claim(rotation_id, "b", 100, now=60)       # a's lease ended: a crashed
     assert claimed.state == "creating" and claimed.version == 2 and claimed.state_version == 2
 
 
@@ -126,23 +126,23 @@ def test_approvals_count_different_people_within_one_approval_request(storage):
     rotation_id = new_rotation(storage)
     pending, approved = change("awaiting-create-approval", state_changed=False), change("creating")
     options = dict(required=2, approved=approved, pending=pending, lease_owner="w", lease_until=0, now=0)
-    assert storage.approve_rotation(rotation_id, 1, "bob@example.com", **options) == 1
-    assert storage.approve_rotation(rotation_id, 2, "bob@example.com", **options) is None   # the same person
-    assert storage.rotation(rotation_id).version == 2                                     # rolled back
-    assert storage.approve_rotation(rotation_id, 1, "carol@example.com", **options) is None  # an old card
-    assert storage.approve_rotation(rotation_id, 2, "carol@example.com", **options) == 2
-    record = storage.rotation(rotation_id)
+    assert storage.rotations.approve(rotation_id, 1, "bob@example.com", **options) == 1
+    assert storage.rotations.approve(rotation_id, 2, "bob@example.com", **options) is None   # the same person
+    assert storage.rotations.get(rotation_id).version == 2                                     # rolled back
+    assert storage.rotations.approve(rotation_id, 1, "carol@example.com", **options) is None  # an old card
+    assert storage.rotations.approve(rotation_id, 2, "carol@example.com", **options) == 2
+    record = storage.rotations.get(rotation_id)
     assert record.state == "creating" and record.version == 4
 
 
 def test_the_audit_log_is_append_only(storage):
-    storage.append_audit(at=1.0, room_id="room", rotation_id=None, app="App", actor="alice@example.com",
+    storage.audit.append(at=1.0, room_id="room", rotation_id=None, app="App", actor="alice@example.com",
                          action="requested", detail="Requested.", before=None, after=None, requests=[])
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         storage.db.execute("UPDATE audit_log SET actor = 'mallory'")
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         storage.db.execute("DELETE FROM audit_log")
-    assert [entry.actor for entry in storage.audit_entries()] == ["alice@example.com"]
+    assert [entry.actor for entry in storage.audit.entries()] == ["alice@example.com"]
 
 
 def test_approver_groups_must_be_entra_object_ids():

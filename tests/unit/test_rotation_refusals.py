@@ -29,11 +29,11 @@ def assert_refused_privately(replies, person, words: str) -> None:
 def assert_unchanged(chat, version: int) -> None:
     record = only_rotation(chat)
     assert record.version == version and creations(chat.graph) == 0
-    assert chat.services.storage.rotation_approvals(record.id, record.state_version) == []
+    assert chat.services.storage.rotations.approvals(record.id, record.state_version) == []
 
 
 def refusals(chat) -> list:
-    return [e for e in chat.services.storage.audit_entries(room_id=chat.room.id) if e.action == "refused"]
+    return [e for e in chat.services.storage.audit.entries(room_id=chat.room.id) if e.action == "refused"]
 
 
 def test_a_non_approver_is_refused(rotation_chat):
@@ -150,17 +150,17 @@ def test_a_click_while_another_thread_holds_the_lease_is_retried_not_refused(rot
     storage = chat.services.storage
     chat.say(chat.alice, f"rotate {WEBEX_APP}")
     record = only_rotation(chat)
-    assert storage.claim_rotation(record.id, "sweeper-elsewhere", time.time() + 60, time.time())
+    assert storage.rotations.claim(record.id, "sweeper-elsewhere", time.time() + 60, time.time())
     action = chat.webex.click(chat.bob, chat.last_card_message()["id"], button="Approve")
     assert chat.deliver("attachmentActions", action["id"]) == []        # no "someone acted" refusal
-    status = storage.event_status(f"attachmentActions:{action['id']}")
+    status = storage.events.status(f"attachmentActions:{action['id']}")
     assert status["status"] == "pending" and "busy" in status["last_error"] and creations(chat.graph) == 0
-    storage.release_rotation(record.id, "sweeper-elsewhere")
+    storage.rotations.release(record.id, "sweeper-elsewhere")
     chat.worker.clock = lambda: time.time() + 60                          # the retry's backoff has passed
     chat.worker.drain()
     record = only_rotation(chat)
     assert record.state == "awaiting-window" and creations(chat.graph) == 1
-    assert [e.action for e in storage.audit_entries(rotation_id=record.id)].count("approved") == 1
+    assert [e.action for e in storage.audit.entries(rotation_id=record.id)].count("approved") == 1
     assert refusals(chat) == []
 
 
@@ -172,7 +172,7 @@ def test_a_duplicate_event_has_one_effect(rotation_chat):
     again = chat.deliver("attachmentActions", action["id"])             # Webex delivers the webhook twice
     assert first and again == [] and creations(chat.graph) == 1
     # The worker runs the same event once more (as after a crash before it was marked done): no effect.
-    event = chat.services.storage.claim_event("test", 30, now=10**10)
+    event = chat.services.storage.events.claim("test", 30, now=10**10)
     assert event is None                                                  # nothing pending: it was recorded once
     from rollover.storage import Event
     replay = Event(0, f"attachmentActions:{action['id']}", "attachmentActions", "created",
@@ -190,6 +190,6 @@ def test_a_button_that_does_not_apply_to_the_step_is_refused(rotation_chat):
                                                              version=1)])
     record = only_rotation(chat)
     message_id = chat.services.webex.post_message(room_id=chat.room.id, text="?", card=forged_in_place.to_dict())
-    chat.services.storage.mark_rotation_announced(record.id, record.version, message_id, None)
+    chat.services.storage.rotations.mark_announced(record.id, record.version, message_id, None)
     assert_refused_privately(click(chat, chat.alice, "Sign-in works"), chat.alice, "does not apply")
     assert_unchanged(chat, version=1)

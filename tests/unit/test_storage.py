@@ -15,31 +15,31 @@ def test_migrations_apply_once_and_enable_wal(tmp_path):
 
 def test_a_redelivered_event_is_recorded_once(tmp_path):
     storage = Storage(tmp_path / "r.sqlite3"); storage.migrate()
-    assert storage.record_event("messages:M1", "messages", "created", {"data": {"id": "M1"}})
-    assert not storage.record_event("messages:M1", "messages", "created", {"data": {"id": "M1"}})
-    assert storage.count_events("pending") == 1
+    assert storage.events.record("messages:M1", "messages", "created", {"data": {"id": "M1"}})
+    assert not storage.events.record("messages:M1", "messages", "created", {"data": {"id": "M1"}})
+    assert storage.events.count("pending") == 1
 
 
 def test_a_claimed_event_is_not_given_to_a_second_worker_until_its_lease_ends(tmp_path):
     storage = Storage(tmp_path / "r.sqlite3"); storage.migrate()
-    storage.record_event("messages:M1", "messages", "created", {"data": {"id": "M1"}}, now=100)
-    first = storage.claim_event("worker-a", lease_seconds=30, now=100)
+    storage.events.record("messages:M1", "messages", "created", {"data": {"id": "M1"}}, now=100)
+    first = storage.events.claim("worker-a", lease_seconds=30, now=100)
     assert first.data_id == "M1" and first.attempts == 1
-    assert storage.claim_event("worker-b", lease_seconds=30, now=110) is None
-    again = storage.claim_event("worker-b", lease_seconds=30, now=131)   # worker-a died
+    assert storage.events.claim("worker-b", lease_seconds=30, now=110) is None
+    again = storage.events.claim("worker-b", lease_seconds=30, now=131)   # worker-a died
     assert again.key == "messages:M1" and again.attempts == 2
-    assert not storage.finish_event("messages:M1", "worker-a")           # lost its lease
-    assert storage.finish_event("messages:M1", "worker-b")
-    assert storage.claim_event("worker-c", lease_seconds=30, now=1000) is None
+    assert not storage.events.finish("messages:M1", "worker-a")           # lost its lease
+    assert storage.events.finish("messages:M1", "worker-b")
+    assert storage.events.claim("worker-c", lease_seconds=30, now=1000) is None
 
 
 def test_a_retried_event_waits_until_it_is_due(tmp_path):
     storage = Storage(tmp_path / "r.sqlite3"); storage.migrate()
-    storage.record_event("messages:M1", "messages", "created", {"data": {"id": "M1"}}, now=100)
-    event = storage.claim_event("w", lease_seconds=30, now=100)
-    storage.retry_event_later(event.key, "w", available_at=200, error="429")
-    assert storage.claim_event("w", lease_seconds=30, now=150) is None
-    assert storage.claim_event("w", lease_seconds=30, now=200).attempts == 2
+    storage.events.record("messages:M1", "messages", "created", {"data": {"id": "M1"}}, now=100)
+    event = storage.events.claim("w", lease_seconds=30, now=100)
+    storage.events.retry_later(event.key, "w", available_at=200, error="429")
+    assert storage.events.claim("w", lease_seconds=30, now=150) is None
+    assert storage.events.claim("w", lease_seconds=30, now=200).attempts == 2
 
 
 def test_each_thread_gets_its_own_connection(tmp_path):

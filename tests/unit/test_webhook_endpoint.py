@@ -38,7 +38,7 @@ def test_a_correctly_signed_event_is_recorded_and_acknowledged(app, storage):
     body = envelope()
     response = post(app.test_client(), body, signature_for(SECRET, body))
     assert response.status_code == 200 and response.json == {"status": "accepted"}
-    assert storage.count_events("pending") == 1
+    assert storage.events.count("pending") == 1
 
 
 @pytest.mark.parametrize("signature", [None, "", "0" * 40, "not-hex", "é" * 40,
@@ -46,20 +46,20 @@ def test_a_correctly_signed_event_is_recorded_and_acknowledged(app, storage):
 def test_missing_or_forged_signatures_get_401_and_record_nothing(app, storage, signature):
     response = post(app.test_client(), envelope(), signature)
     assert response.status_code == 401
-    assert storage.count_events("pending") == 0
+    assert storage.events.count("pending") == 0
 
 
 def test_a_signature_over_a_different_body_is_refused(app, storage):
     signed = envelope("MSG-1")
     tampered = envelope("MSG-2")   # same length, other message id
     assert post(app.test_client(), tampered, signature_for(SECRET, signed)).status_code == 401
-    assert storage.count_events("pending") == 0
+    assert storage.events.count("pending") == 0
 
 
 def test_the_signature_is_checked_over_the_raw_bytes_not_reserialised_json(app, storage):
     body = b'{ "resource":"messages","event":"created","data":{"id":"MSG-9"} }'
     assert post(app.test_client(), body, signature_for(SECRET, body).upper()).status_code == 200
-    assert storage.count_events("pending") == 1
+    assert storage.events.count("pending") == 1
 
 
 def test_a_replayed_delivery_is_acknowledged_but_handled_once(app, storage):
@@ -67,7 +67,7 @@ def test_a_replayed_delivery_is_acknowledged_but_handled_once(app, storage):
     client = app.test_client()
     assert post(client, body, signature_for(SECRET, body)).json == {"status": "accepted"}
     assert post(client, body, signature_for(SECRET, body)).json == {"status": "duplicate"}
-    assert storage.count_events("pending") == 1
+    assert storage.events.count("pending") == 1
 
 
 def test_oversized_and_malformed_bodies_are_refused(app, storage):
@@ -76,13 +76,13 @@ def test_oversized_and_malformed_bodies_are_refused(app, storage):
     assert post(client, huge, signature_for(SECRET, huge)).status_code == 413
     junk = b"not json"
     assert post(client, junk, signature_for(SECRET, junk)).status_code == 400
-    assert storage.count_events("pending") == 0
+    assert storage.events.count("pending") == 0
 
 
 def test_unsubscribed_resources_are_acknowledged_and_dropped(app, storage):
     body = envelope(resource="memberships")
     assert post(app.test_client(), body, signature_for(SECRET, body)).json == {"status": "ignored"}
-    assert storage.count_events("pending") == 0
+    assert storage.events.count("pending") == 0
 
 
 def test_healthz_reports_database_version_and_the_event_backlog(app):
@@ -106,4 +106,4 @@ def test_an_acknowledged_event_survives_a_new_process(app, storage, tmp_path):
     body = envelope("MSG-7")
     post(app.test_client(), body, signature_for(SECRET, body))
     reopened = Storage(storage.path)   # as a restarted process would
-    assert reopened.claim_event("w", lease_seconds=10).data_id == "MSG-7"
+    assert reopened.events.claim("w", lease_seconds=10).data_id == "MSG-7"

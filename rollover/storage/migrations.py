@@ -1,0 +1,258 @@
+"""Named migrations, applied in order exactly once, also when several processes start together.
+
+Append only: a name, once released, never changes meaning. ``migrate`` takes SQLite's write lock
+first (BEGIN IMMEDIATE, waiting for it up to the busy timeout) and only then reads which migrations
+are applied: a process that started at the same moment waits, then finds them applied and does
+nothing. (Checking first and locking later let two processes both decide to apply, and one failed
+with "database is locked" or "table already exists".)
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import sqlite_utils
+
+from rollover.storage.connection import Database
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def _create_events(db: sqlite_utils.Database) -> None:
+    # One row per Webex webhook delivery, keyed by resource + data.id so a redelivery is a no-op.
+    db.execute("""
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            key TEXT NOT NULL UNIQUE,
+            resource TEXT NOT NULL,
+            event TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',      -- pending | done | failed
+            attempts INTEGER NOT NULL DEFAULT 0,
+            available_at REAL NOT NULL,                  -- epoch seconds; retries wait until then
+            lease_owner TEXT,
+            lease_until REAL,
+            received_at REAL NOT NULL,
+            finished_at REAL,
+            last_error TEXT
+        )""")
+    db.execute("CREATE INDEX events_ready ON events (status, available_at)")
+
+
+def _create_outbox(db: sqlite_utils.Database) -> None:
+    # Every message the bot posts while handling an event, by position: a retried event skips
+    # the posts that already went out, so a reply is sent once even when a later post failed.
+    db.execute("""
+        CREATE TABLE outbox (
+            event_key TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            message_id TEXT NOT NULL,
+            sent_at REAL NOT NULL,
+            PRIMARY KEY (event_key, position)
+        )""")
+
+
+def _create_tracking(db: sqlite_utils.Database) -> None:
+    # A source is something a space asked the bot to watch: a dropped file, a metadata URL, an Entra
+    # app. Its certificates are re-derived on every read; ones no longer in the source stay as
+    # history with present = 0 (so a rotated-away certificate gets no more reminders).
+    db.execute("""
+        CREATE TABLE sources (
+            id INTEGER PRIMARY KEY,
+            room_id TEXT NOT NULL,
+            kind TEXT NOT NULL,                 -- file | url | entra-app
+            location TEXT NOT NULL,             -- file name, URL, or service principal id
+            label TEXT NOT NULL,
+            added_by TEXT NOT NULL,
+            added_at REAL NOT NULL,
+            read_at REAL,
+            error TEXT,
+            content BLOB,                       -- the document as read (public certificates/metadata only)
+            UNIQUE (room_id, kind, location)
+        )""")
+    db.execute("""
+        CREATE TABLE tracked_certificates (
+            id INTEGER PRIMARY KEY,
+            source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+            sha1 TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            entity_id TEXT NOT NULL,            -- '' when none (NULLs would defeat the UNIQUE key)
+            role TEXT NOT NULL,                 -- idp | sp | ''
+            use TEXT NOT NULL,                  -- signing | encryption | ''
+            subject TEXT NOT NULL,
+            not_before REAL NOT NULL,
+            not_after REAL NOT NULL,
+            active INTEGER,                     -- Entra: 1 = the app's active signing certificate
+            details TEXT NOT NULL,              -- the health report as JSON
+            first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            present INTEGER NOT NULL DEFAULT 1,
+            UNIQUE (source_id, sha1, entity_id, role, use)
+        )""")
+    db.execute("CREATE INDEX tracked_by_expiry ON tracked_certificates (present, not_after)")
+    db.execute("""
+        CREATE TABLE entra_apps (
+            sp_id TEXT PRIMARY KEY,
+            app_id TEXT NOT NULL,
+            display_name TEXT NOT NULL,
+            facts TEXT NOT NULL,                -- what the diagnosis and cards need, as JSON
+            refreshed_at REAL NOT NULL
+        )""")
+
+
+def _create_reminders(db: sqlite_utils.Database) -> None:
+    # A space's reminder subscription. last_slot is the local date whose daily slot was handled last:
+    # each local day is decided once, whatever the sweep interval or a daylight-saving change.
+    db.execute("""
+        CREATE TABLE reminder_subscriptions (
+            room_id TEXT PRIMARY KEY,
+            enabled INTEGER NOT NULL,
+            thresholds TEXT NOT NULL,           -- days before expiry, descending, comma-separated
+            local_time TEXT NOT NULL,           -- HH:MM in time_zone
+            time_zone TEXT NOT NULL,            -- IANA name
+            enabled_at REAL NOT NULL,
+            changed_by TEXT NOT NULL,
+            changed_at REAL NOT NULL,
+            last_slot TEXT                      -- YYYY-MM-DD, local
+        )""")
+    # Snooze and acknowledgement, per space and certificate (by SHA-1: one certificate listed in two
+    # sources, or twice in one metadata document, is one certificate to remind about).
+    db.execute("""
+        CREATE TABLE reminder_marks (
+            room_id TEXT NOT NULL,
+            sha1 TEXT NOT NULL,
+            snoozed_until REAL,
+            snoozed_by TEXT,
+            snoozed_from_message TEXT,          -- the card whose button snoozed it (a second click is a no-op)
+            acknowledged_by TEXT,
+            acknowledged_at REAL,
+            PRIMARY KEY (room_id, sha1)
+        )""")
+    # The reminder outbox: one row per (space, subject, kind, step), planned, then claimed, then sent.
+    # The UNIQUE key is what makes a reminder go out once, whichever process planned it.
+    db.execute("""
+        CREATE TABLE reminders (
+            id INTEGER PRIMARY KEY,
+            room_id TEXT NOT NULL,
+            subject TEXT NOT NULL,              -- certificate SHA-1; '' for a digest
+            kind TEXT NOT NULL,                 -- threshold | expired | digest
+            step INTEGER NOT NULL,              -- threshold: days; expired, digest: local date ordinal
+            -- planned | posting | sent | failed | superseded | dropped | cancelled
+            status TEXT NOT NULL DEFAULT 'planned',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            planned_at REAL NOT NULL,
+            available_at REAL NOT NULL,         -- a failed post waits until then
+            claimed_by TEXT,
+            claimed_until REAL,                 -- wall-clock epoch; an expired claim is a crashed poster
+            message_id TEXT,
+            sent_at REAL,
+            last_error TEXT,
+            UNIQUE (room_id, subject, kind, step)
+        )""")
+    db.execute("CREATE INDEX reminders_ready ON reminders (status, available_at)")
+    # Named leases: only one process runs a reminder sweep at a time.
+    db.execute("CREATE TABLE scheduler_leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL)")
+
+
+def _index_reminder_candidates(db: sqlite_utils.Database) -> None:
+    # Covers the reminder decision's scan (expiring, present, in use): no table lookup per certificate.
+    db.execute("CREATE INDEX tracked_due ON tracked_certificates (present, not_after, active, source_id, sha1)")
+
+
+def _create_rotations(db: sqlite_utils.Database) -> None:
+    # A rotation walks one Entra app through one certificate change (rotation.py declares its states).
+    # `version` grows with every change and every card carries it: each transition is a compare-and-set
+    # on it. The partial UNIQUE index is the rule "one open rotation per app".
+    db.execute("""
+        CREATE TABLE rotations (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,                 -- entra-signing | webex-sp | entra-cleanup
+            app_key TEXT NOT NULL,              -- the enterprise app's service principal id
+            app_name TEXT NOT NULL,
+            room_id TEXT NOT NULL,
+            requested_by TEXT NOT NULL,         -- e-mail of the person who asked
+            marker TEXT NOT NULL UNIQUE,        -- idempotency marker of its Graph writes
+            state TEXT NOT NULL,
+            version INTEGER NOT NULL DEFAULT 1,
+            state_version INTEGER NOT NULL DEFAULT 1,   -- the version at which the state was entered
+            plan TEXT NOT NULL,                 -- JSON, decided before the first approval
+            data TEXT NOT NULL,                 -- JSON, what the steps found out and did
+            deadline REAL,                      -- when the current state times out
+            card_message_id TEXT,               -- the card that shows the current state
+            card_parent_id TEXT,                -- set once cards are threaded replies (a delete failed)
+            announced_version INTEGER NOT NULL DEFAULT 0,
+            last_event_key TEXT,                -- the event behind the last change: its retries are recognised
+            lease_owner TEXT,                   -- the thread working on it now (wall-clock lease)
+            lease_until REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            finished_at REAL                    -- set on entering a terminal state
+        )""")
+    db.execute("CREATE UNIQUE INDEX rotations_one_open_per_app ON rotations (app_key) WHERE finished_at IS NULL")
+    db.execute("CREATE INDEX rotations_by_room ON rotations (room_id, finished_at)")
+    db.execute("""
+        CREATE TABLE rotation_approvals (
+            rotation_id INTEGER NOT NULL REFERENCES rotations(id),
+            state_version INTEGER NOT NULL,     -- approvals count within one entry into an approval state
+            approver TEXT NOT NULL,
+            approved_at REAL NOT NULL,
+            PRIMARY KEY (rotation_id, state_version, approver)
+        )""")
+
+
+def _create_audit(db: sqlite_utils.Database) -> None:
+    # Append-only: Storage has no UPDATE or DELETE of it, and these triggers refuse both.
+    db.execute("""
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            room_id TEXT NOT NULL,
+            rotation_id INTEGER,
+            app TEXT NOT NULL,
+            actor TEXT NOT NULL,                -- an e-mail address, or 'rollover' for the bot's own steps
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            before TEXT,                        -- JSON: thumbprints before a Graph write
+            after TEXT,                         -- JSON: thumbprints after it
+            requests TEXT NOT NULL              -- JSON: Graph requests as dry-run descriptions (no keys)
+        )""")
+    db.execute("CREATE INDEX audit_by_room ON audit_log (room_id, id)")
+    for verb in ("UPDATE", "DELETE"):
+        db.execute(f"CREATE TRIGGER audit_log_no_{verb.lower()} BEFORE {verb} ON audit_log "
+                   "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END")
+
+
+def _record_reminder_mark_events(db: sqlite_utils.Database) -> None:
+    # The event (click) that set a snooze or an acknowledgement: when that event is retried (its public
+    # confirmation met a Webex 429), the mark it set already is recognised as its own.
+    db.execute("ALTER TABLE reminder_marks ADD COLUMN snoozed_by_event TEXT")
+    db.execute("ALTER TABLE reminder_marks ADD COLUMN acknowledged_by_event TEXT")
+
+
+MIGRATIONS: list[tuple[str, Migration]] = [
+    ("0001_events", _create_events),
+    ("0002_outbox", _create_outbox),
+    ("0003_tracking", _create_tracking),
+    ("0004_rotations", _create_rotations),
+    ("0005_audit", _create_audit),
+    ("0006_reminders", _create_reminders),
+    ("0007_reminder_candidates_index", _index_reminder_candidates),
+    ("0008_reminder_mark_events", _record_reminder_mark_events),
+]
+
+
+def migrate(database: Database) -> list[str]:
+    """Apply pending migrations in order, all in one transaction under the write lock; returns the names
+    applied now."""
+    with database.exclusive() as db:
+        db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+        applied = {row[0] for row in db.execute("SELECT name FROM migrations")}
+        applied_now = []
+        for name, migration in MIGRATIONS:
+            if name in applied:
+                continue
+            migration(db)
+            db.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)", [name, time.time()])
+            applied_now.append(name)
+    return applied_now

@@ -1,0 +1,25 @@
+"""The outbox's record: which post of a work item went out, with the id Webex gave it."""
+
+from __future__ import annotations
+
+import time
+
+from rollover.storage.connection import Database
+
+
+class Outbox:
+    def __init__(self, database: Database):
+        self.database = database
+
+    @property
+    def db(self):
+        return self.database.db
+
+    def sent(self, event_key: str, position: int) -> str | None:
+        row = self.db.execute("SELECT message_id FROM outbox WHERE event_key = ? AND position = ?",
+                              [event_key, position]).fetchone()
+        return None if row is None else row[0]
+
+    def record(self, event_key: str, position: int, message_id: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO outbox (event_key, position, message_id, sent_at) "
+                        "VALUES (?, ?, ?, ?)", [event_key, position, message_id, time.time()])
