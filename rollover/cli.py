@@ -168,7 +168,7 @@ def cmd_rotations(args: argparse.Namespace, config: Config) -> int:
     from rollover.rotation import engine as rotation
     if args.cancel is not None:
         return cancel_rotation(config, args.cancel, args.chat())
-    records = existing_storage(config).rotations()
+    records = existing_storage(config).rotations.all()
     for record in records:
         print(rotation.operator_line(record))
     if not records:
