@@ -20,10 +20,7 @@ from rollover.integrations.webex_socket import (
     Backoff, MalformedFrame, MercuryClient, cluster_name, event_from_frame, public_id,
 )
 
-try:   # the local Webex is moving into fakes/ (issue 9)
-    from fakes.local_webex import CARD_CONTENT_TYPE, LocalWebex
-except ImportError:
-    from local_webex import CARD_CONTENT_TYPE, LocalWebex
+from fakes.webex import CARD_CONTENT_TYPE, LocalWebex
 
 TOKEN = "bot-token-" + "Zq7" * 12
 WAIT = 20.0
