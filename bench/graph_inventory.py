@@ -48,12 +48,12 @@ def main() -> None:
         seed(graph, args.apps)
         with EntraClient(graph.base_url) as client:
             client.find_service_principal("SAML app 00000")   # warm-up: SDK imports, connection
-            graph.clear_log()
+            graph.clear_requests()
             graph.latency = args.latency_ms / 1000
             started = time.perf_counter()
             inventory = client.inventory(page_size=args.page_size)
             wall = time.perf_counter() - started
-        requests_made = len(graph.request_log)
+        requests_made = len(graph.requests)
         key_selects = graph.single_object_key_selects
     pages = math.ceil(args.apps / min(args.page_size, MAX_PAGE_SIZE))
     floor = 2 * pages if args.apps > 15 else pages + (1 if args.apps else 0)

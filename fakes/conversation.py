@@ -87,15 +87,15 @@ class Conversation:
     def posted_since(self, mark: int) -> list[Posted]:
         posted = []
         for entry in self.webex.requests[mark:]:
-            if entry["method"] != "POST" or entry["path"] != "/v1/messages" or entry["status"] != 200:
+            if entry.method != "POST" or entry.path != "/v1/messages" or entry.status != 200:
                 continue
-            fields = entry.get("json") or entry.get("form") or {}
+            fields = entry.json or entry.form
             attachments = fields.get("attachments") or []
             posted.append(Posted(
                 room_id=fields.get("roomId"), to_person_id=fields.get("toPersonId"),
                 text=fields.get("text", ""), markdown=fields.get("markdown", ""),
                 card=attachments[0]["content"] if attachments else None, parent_id=fields.get("parentId"),
-                file_name=(entry.get("uploads") or [None])[0]))
+                file_name=(entry.uploads or (None,))[0]))
         return posted
 
     def close(self) -> None:

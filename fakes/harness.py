@@ -10,8 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from werkzeug.serving import make_server
-
+from fakes.server import serve_wsgi
 from handlers.registry import build_chat_layer
 from rollover.app import build_services, build_worker, close_services, run_worker_until
 from rollover.integrations.webex_client import WebexClient
@@ -54,13 +53,12 @@ class LocalBot:
         """Serve the webhook endpoint on 127.0.0.1 with a worker thread woken by each event; returns its URL."""
         on_recorded(self.app, self.worker.wake.set)
         self._worker_thread = run_worker_until(self.worker, self._stop)
-        self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self._server.server_port}"
+        self._server = serve_wsgi(self.app, name="local-bot")
+        return f"http://127.0.0.1:{self._server.server.server_port}"
 
     def close(self) -> None:
         self._stop.set()
         if self._server is not None:
-            self._server.shutdown()
+            self._server.stop()
             self._worker_thread.join(timeout=5)
         close_services(self.services)

@@ -279,7 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     webhook_commands = webhooks.add_subparsers(dest="webhooks_command", required=True, metavar="ACTION")
     sync = webhook_commands.add_parser("sync", help="create/update the messages and attachmentActions webhooks")
     sync.add_argument("--url", help="public base URL of this bot, e.g. https://rollover.example.com")
-    sync.add_argument("--allow-http", action="store_true", help=argparse.SUPPRESS)
+    sync.add_argument("--allow-http", action="store_true",
+                      help="accept an http:// URL: only for a bot on 127.0.0.1 with the local Webex API "
+                           "(python -m fakes.webex); Webex itself delivers over https")
     webhook_commands.add_parser("list", help="list the bot's webhooks")
     webhooks.set_defaults(run=cmd_webhooks, needs_config=True)
 

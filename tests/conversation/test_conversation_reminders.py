@@ -401,7 +401,7 @@ def test_a_certificate_the_watched_app_marks_inactive_gets_no_reminder_from_othe
 
 def test_a_graph_failure_does_not_stop_the_reminders_and_is_shown_on_the_card(entra_chat, local_graph):
     chat = entra_chat
-    local_graph.add_fault("GET", r"servicePrincipals", status=403, count=100)
+    local_graph.inject_fault("GET", r"servicePrincipals", status=403, count=100)
     report = sweep(chat, BASE, chat.clock)
     assert report.refresh_problems and report.refresh_problems[0].startswith("Microsoft Graph:")
     text = summarize_card(cards_posted(chat)[0])

@@ -207,7 +207,7 @@ def test_a_failed_activation_names_what_is_left_and_how_to_go_on(rotation_chat):
     rotate_to_window(chat)
     new = only_rotation(chat).data["new_thumbprint"]
     click(chat, chat.alice, "Now: I'm ready")
-    graph.add_fault("PATCH", r"servicePrincipals", status=403, count=10)   # the bot lost its write permission
+    graph.inject_fault("PATCH", r"servicePrincipals", status=403, count=10)   # the bot lost its write permission
     text = last_card_text(click(chat, chat.carol, "Approve"))
     assert only_rotation(chat).state == "failed" and "Failed:" in text
     assert f"The new certificate {new} stays in Entra, inactive" in text

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from fakes.webex import _ApiFailure
+from fakes.webex import ApiFailure
 from tests.support.rotation_helpers import (
     MEETINGS_APP, MEETINGS_APPLICATION_ID, WEBEX_APP, activations, active_thumbprint, add_member, creations,
     drop, rotation_overrides, site_admin_metadata,
@@ -49,7 +49,7 @@ class Stall:
                 self.arrived.set()
                 self.released.wait(30)
                 if fail_after_release:
-                    raise _ApiFailure(503, "The connection was lost.")   # the request never took effect
+                    raise ApiFailure(503, "The connection was lost.")   # the request never took effect
             return original(*args, **kwargs)
         setattr(owner, name, stalled)
 

@@ -54,7 +54,7 @@ def creations(graph) -> int:
 
 def activations(graph) -> list:
     return [r for r in graph.requests_matching("PATCH", r"/servicePrincipals/[^/]+$")
-            if "preferredTokenSigningKeyThumbprint" in (r.body or {})]
+            if "preferredTokenSigningKeyThumbprint" in (r.json or {})]
 
 
 def active_thumbprint(graph, sp_id: str = WEBEX_SP_ID) -> str:

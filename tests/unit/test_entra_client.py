@@ -21,7 +21,7 @@ from rollover.integrations.entra_client import (
     LocalGraphCredential,
     to_trust_facts,
 )
-from fakes.graph import LocalGraph, make_self_signed_certificate, pooled_rsa_key
+from fakes.graph import LocalGraph, make_self_signed_certificate, pooled_rsa_key, selects_key_credentials
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
@@ -46,7 +46,7 @@ def test_inventory_request_count(graph, client, apps, expected_requests):
     graph.add_non_saml_app("Not SAML", "oidc") if apps == 1 else None
     inventory = client.inventory()
     assert len(inventory) == apps
-    assert len(graph.request_log) == expected_requests
+    assert len(graph.requests) == expected_requests
     assert graph.single_object_key_selects == 0   # thumbprints came from customKeyIdentifier
     if apps:
         first = inventory[0]
@@ -61,7 +61,7 @@ def test_inventory_fetches_the_key_only_where_customkeyidentifier_is_not_a_thumb
     graph.add_encryption_certificate(plain["id"], der, "CN=enc")
     inventory = {app.display_name: app for app in client.inventory()}
     assert graph.single_object_key_selects == 1
-    assert [r.path for r in graph.requests_matching("GET", r"/servicePrincipals/") if r.selects_key_credentials] == [
+    assert [r.path for r in graph.requests_matching("GET", r"/servicePrincipals/") if selects_key_credentials(r)] == [
         f"/v1.0/servicePrincipals/{uploaded['id']}"]
     certificate = inventory["Uploaded cert"].signing_certificates[0]
     assert certificate.thumbprint_source == "key" and certificate.thumbprint == graph.verify_thumbprints(uploaded["id"])[0]
@@ -101,21 +101,21 @@ def test_find_service_principal(graph, client):
 
 
 def test_throttling_is_retried_honouring_retry_after(graph, client):
-    graph.add_fault("GET", r"/servicePrincipals$", status=429, retry_after="1")
-    graph.add_fault("GET", r"/applications$", status=503, retry_after="1")
+    graph.inject_fault("GET", r"/servicePrincipals$", status=429, retry_after="1")
+    graph.inject_fault("GET", r"/applications$", status=503, retry_after="1")
     _seed(graph, "App")
     started = time.monotonic()
     assert len(client.inventory()) == 1
     assert time.monotonic() - started >= 2.0
-    assert [entry.status for entry in graph.request_log] == [429, 200, 503, 200]
+    assert [entry.status for entry in graph.requests] == [429, 200, 503, 200]
 
 
 def test_throttling_after_all_retries_is_a_clear_error(graph):
-    graph.add_fault("GET", r"/servicePrincipals$", status=429, retry_after="1", count=5)
+    graph.inject_fault("GET", r"/servicePrincipals$", status=429, retry_after="1", count=5)
     with EntraClient(graph.base_url, max_retries=1, retry_delay=0) as entra:
         with pytest.raises(GraphThrottledError, match="429"):
             entra.list_saml_service_principals()
-    assert len(graph.request_log) == 2
+    assert len(graph.requests) == 2
 
 
 @pytest.mark.parametrize("permissions, message", [

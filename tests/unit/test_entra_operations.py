@@ -34,7 +34,7 @@ def webex(graph):
     expired = graph.add_signing_certificate(sp["id"], not_before=NOW - 900 * DAY, not_after=NOW - 5 * DAY)
     fresh = graph.add_signing_certificate(sp["id"], not_before=NOW - DAY, not_after=NOW + 700 * DAY)
     future = graph.add_signing_certificate(sp["id"], not_before=NOW + 2 * DAY, not_after=NOW + 700 * DAY)
-    graph.clear_log()
+    graph.clear_requests()
     return {"sp": sp, "active": active, "expired": expired, "fresh": fresh, "future": future}
 
 
@@ -99,7 +99,7 @@ def test_resumed_create_waits_for_the_previous_post_instead_of_posting_again(gra
 
 
 def test_create_post_is_not_retried_by_the_sdk(graph, ops, webex):
-    graph.add_fault("POST", r"addTokenSigningCertificate$", status=503, retry_after="1")
+    graph.inject_fault("POST", r"addTokenSigningCertificate$", status=503, retry_after="1")
     with pytest.raises(GraphUnavailableError):
         ops.create_token_signing_certificate(webex["sp"]["id"], "CN=x", NOW + 300 * DAY, now=NOW)
     assert len(graph.requests_matching("POST")) == 1
@@ -131,7 +131,7 @@ def test_activate_refuses_unusable_certificates(graph, ops, webex, which, messag
 
 
 def test_activate_detects_a_write_that_did_not_stick(graph, ops, webex):
-    graph.add_fault("PATCH", r"/servicePrincipals/", behaviour="ignore_write")
+    graph.inject_fault("PATCH", r"/servicePrincipals/", behaviour="ignore_write")
     with pytest.raises(OperationVerificationError, match="still reports"):
         ops.activate_certificate(webex["sp"]["id"], webex["fresh"], now=NOW)
 
@@ -183,7 +183,7 @@ def test_add_verification_certificate_keeps_everything_and_is_idempotent(graph, 
 def test_add_verification_certificate_detects_a_silently_dropped_credential(graph, ops, webex):
     application = _application(graph, webex["sp"])
     graph.add_verification_certificate(application["id"], _webex_der(30), "CN=old webex")
-    graph.add_fault("PATCH", r"/applications/", behaviour="drop_existing_key")
+    graph.inject_fault("PATCH", r"/applications/", behaviour="drop_existing_key")
     with pytest.raises(OperationVerificationError, match="existing credentials disappeared"):
         ops.add_verification_certificate(application["id"], _webex_der(), "CN=new", now=NOW)
 
@@ -249,7 +249,7 @@ def test_remove_dry_run_and_lossy_server(graph, ops, webex):
     sp_id = webex["sp"]["id"]
     dry = ops.remove_expired_signing_certificate(sp_id, webex["expired"], now=NOW, dry_run=True)
     assert {"keyCredentials", "passwordCredentials"} <= set(dry.requests[0].body) and graph.write_requests() == []
-    graph.add_fault("PATCH", r"/servicePrincipals/", behaviour="drop_existing_key")
+    graph.inject_fault("PATCH", r"/servicePrincipals/", behaviour="drop_existing_key")
     with pytest.raises(OperationVerificationError, match="disappeared"):
         ops.remove_expired_signing_certificate(sp_id, webex["expired"], now=NOW)
 
@@ -266,7 +266,7 @@ def test_remove_refuses_when_credentials_changed_since_its_read(graph, client, o
 
 def test_remove_detects_a_password_credential_the_server_lost(graph, ops, webex):
     sp_id = webex["sp"]["id"]
-    graph.add_fault("PATCH", r"/servicePrincipals/", behaviour="drop_existing_password")
+    graph.inject_fault("PATCH", r"/servicePrincipals/", behaviour="drop_existing_password")
     with pytest.raises(OperationVerificationError, match="password credentials disappeared"):
         ops.remove_expired_signing_certificate(sp_id, webex["expired"], now=NOW)
 

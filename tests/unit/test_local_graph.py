@@ -108,12 +108,12 @@ def test_permission_denied_has_the_recorded_body_shape():
 
 
 def test_faults_missing_token_and_request_log(graph):
-    graph.add_fault("GET", r"/servicePrincipals$", status=429, retry_after="3")
+    graph.inject_fault("GET", r"/servicePrincipals$", status=429, retry_after="3")
     throttled = _get(graph, "/servicePrincipals")
     assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "3"
     assert _get(graph, "/servicePrincipals").status_code == 200
     assert requests.get(f"{graph.base_url}/servicePrincipals", timeout=5).status_code == 401
-    assert [entry.status for entry in graph.request_log] == [429, 200, 401]
+    assert [entry.status for entry in graph.requests] == [429, 200, 401]
 
 
 @pytest.mark.parametrize("mode, expected", [("all", 2), ("active_only", 1)])

@@ -19,9 +19,9 @@ from webexpythonsdk.models.cards import (
     Text,
     TextBlock,
 )
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from fakes.server import serve_wsgi
 from fakes.webex import CARD_CONTENT_TYPE, DEFAULT_CARD_SCHEMA_PATH, LocalWebex
 
 # Full schema validation needs the official schema file from ../shared (CI has it); without it the
@@ -111,9 +111,9 @@ def test_missing_or_unknown_token_is_401_with_error_body(webex, bot):
 def test_requests_are_recorded_without_the_token(webex, api, bot_and_token):
     api.people.me()
     recorded = webex.requests[-1]
-    assert (recorded["method"], recorded["path"], recorded["status"]) == ("GET", "/v1/people/me", 200)
-    assert recorded["headers"]["Authorization"] == "<redacted>"
-    assert bot_and_token[1] not in json.dumps(webex.requests)
+    assert (recorded.method, recorded.path, recorded.status) == ("GET", "/v1/people/me", 200)
+    assert recorded.headers["Authorization"] == "<redacted>"
+    assert bot_and_token[1] not in repr(webex.requests)
 
 
 # ---- messages and cards ------------------------------------------------------------------------
@@ -337,8 +337,8 @@ def test_webhook_list_pagination_through_sdk_generator(webex, api):
         api.webhooks.create(name=name, targetUrl="https://bot.example.com/w", resource="messages",
                             event="created")
     assert [h.name for h in api.webhooks.list(max=3)] == names
-    pages = [r for r in webex.requests if r["method"] == "GET" and r["path"] == "/v1/webhooks"]
-    assert [p["query"].get("cursor") for p in pages] == [None, "3", "6"]
+    pages = webex.requests_matching("GET", r"^/v1/webhooks$")
+    assert [p.query.get("cursor") for p in pages] == [None, "3", "6"]
     first_page = requests.get(webex.base_url + "webhooks?max=3", timeout=5,
                               headers={"Authorization": "Bearer " + api.access_token})
     assert first_page.links["next"]["url"].startswith(webex.base_url + "webhooks?")
@@ -392,7 +392,7 @@ def test_local_file_posted_by_sdk_as_multipart_is_recorded(webex, api, group, tm
     assert [(f["messageId"], f["name"], f["contentType"], f["data"]) for f in posted] == [
         (sent.id, "sp-metadata.xml", "application/xml", b"<md:EntityDescriptor/>")]
     assert sent.files == [posted[0]["url"]]
-    assert webex.requests[-1]["form"]["markdown"] == "Current metadata"
+    assert webex.requests[-1].form["markdown"] == "Current metadata"
     assert download(webex, bot_and_token[1], sent.files[0]).content == b"<md:EntityDescriptor/>"
 
 
@@ -469,12 +469,9 @@ def site():
         received.append((request.get_data(), dict(request.headers)))
         return Response("ok")
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", received
-    server.shutdown()
-    server.server_close()
+    serving = serve_wsgi(app)
+    yield f"http://127.0.0.1:{serving.server.server_port}", received
+    serving.stop()
 
 
 def test_events_are_delivered_signed_when_enabled(webex, api, bot, group, alice, site):
@@ -494,6 +491,23 @@ def test_events_are_delivered_signed_when_enabled(webex, api, bot, group, alice,
         [("messages", message["id"]), ("attachmentActions", deliveries[-1]["body"]["data"]["id"])])
     for raw, headers in received:
         assert headers["X-Spark-Signature"] == hmac.new(b"k", raw, hashlib.sha1).hexdigest()
+
+
+def test_a_click_through_the_api_fires_the_attachment_actions_webhook(webex, api, group, alice, site):
+    """A Webex client posts to /attachment/actions; Webex then notifies the app that posted the card."""
+    url, received = site
+    webex.deliver_events = True
+    api.webhooks.create(name="a", targetUrl=url + "/webhook", resource="attachmentActions", event="created",
+                        secret="k")
+    card = api.messages.create(roomId=group.id, text="fallback", attachments=[approve_card()])
+    response = requests.post(webex.base_url + "attachment/actions", timeout=5, json={
+        "type": "submit", "messageId": card.id, "inputs": {"action": "approve"}},
+        headers={"Authorization": "Bearer " + webex.issue_token(alice)})
+    assert response.status_code == 202
+    assert [d["status"] for d in webex.wait_for_deliveries()] == [200]
+    body = json.loads(received[0][0])
+    assert (body["resource"], body["data"]["id"], body["actorId"]) == (
+        "attachmentActions", response.json()["id"], alice.id)
 
 
 def test_bot_hears_its_own_direct_messages(webex, api, bot, alice, site):
