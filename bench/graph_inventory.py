@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rollover.integrations.entra_client import MAX_PAGE_SIZE, EntraClient  # noqa: E402
 from fakes.graph import LocalGraph  # noqa: E402
+from rollover.integrations.entra_client import MAX_PAGE_SIZE, EntraClient  # noqa: E402
 
 
 def seed(graph: LocalGraph, apps: int) -> None:
