@@ -67,7 +67,12 @@ def watch_app_button(ctx: Context) -> None:
 
 
 def _watch(ctx: Context, app: dict) -> None:
+    watched = {source.location for source in ctx.storage.tracking.sources(room_id=ctx.room_id, kind="entra-app")}
     watch_entra_app(ctx.services, room_id=ctx.room_id, app=app, added_by=ctx.person_email)
+    if app["sp_id"] in watched:
+        ctx.reply(markdown=f"This space already tracks **{app['display_name']}**; I read its signing certificates "
+                           "again just now. `status` shows them.")
+        return
     ctx.reply(markdown=f"This space now tracks **{app['display_name']}**: `status` shows its signing "
                        "certificates and reminders will include them.")
 

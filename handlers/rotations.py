@@ -62,7 +62,7 @@ def list_rotations(ctx: Context) -> None:
 @command("cancel", usage="cancel <rotation id>")
 def cancel(ctx: Context) -> None:
     """Cancel a rotation that has not activated anything yet."""
-    record = _rotation_of_room(ctx, ctx.args)
+    record = _rotation_of_room(ctx, ctx.args, "cancel")
     reason = _cancel_refusal(ctx, record)
     if reason:
         raise UserError(reason)
@@ -72,7 +72,7 @@ def cancel(ctx: Context) -> None:
 @command("cleanup", usage="cleanup <rotation id>")
 def cleanup(ctx: Context) -> None:
     """Remove the old certificate of a finished rotation once it has expired (with an approval)."""
-    _start_cleanup(ctx, _rotation_of_room(ctx, ctx.args))
+    _start_cleanup(ctx, _rotation_of_room(ctx, ctx.args, "cleanup"))
 
 
 # --- buttons -----------------------------------------------------------------------------------
@@ -344,10 +344,10 @@ def _choose_window(ctx: Context, record, start: datetime) -> None:
          data={"window_start": start.isoformat(), "missed_window": None})
 
 
-def _rotation_of_room(ctx: Context, args: str):
+def _rotation_of_room(ctx: Context, args: str, command: str):
     number = _rotation_number(args)
     if number is None:
-        raise UserError("Which rotation? Give its number, e.g. `cancel 3`; `rotations` lists them.")
+        raise UserError(f"Which rotation? Give its number, e.g. `{command} 3`; `rotations` lists them.")
     record = ctx.storage.rotations.get(number)
     if record is None or record.room_id != ctx.room_id:
         raise UserError(f"This space has no rotation #{number}; `rotations` lists the open ones.")

@@ -35,9 +35,11 @@ from rollover.web import create_app
 log = logging.getLogger("rollover")
 
 
-def _require_live(config: Config) -> None:
+def _require_live(config: Config, *, receives_webhooks: bool) -> None:
+    """What a process that talks to Webex needs; only the one that receives webhooks needs their secret."""
+    required = ("webex_access_token", "webhook_secret") if receives_webhooks else ("webex_access_token",)
     problems = []
-    for check in (lambda: config.require("webex_access_token", "webhook_secret"), config.require_access_control):
+    for check in (lambda: config.require(*required), config.require_access_control):
         try:
             check()
         except ConfigError as error:
@@ -61,7 +63,7 @@ def _check_token(config: Config) -> None:
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     """One-process install: the webhook service with a worker thread beside it."""
     from werkzeug.serving import make_server
-    _require_live(config)
+    _require_live(config, receives_webhooks=True)
     app = create_app(config)
     chat = args.chat()
     worker = build_worker(build_services(config, chat))
@@ -84,7 +86,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_worker(args: argparse.Namespace, config: Config) -> int:
     """The Procfile's worker process: runs recorded events and the reminder scheduler until stopped."""
-    _require_live(config)
+    _require_live(config, receives_webhooks=False)
     chat = args.chat()
     worker = build_worker(build_services(config, chat))
     stop = threading.Event()
@@ -304,7 +306,16 @@ def build_parser() -> argparse.ArgumentParser:
     settings.add_argument("--write-docs", action="store_true",
                           help="regenerate docs/settings.md and the README's settings table")
     settings.set_defaults(run=cmd_settings, needs_config=False)
+    _describe_sub_commands(commands)
     return parser
+
+
+def _describe_sub_commands(commands: argparse._SubParsersAction) -> None:
+    """`bot.py serve --help` says what serve does: each sub-command's description is its one-line help."""
+    for action in commands._choices_actions:
+        sub = commands.choices[action.dest]
+        if not sub.description:
+            sub.description = action.help[:1].upper() + action.help[1:] + "."
 
 
 def main(argv: list[str] | None = None, *, chat: ChatLayerFactory | None = None,

@@ -11,8 +11,10 @@ how to fix it, before anything starts.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import zoneinfo
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -107,11 +109,18 @@ def parse_base_url(raw: str) -> str:
 
 
 def parse_timezone(raw: str) -> str:
+    """An IANA time zone, whatever its letter case (``europe/stockholm`` is Europe/Stockholm)."""
+    name = _zone_names().get(raw.strip().lower(), raw.strip())
     try:
-        ZoneInfo(raw.strip())
+        ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError("must be an IANA time zone such as Europe/Stockholm or UTC") from None
-    return raw.strip()
+    return name
+
+
+@functools.cache
+def _zone_names() -> dict[str, str]:
+    return {name.lower(): name for name in zoneinfo.available_timezones()}
 
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

@@ -37,7 +37,10 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
 
     @app.post("/webhooks/webex")
     def webex_webhook():
-        answer = receiver.receive(request.get_data(cache=False), request.headers.get("X-Spark-Signature"))
+        body = read_body(config.max_webhook_bytes)
+        if body is None:
+            return {"error": "body too large"}, 413
+        answer = receiver.receive(body, request.headers.get("X-Spark-Signature"))
         return answer.body, answer.status
 
     @app.get("/healthz")
@@ -51,6 +54,26 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
         return {"status": "ok", "version": VERSION, "database": "ok", "events": backlog}, 200
 
     return app
+
+
+def read_body(max_bytes: int) -> bytes | None:
+    """The request body, or None when it is larger than ``max_bytes``: a chunked body has no Content-Length
+    to refuse it by, so it is read up to one byte past the limit (never cut short and then verified)."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        return None
+    stream = request.environ["wsgi.input"]
+    if request.content_length is not None:
+        return request.get_data(cache=False)
+    if not request.environ.get("wsgi.input_terminated"):
+        return b""   # neither a length nor a terminated stream: nothing can be read safely
+    chunks, size = [], 0
+    while size <= max_bytes:
+        chunk = stream.read(min(65536, max_bytes + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return None if size > max_bytes else b"".join(chunks)
 
 
 def on_recorded(app: Flask, callback: Callable[[], Any]) -> None:

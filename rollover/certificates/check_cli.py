@@ -49,6 +49,13 @@ class _UsageError(Exception):
         self.status = status
 
 
+EXIT_CODES_HELP = """exit codes (the worst input decides, as a monitoring plugin's):
+  0  OK        every certificate is valid beyond the warning threshold
+  1  WARNING   a certificate expires within --warning-days, or a metadata validUntil has passed
+  2  CRITICAL  a certificate expires within --critical-days, has expired or is not valid yet
+  3  UNKNOWN   an input could not be read or checked (missing, malformed, no certificate in it), or bad usage"""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that writes to the given streams and reports instead of calling sys.exit."""
 
@@ -90,7 +97,8 @@ def run_check(argv: list[str], stdout: TextIO, stderr: TextIO, *, warning_days: 
 
 def _build_parser(stdout: TextIO, stderr: TextIO, warning_days: int, critical_days: int) -> _Parser:
     parser = _Parser(stdout, stderr, prog="bot.py check",
-                     description="Check certificate files or SAML metadata (paths or http/https URLs).")
+                     description="Check certificate files or SAML metadata (paths or http/https URLs).",
+                     epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print the machine-readable report")
     parser.add_argument("--now", metavar="ISO-8601", help="pretend it is this moment (UTC if no offset)")
     parser.add_argument("--warning-days", type=_non_negative, default=warning_days, metavar="N",

@@ -82,29 +82,34 @@ class Context:
 
 _MENTION = re.compile(r"<spark-mention\b[^>]*>.*?</spark-mention>", re.S | re.I)
 _TAG = re.compile(r"<[^>]+>")
+# Linear: one character class, anchored. "/help", "🔐 status", "? " and "-- explain" all start with a command.
+_LEADING_DECORATION = re.compile(r"^[^\w]+")
+_TRAILING_PUNCTUATION = "!?.,:;"
 
 
 def command_text(message: Message, bot_id: str, bot_name: str) -> str:
-    """The message text with the bot's @mention removed, whitespace folded.
+    """The message text with every @mention removed (the bot's and other people's), whitespace folded, and
+    the decoration people type around a command word dropped: a leading ``/``, emoji or punctuation.
 
-    In group spaces Webex puts the mention in ``html`` as a <spark-mention> element and
-    starts ``text`` with the bot's display name; direct spaces have no mention.
+    In group spaces Webex puts mentions in ``html`` as <spark-mention> elements and starts ``text``
+    with the bot's display name; direct spaces have no mention.
     """
     text = message.text
     if message.room_type == "group":
         if message.html and "spark-mention" in message.html:
-            text = _html_without_bot_mention(message.html, bot_id)
+            text = _html_without_mentions(message.html)
         elif bot_name and text.lower().startswith(bot_name.lower()):
             text = text[len(bot_name):]
-    return " ".join(text.split())
+    return _LEADING_DECORATION.sub("", " ".join(text.split()))
 
 
-def _html_without_bot_mention(html: str, bot_id: str) -> str:
-    def drop_if_bot(match: re.Match) -> str:
-        element = match.group(0)
-        is_bot = bot_id in element or "groupMention" in element
-        return " " if is_bot else _TAG.sub("", element)
-    return html_lib.unescape(_TAG.sub(" ", _MENTION.sub(drop_if_bot, html)))
+def _html_without_mentions(html: str) -> str:
+    return html_lib.unescape(_TAG.sub(" ", _MENTION.sub(" ", html)))
+
+
+def command_word(word: str) -> str:
+    """``help!``, ``status?`` and ``explain.`` are the commands themselves."""
+    return word.rstrip(_TRAILING_PUNCTUATION)
 
 
 def is_bot_email(email: str) -> bool:
@@ -146,6 +151,7 @@ class Dispatcher:
             return
         text = command_text(message, me.id, me.display_name)
         word, _, args = text.partition(" ")
+        word = command_word(word)
         ctx = Context(self.services, event.key, message.room_id, message.room_type, message.person_id,
                       message.person_email, text=text, args=args.strip(), files=message.files,
                       message_id=message.id)
@@ -204,19 +210,27 @@ class Dispatcher:
             handler(ctx)
         except UserError as error:
             # A refused click is the clicker's business; a refused command is answered where it was asked.
-            ctx.reply(str(error), to_person_id=ctx.person_id if ctx.card_message_id else None)
+            ctx.reply(markdown=sentence_markdown(str(error)),
+                      to_person_id=ctx.person_id if ctx.card_message_id else None)
         except WebexUnavailable:
             raise                   # nothing can be answered while Webex fails: the worker retries
         except Retryable as error:
             if not last_attempt:
                 raise               # the worker runs the event again later
-            ctx.reply(str(error), to_person_id=ctx.person_id if ctx.card_message_id else None)
+            ctx.reply(markdown=sentence_markdown(str(error)),
+                      to_person_id=ctx.person_id if ctx.card_message_id else None)
         except Exception:
             incident = secrets.token_hex(4)
             log.exception("incident %s: handler %s failed on event %s",
                           incident, getattr(handler, "__name__", handler), ctx.event_key)
-            ctx.reply(f"Sorry, something went wrong on my side (incident `{incident}`). "
-                      "The operators can find the details in the bot's log.")
+            ctx.reply(markdown=f"Sorry, something went wrong on my side (incident `{incident}`). "
+                               "The operators can find the details in the bot's log.")
+
+
+def sentence_markdown(sentence: str) -> str:
+    """An expected problem's sentence as Markdown, so its `code` spans show as code, not as backticks; a
+    mention it may quote from typed or document text (``<@...>``) stays text (a zero-width space breaks it)."""
+    return sentence.replace("<@", "<\u200b@")
 
 
 def _unknown_command(ctx: Context, word: str, suggestion: str | None) -> None:

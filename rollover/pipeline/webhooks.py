@@ -56,12 +56,10 @@ class WebhookReceiver:
             log.warning("rejected a webhook delivery with a %s signature",
                         "missing" if not signature else "wrong")
             return Answer(401, {"error": "invalid signature"})
-        try:
-            envelope = json.loads(body)
-            resource, event = envelope["resource"], envelope["event"]
-            data_id = envelope["data"]["id"]
-        except (ValueError, KeyError, TypeError):
+        envelope = parse_envelope(body)
+        if envelope is None:
             return Answer(400, {"error": "not a Webex webhook event"})
+        resource, event, data_id = envelope["resource"], envelope["event"], envelope["data"]["id"]
         if (resource, event) not in SUBSCRIPTIONS:
             return Answer(200, {"status": "ignored"})
         # Keep only what the worker needs: the envelope minus anything we do not use.
@@ -71,6 +69,26 @@ class WebhookReceiver:
         if is_new:
             self._on_recorded()
         return Answer(200, {"status": "accepted" if is_new else "duplicate"})
+
+
+MAX_ID_LENGTH = 512   # Webex ids are base64 of a short URI (~80 characters)
+
+
+def parse_envelope(body: bytes) -> dict | None:
+    """The webhook's JSON when it has the shape Webex sends (string resource, event and data.id); else None.
+
+    Everything here is untrusted (the sender knew the secret, or forged nothing but the body's content):
+    deep nesting, wrong types and invalid UTF-8 end in None, never in an exception further on."""
+    try:
+        envelope = json.loads(body)
+    except (ValueError, RecursionError):     # RecursionError: JSON nested thousands of levels deep
+        return None
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("data"), dict):
+        return None
+    fields = (envelope.get("resource"), envelope.get("event"), envelope["data"].get("id"))
+    if not all(isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH for value in fields):
+        return None
+    return envelope
 
 
 # --- registering the bot's webhooks ------------------------------------------------------------------

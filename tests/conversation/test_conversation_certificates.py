@@ -173,8 +173,8 @@ def test_watching_an_app_tracks_its_signing_certificates_and_feeds_the_diagnosis
 
 def test_the_watch_command_and_a_second_watch_do_not_duplicate(graph_chat):
     chat = graph_chat
-    chat.say(chat.alice, "watch Salesforce")
-    chat.say(chat.alice, "watch Salesforce")
+    assert "now tracks **Salesforce**" in chat.say(chat.alice, "watch Salesforce")[0].body
+    assert "already tracks **Salesforce**" in chat.say(chat.alice, "watch Salesforce")[0].body
     assert len(chat.services.storage.tracking.sources(room_id=chat.room.id, kind="entra-app")) == 1
     assert len(chat.services.storage.tracking.certificates(room_id=chat.room.id)) == 2
 

@@ -84,3 +84,26 @@ def test_help_lists_every_command(capsys):
     out = capsys.readouterr().out
     for name in ("serve", "worker", "demo", "webhooks", "settings"):
         assert name in out
+
+
+def test_the_worker_needs_no_webhook_secret(monkeypatch, capsys):
+    for setting in SETTINGS:
+        monkeypatch.delenv(setting.env, raising=False)
+    assert bot.main(["worker"]) == 2
+    err = capsys.readouterr().err        # it receives no webhooks: only the token and access control are asked for
+    assert "WEBEX_ACCESS_TOKEN is not set" in err and "ROLLOVER_WEBHOOK_SECRET" not in err
+
+
+@pytest.mark.parametrize("name", ["serve", "worker", "remind", "audit", "rotations", "webhooks"])
+def test_each_sub_command_help_says_what_it_does(capsys, name):
+    with pytest.raises(SystemExit):
+        bot.main([name, "--help"])
+    out = capsys.readouterr().out
+    assert out.split("\n\n")[1].strip(), f"`bot.py {name} --help` has no description"
+
+
+def test_check_help_explains_the_exit_codes(capsys):
+    assert bot.main(["check", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"  {code}  {word}" in out for code, word in ((0, "OK"), (1, "WARNING"), (2, "CRITICAL"),
+                                                             (3, "UNKNOWN")))
