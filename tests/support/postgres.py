@@ -47,7 +47,7 @@ except ImportError:         # the command line needs only the standard library
 USER = "rollover"           # the database superuser the tests connect as
 DATABASE = "rollover"
 OS_USER = os.environ.get("ROLLOVER_PG_OS_USER", "postgres")   # runs the server when we are root
-START_TIMEOUT = 30.0
+START_TIMEOUT = 60.0        # a loaded shared machine: start took 10 s at load 10
 PREFIX = "rollover-pg-"     # temporary folders of clusters that die with their owner process
 INSTALL_HINT = "Install it with .ci/postgres-install (Debian's postgresql package)."
 SERVER_SETTINGS = {
@@ -138,13 +138,15 @@ def start(folder: Path | None = None, *, detached: bool = False) -> Cluster:
     if folder is None:
         _remove_abandoned()
         folder = Path(tempfile.mkdtemp(prefix=PREFIX))
-        (folder / "owner.pid").write_text(str(os.getpid()))
+        if not detached:                 # its server dies with us: a later start may clean up after us
+            (folder / "owner.pid").write_text(str(os.getpid()))
     elif folder.exists() and any(folder.iterdir()):
         raise FileExistsError(f"{folder} is not empty: a cluster's folder is removed when it stops")
     folder.mkdir(parents=True, exist_ok=True)
     owner = _server_owner()
     if owner is not None:
         os.chown(folder, owner.pw_uid, owner.pw_gid)
+    cluster = Cluster(folder, 0, bindir)
     try:
         _run([str(bindir / "initdb"), "-D", str(folder / "data"), "--auth=trust", f"--username={USER}",
               "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"], owner=owner)
@@ -159,7 +161,7 @@ def start(folder: Path | None = None, *, detached: bool = False) -> Cluster:
                     raise
         cluster.create_database(DATABASE)
     except BaseException:
-        Cluster(folder, 0, bindir).stop()
+        cluster.stop()
         raise
     if detached:
         cluster.process = None
@@ -335,9 +337,7 @@ def _wait_gone(pid: int, process: subprocess.Popen | None, timeout: float = 10.0
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):
             return
         time.sleep(0.02)
     with contextlib.suppress(ProcessLookupError):
