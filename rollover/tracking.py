@@ -12,6 +12,8 @@ as read) and the Graph facts of the apps the space watches.
 
 from __future__ import annotations
 
+import logging
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -38,6 +40,8 @@ from rollover.services import Services
 from rollover.storage import CertificateRecord, Source, TrackedCertificate
 
 ENTRA_ISSUER_PREFIX = "https://sts.windows.net/"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,13 @@ def refresh_url_sources(services: Services) -> list[tuple[Source, str | None]]:
         except UserError as error:
             services.storage.tracking.record_source_error(source.id, str(error), services.clock().timestamp())
             results.append((source, str(error)))
+        except Exception:
+            # A bug on one source (a document our parser chokes on) must not keep the others from being read.
+            incident = secrets.token_hex(4)
+            log.exception("incident %s: re-reading URL source %s failed; going on with the next", incident, source.id)
+            problem = f"Could not be re-read (incident {incident}); the bot's log has the details."
+            services.storage.tracking.record_source_error(source.id, problem, services.clock().timestamp())
+            results.append((source, problem))
     return results
 
 

@@ -204,3 +204,24 @@ def test_names_from_certificates_cannot_become_links_in_cards(chat):
     card = drop(chat, "evil.pem", pem_of(cert))[0].card
     texts = card_texts(card) + card_texts(chat.say(chat.alice, "status")[0].card)
     assert "[Re-login](" not in texts and "\\[Re-login\\](" in texts
+
+
+def test_a_url_source_that_crashes_the_refresh_does_not_stop_the_others(chat, monkeypatch, caplog):
+    from rollover import tracking
+    now = chat.services.clock().timestamp()
+    first, second = (chat.services.storage.tracking.upsert_source(
+        room_id=chat.room.id, kind="url", location=f"https://idp.example.com/{name}.xml", label=name,
+        added_by="alice@example.com", content=None, now=now) for name in ("broken", "fine"))
+    read = []
+
+    def track_url(services, *, room_id, url, added_by, label):
+        read.append(url)
+        if url.endswith("broken.xml"):
+            raise RuntimeError("a bug in the parser")
+    monkeypatch.setattr(tracking, "track_url", track_url)
+    results = dict((source.id, error) for source, error in tracking.refresh_url_sources(chat.services))
+    assert read == [first.location, second.location]
+    assert "incident" in results[first.id] and results[second.id] is None
+    assert "a bug in the parser" in caplog.text                      # the traceback is in the log
+    stored = {s.id: s for s in chat.services.storage.tracking.sources(room_id=chat.room.id)}
+    assert "could not be re-read" in stored[first.id].error.lower()
