@@ -6,10 +6,11 @@ from datetime import datetime
 
 from webexpythonsdk.models.cards import AdaptiveCard
 
-from cards.common import card, facts, heading, paragraph, plain, submit
 from cards.certificates import STATUS_WORDS, certificate_row, day, when
-from rollover.certificates.health import STATUS_EMOJI, STATUS_ORDER
+from cards.common import card, facts, heading, paragraph, plain, submit
 from handlers import actions as action_ids
+from rollover.certificates.health import STATUS_EMOJI, STATUS_ORDER
+from rollover.describe import plural
 
 MAX_APPS = 30
 
@@ -22,7 +23,8 @@ def app_rows(apps: list[dict]) -> list[dict]:
 
 
 def apps_card(rows: list[dict]) -> AdaptiveCard:
-    body = [*heading("SAML apps in Entra ID", subtitle=f"{len(rows)} enterprise apps use SAML, worst first")]
+    apps = f"{plural(len(rows), 'enterprise app')} {'uses' if len(rows) == 1 else 'use'} SAML"
+    body = [*heading("SAML apps in Entra ID", subtitle=f"{apps}, worst first")]
     for row in rows[:MAX_APPS]:
         body.append(certificate_row(status=row["status"], title=row["name"], detail=row["detail"]))
     if len(rows) > MAX_APPS:

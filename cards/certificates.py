@@ -6,7 +6,7 @@ from __future__ import annotations
 from webexpythonsdk.models.cards import AdaptiveCard, Column, ColumnSet, Container, TextBlock
 from webexpythonsdk.models.cards.options import Colors, ContainerStyle, FontWeight, Spacing
 
-from rollover.describe import STATUS_WORDS, day, when
+from rollover.describe import STATUS_WORDS, day, plural, when
 from cards.common import card, heading, paragraph, plain, section, submit
 from rollover.certificates.diagnosis import Diagnosis, Finding
 from rollover.certificates.health import FINDINGS, STATUS_EMOJI, CertificateReport, worst
@@ -68,7 +68,7 @@ def reading_card(label: str, reports: list[CertificateReport], diagnosis: Diagno
 
 
 def reading_text(label: str, reports: list[CertificateReport], diagnosis: Diagnosis | None) -> str:
-    lines = [f"{label}: {len(reports)} certificate(s), now tracked in this space."]
+    lines = [f"{label}: {plural(len(reports), 'certificate')}, now tracked in this space."]
     lines += [f"{STATUS_EMOJI[r.status]} {r.subject} — {report_detail(r)}" for r in reports[:MAX_ROWS]]
     if diagnosis is not None:
         lines.append(f"{VERDICT_TITLE[diagnosis.upload_verdict]}: {diagnosis.upload_answer}")

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from cards.about import about_card, about_text
 from rollover import VERSION
+from rollover.describe import plural
 from rollover.pipeline.dispatcher import Context
 from rollover.pipeline.registry import command
 
@@ -18,8 +19,9 @@ def show_about(ctx: Context) -> None:
 def deployment_facts(ctx: Context) -> list[tuple[str, str]]:
     config = ctx.config
     storage_state = "reachable" if ctx.storage.ping() else "unreachable"
-    people = f" and {len(config.allowed_people)} named people" if config.allowed_people else ""
-    rooms = (f"{len(config.allowed_rooms)} listed rooms" if config.allowed_rooms
+    named = len(config.allowed_people)
+    people = f" and {plural(named, 'named person', 'named people')}" if named else ""
+    rooms = (plural(len(config.allowed_rooms), "listed room") if config.allowed_rooms
              else "any room with an allowed person (set ROLLOVER_ALLOWED_ROOMS to limit)")
     approvers = len(config.approvers) + (1 if config.approver_group else 0)
     return [
@@ -29,7 +31,7 @@ def deployment_facts(ctx: Context) -> list[tuple[str, str]]:
         ("Microsoft Graph", f"{'configured' if ctx.services.entra is not None else 'not configured'} "
                             f"({config.graph_base_url})"),
         ("Graph writes", "report-only: described, never sent" if config.report_only else "after approval"),
-        ("Approvers", f"{len(config.approvers)} people" + (" and an Entra group" if config.approver_group else "")
+        ("Approvers", plural(len(config.approvers), "person") + (" and an Entra group" if config.approver_group else "")
                       if approvers else "none configured: no rotation can start"),
         ("Allowed", f"{', '.join(config.allowed_domains) or 'no domain'}{people}"),
         ("Rooms", rooms),

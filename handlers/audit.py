@@ -1,5 +1,6 @@
 """audit: the recent audit log entries of this space's rotations."""
 
+from rollover.describe import plural
 from rollover.pipeline.dispatcher import Context
 from rollover.pipeline.registry import command
 from rollover.rotation.audit import CHAT_ENTRIES, entry_line
@@ -14,7 +15,7 @@ def show_audit(ctx: Context) -> None:
     if not entries:
         ctx.reply("The audit log of this space is empty: no rotation was requested here yet.")
         return
-    lines = [f"**Audit log of this space**, the latest {len(entries)} entries, oldest first "
+    lines = [f"**Audit log of this space**, the latest {plural(len(entries), 'entry')}, oldest first "
              "(`python bot.py audit --json` exports all of them):"]
     lines += [f"- {_shorten(entry_line(entry))}" for entry in entries]
     ctx.reply(markdown="\n".join(lines))

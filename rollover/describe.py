@@ -7,6 +7,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 _MARKDOWN = re.compile(r"[\\`*_\[\]<>]")
+_ESCAPED = re.compile(r"\\([\\`*_\[\]<>@])")
+_THUMBPRINT = re.compile(r"\b[0-9A-Fa-f]{40}\b")
+_IRREGULAR = {"person": "people", "entry": "entries", "is": "are", "was": "were", "has": "have"}
 
 
 def plain(text: Any) -> str:
@@ -14,6 +17,28 @@ def plain(text: Any) -> str:
     TextBlocks): each Markdown character backslash-escaped, so no link, emphasis, code or <@…> mention."""
     escaped = _MARKDOWN.sub(lambda match: "\\" + match.group(0), str(text))
     return escaped.replace("\\<@", "\\<\\@")   # Webex finds mentions by "<@" before rendering Markdown
+
+
+def unescape(text: str) -> str:
+    """What a reader sees of ``plain`` text: the Markdown escapes removed."""
+    return _ESCAPED.sub(r"\1", text)
+
+
+def plural(count: int, singular: str, many: str | None = None) -> str:
+    """'1 certificate', '2 certificates', '0 people': never 'certificate(s)' or '1 people'."""
+    word = singular if count == 1 else many or _IRREGULAR.get(singular) or f"{singular}s"
+    return f"{count} {word}"
+
+
+def short_thumbprint(thumbprint: str) -> str:
+    """A SHA-1 thumbprint as people compare it by eye: its first 8 and last 4 hex digits (010A52D9…E357)."""
+    value = thumbprint.replace(":", "").upper()
+    return f"{value[:8]}…{value[-4:]}" if len(value) > 12 else value
+
+
+def shorten_thumbprints(text: str) -> str:
+    """Every 40-hex-digit thumbprint in ``text`` shortened; the full values live in details and files."""
+    return _THUMBPRINT.sub(lambda match: short_thumbprint(match.group(0)), text)
 
 
 STATUS_WORDS = {"expired": "expired", "critical": "expires very soon", "warning": "expires soon",

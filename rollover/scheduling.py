@@ -15,6 +15,7 @@ from typing import Callable
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from rollover.describe import plural
 from rollover.integrations.webex_client import WebexError
 from rollover.reminders.sweep import run_sweep
 from rollover.rotation.engine import sweep as sweep_rotations
@@ -33,8 +34,9 @@ def start_scheduler(rotation_services: Services, reminder_services: Services) ->
     _every(scheduler, "reminder-sweep", scheduled_reminder_sweep, reminder_services,
            seconds=reminder_services.config.reminder_sweep_minutes * 60, first=now)
     scheduler.start()
-    log.info("scheduler started: rotations every %s s, reminders every %d minute(s)",
-             rotation_services.config.rotation_sweep_seconds, reminder_services.config.reminder_sweep_minutes)
+    log.info("scheduler started: rotations every %s s, reminders every %s",
+             rotation_services.config.rotation_sweep_seconds,
+             plural(reminder_services.config.reminder_sweep_minutes, "minute"))
     return scheduler
 
 

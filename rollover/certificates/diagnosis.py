@@ -30,6 +30,7 @@ from rollover.certificates.health import (
     validity_status,
 )
 from rollover.certificates.parsing import Document, EntityInfo
+from rollover.describe import plural
 
 CONTROL_HUB = "control-hub"
 SITE_ADMIN = "site-admin"
@@ -339,8 +340,8 @@ def _webex_status_finding(report: CertificateReport, kind, place: str, supersede
                        False, kind, report.sha1)
     if report.status in ("critical", "warning") and not superseded:
         return Finding(report.status, "Webex SP certificate expiring",
-                       f"{name} expires in {report.days_left} days ({_day(report.not_after)}). Cisco publishes the "
-                       f"new certificate about two months ahead; activate it in {place}.", False, kind, report.sha1)
+                       f"{name} expires in {plural(report.days_left, 'day')} ({_day(report.not_after)}). Cisco "
+                       f"publishes the new certificate about two months ahead; activate it in {place}.", False, kind, report.sha1)
     return None
 
 
@@ -512,8 +513,8 @@ def _entra_active_finding(app, cert: EntraSigningCertificate, now, warning_days,
     if status in ("critical", "warning"):
         return Finding(status, f"{app.display_name}: Entra signing certificate expiring",
                        f"Entra's token-signing certificate {thumb} for {app.display_name} expires in "
-                       f"{days_until(cert.not_after, now)} days ({_day(cert.not_after)}). Create a new one in "
-                       f"{ENTRA_SIGNING_PLACE} (it stays inactive), then in a maintenance window make it active and "
+                       f"{plural(days_until(cert.not_after, now), 'day')} ({_day(cert.not_after)}). Create a new one "
+                       f"in {ENTRA_SIGNING_PLACE} (it stays inactive), then in a maintenance window make it active and "
                        f"import the new Federation Metadata XML into {import_place}.", False, kind, thumb)
     return Finding("ok", f"{app.display_name}: Entra signing certificate valid",
                    f"Entra's active token-signing certificate {thumb} is valid until {_day(cert.not_after)}.",
@@ -556,7 +557,7 @@ def _entra_document_findings(facts: TrustFacts, trusts, now: datetime) -> list[F
                 if report.status in ("critical", "warning"):
                     findings.append(Finding(report.status, "Entra certificate in the metadata expiring",
                                             f"Entra's signing certificate {_describe(report)} expires in "
-                                            f"{report.days_left} days.", False, kind, report.sha1))
+                                            f"{plural(report.days_left, 'day')}.", False, kind, report.sha1))
         if len(signing) > 1 and not facts.entra_apps:
             findings.append(Finding(
                 "warning", "Entra metadata lists several signing certificates",
@@ -628,9 +629,11 @@ def _summary(findings: list[Finding], trusts: list[WebexTrust], answer: str) -> 
     else:
         context = "I could not tell from the documents whether this is Control Hub or Site Administration SSO."
     if critical:
-        state = f"{len(critical)} urgent problem(s): " + "; ".join(dict.fromkeys(f.title for f in critical)) + "."
+        titles = "; ".join(dict.fromkeys(f.title for f in critical))
+        state = f"{plural(len(critical), 'urgent problem')}: {titles}."
     elif warnings:
-        state = f"No outage risk right now, {len(warnings)} thing(s) to plan: " + "; ".join(dict.fromkeys(f.title for f in warnings)) + "."
+        titles = "; ".join(dict.fromkeys(f.title for f in warnings))
+        state = f"No outage risk right now, {plural(len(warnings), 'thing')} to plan: {titles}."
     else:
         state = "Everything checked is in order."
     return f"{state} {context} New Webex certificate: {answer}"

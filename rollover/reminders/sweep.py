@@ -51,7 +51,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
-from rollover.describe import status_row
+from rollover.describe import plural, status_row
 from rollover.errors import Retryable, UserError
 from rollover.integrations.webex_client import WebexError, WebexUnavailable
 from rollover.leases import backoff_seconds, lease_owner
@@ -130,7 +130,7 @@ class SweepReport:
             return [f"Reminder sweep at {moment}: another process is running one; nothing done."]
         if self.dry_run:
             return [f"Dry run at {moment} (sources not refreshed; nothing sent or recorded): "
-                    f"{len(self.previews)} reminder(s) would be sent.", *self.previews]
+                    f"{plural(len(self.previews), 'reminder')} would be sent.", *self.previews]
         lines = [f"Reminder sweep at {moment}: {self.planned} planned, {len(self.sent)} sent, "
                  f"{len(self.waiting)} waiting for a retry, {len(self.failed)} failed."]
         lines += [f"  refresh problem: {p}" for p in self.refresh_problems]

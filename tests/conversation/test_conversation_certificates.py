@@ -202,7 +202,8 @@ def test_names_from_certificates_cannot_become_links_in_cards(chat):
     from tests.support.certfactory import pem_of
     cert, _ = make_cert("x[Re-login](https://evil.example)", NOW - timedelta(days=1), NOW + timedelta(days=90))
     card = drop(chat, "evil.pem", pem_of(cert))[0].card
-    texts = card_texts(card) + card_texts(chat.say(chat.alice, "status")[0].card)
+    from cards.text import markdown_texts
+    texts = "\n".join(markdown_texts(card) + markdown_texts(chat.say(chat.alice, "status")[0].card))
     assert "[Re-login](" not in texts and "\\[Re-login\\](" in texts
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from rollover.reminders import sweep as reminders
 from rollover import tracking
-from cards.text import summarize_card
+from cards.text import markdown_texts, summarize_card
+from rollover.describe import short_thumbprint
 from handlers import actions as action_ids
 from tests.support.certfactory import make_cert, make_sp_metadata, pem_of
 
@@ -187,7 +188,7 @@ def test_a_certificate_in_two_sources_or_listed_twice_is_one_reminder(chat, cloc
     assert sent(chat, "threshold") == [("threshold", 30)]
     text = summarize_card(cards_posted(chat)[0])
     assert "Trust: Webex Control Hub SSO (organisation " + ORG + ")" in text
-    assert f"SHA-1: {sha1}" in text and "It reached this space's 30-day reminder." in text
+    assert f"SHA-1: {short_thumbprint(sha1)}" in text and "It reached this space's 30-day reminder." in text
     assert "[Snooze 7 days]  [Acknowledge]" in text
 
 
@@ -239,7 +240,7 @@ def test_names_from_files_and_certificates_are_shown_literally_not_as_markdown(c
     subscribe(chat)
     track_file(chat, 15.5, name="[click](evil.example).pem", cn="<@all> *urgent* `x`")
     sweep(chat, BASE, clock)
-    card = summarize_card(cards_posted(chat)[-1])
+    card = "\n".join(markdown_texts(cards_posted(chat)[-1]))
     assert r"\[click\](evil.example)" in card and r"\*urgent\* \`x\`" in card and "<@all" not in card
     reply = chat.click(chat.bob, chat.last_card_message()["id"], button="Snooze 7 days")[0]
     assert r"\[click\](evil.example)" in reply.body and "<@all" not in reply.body

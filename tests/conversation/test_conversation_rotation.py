@@ -12,7 +12,8 @@ import bot
 from rollover.rotation import engine as rotation
 from rollover.rotation.approvals import Approvers, approvers_for
 from cards.common import card, paragraph, submit
-from cards.text import summarize_card
+from cards.text import markdown_texts, summarize_card
+from rollover.describe import short_thumbprint
 from rollover.errors import UserError
 from rollover.rotation.plans import NewRotation
 from tests.support.certfactory import make_cert, make_sp_metadata
@@ -54,7 +55,7 @@ def test_an_entra_signing_rotation_from_plan_to_done(rotation_chat):
     assert len(plan) == 1
     text = card_text(plan[0])
     assert "Waiting for approval to create the new certificate" in text
-    assert f"Current certificate: {before}" in text and "What will change" in text
+    assert f"Current certificate: {short_thumbprint(before)}" in text and "What will change" in text
     assert "Webex trust: Control Hub (organisation" in text and "Maintenance window:" in text
     assert "addTokenSigningCertificate" in text and "[Approve]  [Reject]  [Cancel rotation]" in text
     assert graph.write_requests() == []                          # planning only reads
@@ -80,7 +81,7 @@ def test_an_entra_signing_rotation_from_plan_to_done(rotation_chat):
 
     done = click(chat, chat.alice, "Sign-in works")
     text = last_card_text(done)
-    assert "Done" in text and new in text and "[Clean up old certificate]" in text
+    assert "Done" in text and short_thumbprint(new) in text and "[Clean up old certificate]" in text
     record = only_rotation(chat)
     assert record.state == "done" and record.finished_at is not None
     assert creations(graph) == 1 and len(activations(graph)) == 1
@@ -170,7 +171,7 @@ def test_roll_back_reactivates_the_previous_certificate_after_an_approval(rotati
     assert active_thumbprint(graph) == before and len(activations(graph)) == 2
     assert any(reply.file_name and reply.file_name.endswith(".xml") for reply in rolled_back)
     text = last_card_text(rolled_back)
-    assert "Rolled back" in text and f"Entra signs with {before} again" in text
+    assert "Rolled back" in text and f"Entra signs with {short_thumbprint(before)} again" in text
     assert only_rotation(chat).state == "rolled-back"
 
 
@@ -195,7 +196,7 @@ def test_a_roll_back_graph_refuses_ends_failed_with_what_to_do(rotation_chat):
     sp["keyCredentials"] = [kc for kc in sp["keyCredentials"] if kc["customKeyIdentifier"] != gone]
     refused = click(chat, chat.carol, "Approve")
     text = last_card_text(refused)
-    assert "Roll back refused" in text and f"Entra still signs with {new}" in text
+    assert "Roll back refused" in text and f"Entra still signs with {short_thumbprint(new)}" in text
     assert f"Enterprise applications › {WEBEX_APP} › Single sign-on › SAML Certificates make another valid" in text
     assert f"“rotate {WEBEX_APP}” starts again." in text
     assert only_rotation(chat).state == "failed" and active_thumbprint(graph) == new
@@ -210,10 +211,10 @@ def test_a_failed_activation_names_what_is_left_and_how_to_go_on(rotation_chat):
     graph.inject_fault("PATCH", r"servicePrincipals", status=403, count=10)   # the bot lost its write permission
     text = last_card_text(click(chat, chat.carol, "Approve"))
     assert only_rotation(chat).state == "failed" and "Failed:" in text
-    assert f"The new certificate {new} stays in Entra, inactive" in text
+    assert f"The new certificate {short_thumbprint(new)} stays in Entra, inactive" in text
     assert f"“rotate {WEBEX_APP}” starts again." in text
     assert (f"in the Entra admin center › Enterprise applications › {WEBEX_APP} › Single sign-on › SAML "
-            f"Certificates make the previous certificate {previous} active, then import the app's federation "
+            f"Certificates make the previous certificate {short_thumbprint(previous)} active, then import the app's federation "
             "metadata into Control Hub") in text
 
 
@@ -268,7 +269,7 @@ def test_clean_up_removes_the_old_certificate_only_after_it_expired(rotation_cha
     clock.advance(days=21)                                       # the old certificate expired (demo: 20 days)
     plan = click(chat, chat.alice, "Clean up old certificate")
     text = last_card_text(plan)
-    assert "Waiting for approval to remove the old certificate" in text and old in text
+    assert "Waiting for approval to remove the old certificate" in text and short_thumbprint(old) in text
     done = click(chat, chat.bob, "Approve")
     assert "Done: the expired certificate" in last_card_text(done)
     assert old not in graph.verify_thumbprints(WEBEX_SP_ID)
@@ -398,7 +399,7 @@ def test_a_certificate_subject_is_shown_literally_in_cards_and_posts(space):
     drop(chat, "Webex_SP_saml2_metadata.xml", make_sp_metadata("https://contoso.webex.com", [cert], [], [
         "https://contoso.webex.com/dispatcher/SAML2AuthService?siteurl=contoso"]))
     plan = chat.say(chat.alice, f"rotate webex-sp {MEETINGS_APP}")
-    text = card_text(plan[0])
+    text = "\n".join(markdown_texts(plan[0].card))
     assert r"CN=\[click\](https://evil.example)" in text and "[click](" not in text and "<@all" not in text
     assert "[click](" in plan[0].text                                # the plain-text fallback stays as it is
     dry_run = [reply for reply in click(chat, chat.bob, "Approve") if "were NOT sent" in reply.body]
@@ -620,8 +621,8 @@ def test_after_a_rotation_status_shows_the_new_certificate_active_and_offers_no_
     assert tracked == {old: False, new: True}
     text = card_text(chat.say(chat.alice, "status")[0])
     rows = text.split("Entra app ")[1:]
-    assert any(row.startswith(f"{WEBEX_APP}: active") and new in row for row in rows)
-    assert any(row.startswith(f"{WEBEX_APP}: inactive") and old in row for row in rows)
+    assert any(row.startswith(f"{WEBEX_APP}: active") and short_thumbprint(new) in row for row in rows)
+    assert any(row.startswith(f"{WEBEX_APP}: inactive") and short_thumbprint(old) in row for row in rows)
     assert "Start rotation" not in text
 
 

@@ -98,7 +98,7 @@ def test_remind_dry_run_prints_what_would_be_sent_and_records_nothing(chat, monk
     monkeypatch.delenv("WEBEX_ACCESS_TOKEN")
     assert bot.main(["remind", "--now", "2026-03-20T10:05+01:00", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "Dry run at 2026-03-20T09:05+00:00" in out and "1 reminder(s) would be sent" in out
+    assert "Dry run at 2026-03-20T09:05+00:00" in out and "1 reminder would be sent" in out
     assert "SSO certificate expires in 5 days" in out
     assert chat.services.storage.reminders.all() == [] and cards_posted(chat) == []
     assert chat.services.storage.reminders.subscription(chat.room.id).last_slot is None

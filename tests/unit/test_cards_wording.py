@@ -1,0 +1,41 @@
+"""Words on cards: plurals, short thumbprints in what is shown at first, Markdown escapes never shown as text."""
+
+from cards.common import card, details, facts, paragraph
+from cards.text import summarize_card, visible_chars
+from rollover.describe import plain, plural, short_thumbprint, shorten_thumbprints, unescape
+
+SHA1 = "010A52D9C0FFEE00112233445566778899AAE357"
+
+
+def test_plural_counts_say_one_thing_or_many_never_thing_s():
+    assert plural(1, "certificate") == "1 certificate" and plural(2, "certificate") == "2 certificates"
+    assert plural(0, "problem") == "0 problems"
+    assert plural(1, "person") == "1 person" and plural(3, "person") == "3 people"
+    assert plural(1, "entry") == "1 entry" and plural(15, "entry") == "15 entries"
+    assert plural(2, "named person", "named people") == "2 named people"
+
+
+def test_a_thumbprint_is_shortened_to_its_first_eight_and_last_four_digits():
+    assert short_thumbprint(SHA1) == "010A52D9…E357"
+    assert short_thumbprint(SHA1.lower()) == "010A52D9…E357"
+    assert shorten_thumbprints(f"certificate {SHA1}, then {SHA1.lower()}.") == \
+        "certificate 010A52D9…E357, then 010A52D9…E357."
+    # A SHA-256 (64 digits) or a GUID is not a thumbprint.
+    assert shorten_thumbprints("A" * 64) == "A" * 64
+    assert shorten_thumbprints("0ab4c0de-0000-4000-8000-00000000a001") == "0ab4c0de-0000-4000-8000-00000000a001"
+
+
+def test_cards_show_short_thumbprints_and_keep_them_whole_behind_details():
+    built = card([paragraph(f"Entra signs with {SHA1}."), facts([("SHA-1", SHA1)])],
+                 actions=[details("Details", [paragraph(f"Thumbprint {SHA1}")])]).to_dict()
+    shown = summarize_card(built)
+    assert SHA1 not in shown and "Entra signs with 010A52D9…E357." in shown and "SHA-1: 010A52D9…E357" in shown
+    assert f"Thumbprint {SHA1}" in summarize_card(built, opened=True)
+    assert visible_chars(built) == len("Entra signs with 010A52D9…E357. SHA-1: 010A52D9…E357 [Details]")
+
+
+def test_escaped_markdown_reads_as_written():
+    text = "Management > Settings [x](y) *a* `b` <@all> back\\slash"
+    assert unescape(plain(text)) == text
+    shown = summarize_card(card([paragraph(plain(text))]).to_dict())
+    assert shown == text and "\\>" not in shown
