@@ -39,10 +39,10 @@ def insert_rows(storage: Storage, sources: list[tuple], certificates: list[tuple
     """Bulk-insert sources (id, room_id, kind, location, label) and certificates (source_id, sha1, not_after,
     active) without reading any document: tracking them one by one would take longer than the measurement."""
     with storage.transaction():
-        storage.db.conn.executemany(
+        storage.db.executemany(
             "INSERT INTO sources (id, room_id, kind, location, label, added_by, added_at) "
             "VALUES (?, ?, ?, ?, ?, 'bench', 0)", sources)
-        storage.db.conn.executemany(
+        storage.db.executemany(
             "INSERT INTO tracked_certificates (source_id, sha1, sha256, entity_id, role, use, subject, "
             "not_before, not_after, active, details, first_seen, last_seen) "
             "VALUES (?, ?, '', '', 'idp', 'signing', 'CN=bench', 0, ?, ?, '{}', 0, 0)", certificates)

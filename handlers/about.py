@@ -1,6 +1,5 @@
 """about: what this Rollover instance runs with (versions, storage, Webex, Graph), without secrets."""
 
-from pathlib import Path
 
 from cards.about import about_card, about_text
 from rollover import VERSION
@@ -26,7 +25,7 @@ def deployment_facts(ctx: Context) -> list[tuple[str, str]]:
     approvers = len(config.approvers) + (1 if config.approver_group else 0)
     return [
         ("Version", VERSION),
-        ("Database", f"SQLite {Path(ctx.storage.path).resolve()}, {storage_state}"),
+        ("Database", f"{ctx.storage.describe()}, {storage_state}"),
         ("Webex API", config.webex_base_url),
         ("Microsoft Graph", f"{'configured' if ctx.services.entra is not None else 'not configured'} "
                             f"({config.graph_base_url})"),

@@ -29,7 +29,7 @@ from rollover.logging_setup import configure_logging
 from rollover.pipeline.webhooks import sync_webhooks, webhook_target
 from rollover.services import Services
 from rollover.settings import Config, ConfigError, load_config, readme_with_settings, settings_markdown
-from rollover.storage import Storage
+from rollover.storage import Storage, is_database_url
 from rollover.web import create_app
 
 log = logging.getLogger("rollover")
@@ -158,7 +158,7 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         print(audit.export_json(entries))
     elif not entries:
-        print(f"No audit entries in {Path(storage.path).resolve()} for this selection.", file=sys.stderr)
+        print(f"No audit entries in {storage.describe()} for this selection.", file=sys.stderr)
     else:
         for entry in entries:
             print(audit.entry_line(entry, markdown=False))
@@ -199,7 +199,7 @@ def cancel_rotation(config: Config, rotation_id: int, chat: ChatLayer) -> int:
 
 def existing_storage(config: Config) -> Storage:
     """The bot's database for commands that only read it: a wrong path must not look like an empty history."""
-    if not Path(config.database_path).is_file():
+    if not is_database_url(config.database_path) and not Path(config.database_path).is_file():
         raise ConfigError([f"ROLLOVER_DATABASE={config.database_path!r} does not exist "
                            f"(looked in {Path(config.database_path).resolve()}): point it at the bot's database "
                            "or run this from the bot's working directory."])

@@ -41,8 +41,9 @@ def backoff_seconds(attempts: int, retry_after: float | None = None) -> float:
 class Lease:
     """The lease columns of one table of work, and the statements that claim, renew and release its rows.
 
-    ``db`` is the storage connection of the calling thread. A claim is one UPDATE that picks and leases the
-    row together; it runs in its own transaction because an UPDATE … RETURNING is not committed by itself.
+    ``db`` is the store (``rollover.storage.connection.Database``). A claim is one UPDATE that picks and
+    leases the row together; on PostgreSQL the pick skips rows another transaction is claiming (SKIP
+    LOCKED), where READ COMMITTED would otherwise let two workers take the same row.
     """
 
     table: str
@@ -58,21 +59,20 @@ class Lease:
     def claim_next(self, db, *, ready: str, params: list[Any], owner: str, until: float, now: float,
                    returning: str, also_set: str = "") -> tuple | None:
         """Lease the first row (by key) that is ``ready`` and not leased by a live owner; counts the attempt."""
-        with db.atomic():
-            row = db.execute(
-                f"UPDATE {self.table} SET {self.owner} = ?, {self.until} = ?, attempts = attempts + 1{also_set} "
-                f"WHERE {self.key} = (SELECT {self.key} FROM {self.table} WHERE ({ready}) "
-                f"AND ({self.owner} IS NULL OR {self.until} < ?) ORDER BY {self.order or self.key} LIMIT 1) "
-                f"RETURNING {returning}",
-                [owner, until, *params, now]).fetchone()
+        row = db.execute(
+            f"UPDATE {self.table} SET {self.owner} = ?, {self.until} = ?, attempts = attempts + 1{also_set} "
+            f"WHERE {self.key} = (SELECT {self.key} FROM {self.table} WHERE ({ready}) "
+            f"AND ({self.owner} IS NULL OR {self.until} < ?) ORDER BY {self.order or self.key} LIMIT 1"
+            f"{db.skip_locked}) RETURNING {returning}",
+            [owner, until, *params, now]).fetchone()
         return None if row is None else tuple(row)
 
     def claim(self, db, key: Any, *, owner: str, until: float, now: float, returning: str) -> tuple | None:
         """Lease one row unless another live owner holds it (renews the lease when ``owner`` holds it)."""
         free, params = self.free_for(owner, now)
-        with db.atomic():
-            row = db.execute(f"UPDATE {self.table} SET {self.owner} = ?, {self.until} = ? WHERE {self.key} = ? "
-                             f"AND {free} RETURNING {returning}", [owner, until, key, *params]).fetchone()
+        # By key, the UPDATE itself locks the row and re-checks the whole WHERE on it: no SKIP LOCKED needed.
+        row = db.execute(f"UPDATE {self.table} SET {self.owner} = ?, {self.until} = ? WHERE {self.key} = ? "
+                         f"AND {free} RETURNING {returning}", [owner, until, key, *params]).fetchone()
         return None if row is None else tuple(row)
 
     def update_held(self, db, key: Any, owner: str, values: dict[str, Any], *, release: bool,
@@ -101,7 +101,7 @@ class NamedLeases:
 
     def acquire(self, name: str, owner: str, *, seconds: float, wall_now: float) -> bool:
         """Take (or extend, for its owner) a named lease; False while another owner's lease runs."""
-        cursor = self.database.db.execute(
+        cursor = self.database.execute(
             "INSERT INTO scheduler_leases (name, owner, until) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE "
             "SET owner = excluded.owner, until = excluded.until "
             "WHERE scheduler_leases.owner = excluded.owner OR scheduler_leases.until < ?",
@@ -109,4 +109,4 @@ class NamedLeases:
         return cursor.rowcount == 1
 
     def release(self, name: str, owner: str) -> None:
-        self.database.db.execute("DELETE FROM scheduler_leases WHERE name = ? AND owner = ?", [name, owner])
+        self.database.execute("DELETE FROM scheduler_leases WHERE name = ? AND owner = ?", [name, owner])

@@ -2,6 +2,7 @@
 (events, outbox, tracking, reminders, rotations, audit), which share one connection per thread."""
 
 from rollover.storage.audit import AuditEntry
+from rollover.storage.connection import is_database_url
 from rollover.storage.events import Event
 from rollover.storage.migrations import MIGRATIONS
 from rollover.storage.reminders import PlannedReminder, ReminderCandidate, ReminderMark, ReminderSubscription
@@ -11,4 +12,4 @@ from rollover.storage.tracking import CertificateRecord, Source, TrackedCertific
 
 __all__ = ["MIGRATIONS", "AuditEntry", "CertificateRecord", "Event", "PlannedReminder", "ReminderCandidate",
            "ReminderMark", "ReminderSubscription", "RotationChange", "RotationRecord", "Source", "Storage",
-           "TrackedCertificate"]
+           "TrackedCertificate", "is_database_url"]

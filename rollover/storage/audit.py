@@ -29,17 +29,16 @@ class Audit:
         self.database = database
 
     @property
-    def db(self):
-        return self.database.db
+    def db(self) -> Database:
+        return self.database
 
     def append(self, *, at: float, room_id: str, rotation_id: int | None, app: str, actor: str, action: str,
                      detail: str, before: dict | None, after: dict | None, requests: list[str]) -> int:
-        cursor = self.db.execute(
+        return self.db.execute(
             "INSERT INTO audit_log (at, room_id, rotation_id, app, actor, action, detail, before, after, requests) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             [at, room_id, rotation_id, app, actor, action, detail, None if before is None else json.dumps(before),
-             None if after is None else json.dumps(after), json.dumps(requests)])
-        return cursor.lastrowid
+             None if after is None else json.dumps(after), json.dumps(requests)]).fetchone()[0]
 
     def entries(self, *, room_id: str | None = None, rotation_id: int | None = None,
                       limit: int | None = None) -> list[AuditEntry]:
@@ -47,7 +46,8 @@ class Audit:
         where, params = where_clause({"room_id = ?": room_id, "rotation_id = ?": rotation_id})
         rows = self.db.execute(
             "SELECT id, at, room_id, rotation_id, app, actor, action, detail, before, after, requests FROM audit_log"
-            f"{where} ORDER BY id DESC LIMIT ?", params + [-1 if limit is None else limit]).fetchall()
+            f"{where} ORDER BY id DESC{'' if limit is None else ' LIMIT ?'}",
+            params + ([] if limit is None else [limit])).fetchall()
         return [_audit_entry(row) for row in reversed(rows)]
 
 

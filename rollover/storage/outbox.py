@@ -12,8 +12,8 @@ class Outbox:
         self.database = database
 
     @property
-    def db(self):
-        return self.database.db
+    def db(self) -> Database:
+        return self.database
 
     def sent(self, event_key: str, position: int) -> str | None:
         row = self.db.execute("SELECT message_id FROM outbox WHERE event_key = ? AND position = ?",
@@ -21,5 +21,6 @@ class Outbox:
         return None if row is None else row[0]
 
     def record(self, event_key: str, position: int, message_id: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO outbox (event_key, position, message_id, sent_at) "
-                        "VALUES (?, ?, ?, ?)", [event_key, position, message_id, time.time()])
+        self.db.execute("INSERT INTO outbox (event_key, position, message_id, sent_at) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT (event_key, position) DO UPDATE SET message_id = excluded.message_id, "
+                        "sent_at = excluded.sent_at", [event_key, position, message_id, time.time()])

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from rollover.leases import Lease
-from rollover.storage.connection import Database
+from rollover.storage.connection import Database, placeholders
 
 LEASE = Lease("reminders", "id", owner="claimed_by", until="claimed_until")
 
@@ -71,8 +70,8 @@ class Reminders:
         self.database = database
 
     @property
-    def db(self):
-        return self.database.db
+    def db(self) -> Database:
+        return self.database
 
     _SUBSCRIPTION_COLUMNS = ("room_id, enabled, thresholds, local_time, time_zone, enabled_at, changed_by, "
                              "changed_at, last_slot")
@@ -118,14 +117,14 @@ class Reminders:
             "FROM tracked_certificates c JOIN sources s ON s.id = c.source_id "
             "LEFT JOIN reminder_marks m ON m.room_id = s.room_id AND m.sha1 = c.sha1 "
             "WHERE c.present = 1 AND c.not_after < ? AND (c.active IS NULL OR c.active = 1) "
-            "  AND s.room_id IN (SELECT value FROM json_each(?)) "
+            f"  AND s.room_id IN ({placeholders(room_ids)}) "
             # Unary + keeps SQLite off tracked_due here (a scan of every present certificate per row): it
             # looks up the space's Entra-app sources, then (source_id, sha1) in the UNIQUE index.
             "  AND NOT EXISTS (SELECT 1 FROM sources xs JOIN tracked_certificates x ON x.source_id = xs.id "
             "                  WHERE xs.room_id = s.room_id AND xs.kind = 'entra-app' AND x.sha1 = c.sha1 "
             "                  AND +x.present = 1 AND +x.active = 0) "
             "ORDER BY s.room_id, c.not_after",
-            [expiring_before, json.dumps(room_ids)])
+            [expiring_before, *room_ids])
         return list(map(ReminderCandidate._make, rows))
 
     def plan(self, due: list[tuple[str, str, str, int]], slots: dict[str, str], now: float) -> int:
@@ -135,15 +134,16 @@ class Reminders:
         space gets the current reminder, not a backlog. Returns how many reminders were new.
         """
         db, planned = self.db, 0
-        with db.atomic():
+        with db.transaction():
             for room_id, subject, kind, step in due:
                 db.execute("UPDATE reminders SET status = 'superseded' WHERE room_id = ? AND subject = ? "
                            "AND status = 'planned' AND NOT (kind = ? AND step = ?)", [room_id, subject, kind, step])
                 planned += db.execute(
-                    "INSERT OR IGNORE INTO reminders (room_id, subject, kind, step, planned_at, available_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)", [room_id, subject, kind, step, now, now]).rowcount
-            db.conn.executemany("UPDATE reminder_subscriptions SET last_slot = ? WHERE room_id = ?",
-                                [(day, room_id) for room_id, day in slots.items()])
+                    "INSERT INTO reminders (room_id, subject, kind, step, planned_at, available_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    [room_id, subject, kind, step, now, now]).rowcount
+            db.executemany("UPDATE reminder_subscriptions SET last_slot = ? WHERE room_id = ?",
+                           [(day, room_id) for room_id, day in slots.items()])
         return planned
 
     def claim(self, owner: str, *, now: float, wall_now: float, claim_seconds: float) -> PlannedReminder | None:
@@ -195,7 +195,7 @@ class Reminders:
             "snoozed_until = excluded.snoozed_until, snoozed_by = excluded.snoozed_by, "
             "snoozed_from_message = excluded.snoozed_from_message, snoozed_by_event = excluded.snoozed_by_event "
             "WHERE (reminder_marks.snoozed_until IS NULL OR reminder_marks.snoozed_until <= ?) "
-            "AND reminder_marks.snoozed_from_message IS NOT excluded.snoozed_from_message",
+            "AND reminder_marks.snoozed_from_message IS DISTINCT FROM excluded.snoozed_from_message",
             [room_id, sha1, until, by, card_message_id, event_key, now])
         return cursor.rowcount == 1
 

@@ -4,7 +4,6 @@ meaning)."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,8 +60,8 @@ class Rotations:
         self.database = database
 
     @property
-    def db(self):
-        return self.database.db
+    def db(self) -> Database:
+        return self.database
 
     _ROTATION_COLUMNS = ("id, kind, app_key, app_name, room_id, requested_by, marker, state, version, "
                          "state_version, plan, data, deadline, card_message_id, card_parent_id, announced_version, "
@@ -72,15 +71,14 @@ class Rotations:
                         marker: str, state: str, plan: dict, data: dict, deadline: float | None,
                         event_key: str, now: float) -> int | None:
         """A new rotation; None when the app already has an open one (the partial UNIQUE index)."""
-        try:
-            cursor = self.db.execute(
-                "INSERT INTO rotations (kind, app_key, app_name, room_id, requested_by, marker, state, plan, data, "
-                "deadline, last_event_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [kind, app_key, app_name, room_id, requested_by, marker, state, json.dumps(plan), json.dumps(data),
-                 deadline, event_key, now, now])
-        except sqlite3.IntegrityError:
-            return None
-        return cursor.lastrowid
+        # ON CONFLICT, not an exception: in PostgreSQL a failed statement would abort the whole transaction.
+        row = self.db.execute(
+            "INSERT INTO rotations (kind, app_key, app_name, room_id, requested_by, marker, state, plan, data, "
+            "deadline, last_event_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING RETURNING id",
+            [kind, app_key, app_name, room_id, requested_by, marker, state, json.dumps(plan), json.dumps(data),
+             deadline, event_key, now, now]).fetchone()
+        return None if row is None else row[0]
 
     def get(self, rotation_id: int) -> RotationRecord | None:
         row = self.db.execute(f"SELECT {self._ROTATION_COLUMNS} FROM rotations WHERE id = ?",
@@ -114,7 +112,7 @@ class Rotations:
             "state_version = CASE WHEN ? THEN version + 1 ELSE state_version END, data = ?, deadline = ?, "
             "finished_at = ?, last_event_key = COALESCE(?, last_event_key), lease_owner = ?, lease_until = ?, "
             f"updated_at = ? WHERE id = ? AND version = ? AND {free}",
-            [change.state, int(change.state_changed), json.dumps(change.data), change.deadline,
+            [change.state, change.state_changed, json.dumps(change.data), change.deadline,
              change.now if change.finished else None, change.event_key, lease_owner, lease_until, change.now,
              rotation_id, expected_version, *free_params])
         return cursor.rowcount == 1
@@ -127,14 +125,15 @@ class Rotations:
         Returns the number of approvals; None when the rotation moved on or this person already approved."""
         db = self.db
         try:
-            with db.atomic():
+            with db.transaction():
                 # The write comes first, so the transaction holds the write lock from its first statement.
                 if not self.change(rotation_id, expected_version, pending, lease_owner=lease_owner,
                                             lease_until=lease_until, now=now):
                     return None
                 inserted = db.execute(
-                    "INSERT OR IGNORE INTO rotation_approvals (rotation_id, state_version, approver, approved_at) "
-                    "SELECT id, state_version, ?, ? FROM rotations WHERE id = ?", [approver, pending.now, rotation_id])
+                    "INSERT INTO rotation_approvals (rotation_id, state_version, approver, approved_at) "
+                    "SELECT id, state_version, ?, ? FROM rotations WHERE id = ? ON CONFLICT DO NOTHING",
+                    [approver, pending.now, rotation_id])
                 if inserted.rowcount != 1:
                     raise _NotApplied()
                 count = db.execute(

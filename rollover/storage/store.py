@@ -1,19 +1,17 @@
 """The thin front over the per-domain repositories: ``storage.events.claim(...)``, ``storage.rotations.get(...)``.
 
-Every repository shares one ``Database`` (one connection per thread, WAL), so a transaction opened
-through the front (``with storage.transaction():``) spans repositories: a rotation's change and its
-audit entry commit together or not at all.
+Every repository shares one ``Database`` (SQLite: one connection per thread, WAL; PostgreSQL: a pool),
+so a transaction opened through the front (``with storage.transaction():``) spans repositories: a
+rotation's change and its audit entry commit together or not at all.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import sqlite_utils
-
 from rollover.leases import NamedLeases
 from rollover.storage.audit import Audit
-from rollover.storage.connection import Database
+from rollover.storage.connection import Database, SqliteDatabase, is_database_url
 from rollover.storage.events import Events
 from rollover.storage.migrations import migrate
 from rollover.storage.outbox import Outbox
@@ -22,11 +20,20 @@ from rollover.storage.rotations import Rotations
 from rollover.storage.tracking import Tracking
 
 
-class Storage:
-    """Call ``migrate()`` once at start-up; then use the repositories."""
+def open_database(location: str | Path) -> Database:
+    """A PostgreSQL URL (``postgresql://`` or the platforms' ``postgres://``) or an SQLite file path."""
+    if is_database_url(str(location)):
+        from rollover.storage.postgresql import PostgresDatabase  # psycopg only where it is used
+        return PostgresDatabase(str(location))
+    return SqliteDatabase(location)
 
-    def __init__(self, path: str | Path):
-        self.database = Database(path)
+
+class Storage:
+    """``location``: an SQLite file path, or a PostgreSQL URL. Call ``migrate()`` once at start-up."""
+
+    def __init__(self, location: str | Path):
+        self.location = str(location)
+        self.database: Database = open_database(location)
         self.events = Events(self.database)
         self.outbox = Outbox(self.database)
         self.tracking = Tracking(self.database)
@@ -36,13 +43,17 @@ class Storage:
         self.audit = Audit(self.database)
 
     @property
-    def path(self) -> str:
-        return self.database.path
+    def db(self) -> Database:
+        """The store itself, for what no repository offers (tests, benchmarks' seeding, the copy command)."""
+        return self.database
 
     @property
-    def db(self) -> sqlite_utils.Database:
-        """This thread's connection, for what no repository offers (tests, benchmarks' seeding)."""
-        return self.database.db
+    def dialect(self) -> str:
+        return self.database.dialect
+
+    def describe(self) -> str:
+        """"SQLite /path/to/file" or "PostgreSQL user@host:port/database" (never a password)."""
+        return self.database.describe()
 
     def migrate(self) -> list[str]:
         """Apply pending migrations; returns the names applied now."""
@@ -58,3 +69,7 @@ class Storage:
     def close(self) -> None:
         """Close this thread's connections."""
         self.database.close()
+
+    def dispose(self) -> None:
+        """Close every connection (the process is done with the store)."""
+        self.database.dispose()

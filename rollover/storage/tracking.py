@@ -56,8 +56,8 @@ class Tracking:
         self.database = database
 
     @property
-    def db(self):
-        return self.database.db
+    def db(self) -> Database:
+        return self.database
 
     _SOURCE_COLUMNS = "id, room_id, kind, location, label, added_by, added_at, read_at, error, content"
     _TRACKED_COLUMNS = ("c.id, c.source_id, s.room_id, s.label, s.kind, c.sha1, c.sha256, c.entity_id, c.role, "
@@ -67,7 +67,7 @@ class Tracking:
                       content: bytes | None, now: float, error: str | None = None) -> Source:
         """Create or refresh a source; re-reading the same location updates it instead of duplicating."""
         db = self.db
-        with db.atomic():
+        with db.transaction():
             db.execute(
                 "INSERT INTO sources (room_id, kind, location, label, added_by, added_at, read_at, error, content) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -85,7 +85,7 @@ class Tracking:
     def replace_certificates(self, source_id: int, records: list[CertificateRecord], now: float) -> None:
         """Make the source's present certificates exactly ``records``; the rest become history."""
         db = self.db
-        with db.atomic():
+        with db.transaction():
             db.execute("UPDATE tracked_certificates SET present = 0 WHERE source_id = ?", [source_id])
             for r in records:
                 db.execute(
@@ -127,7 +127,7 @@ class Tracking:
         return [{"sp_id": r[0], "app_id": r[1], "display_name": r[2], "facts": json.loads(r[3]),
                  "refreshed_at": r[4]}
                 for r in self.db.execute("SELECT sp_id, app_id, display_name, facts, refreshed_at FROM entra_apps "
-                                         "ORDER BY display_name COLLATE NOCASE")]
+                                         "ORDER BY lower(display_name), display_name")]
 
     def forget_entra_apps_except(self, sp_ids: list[str]) -> None:
         """Drop apps that left the inventory (deleted, or no longer SAML)."""

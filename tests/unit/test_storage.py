@@ -9,7 +9,7 @@ def test_migrations_apply_once_and_enable_wal(tmp_path):
     storage = Storage(tmp_path / "db" / "rollover.sqlite3")
     assert storage.migrate() == [name for name, _ in MIGRATIONS]
     assert storage.migrate() == []
-    assert Storage(storage.path).migrate() == []
+    assert Storage(storage.location).migrate() == []
     assert storage.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -46,7 +46,7 @@ def test_each_thread_gets_its_own_connection(tmp_path):
     import threading
     storage = Storage(tmp_path / "r.sqlite3"); storage.migrate()
     seen = []
-    thread = threading.Thread(target=lambda: seen.append(storage.db.conn))
+    thread = threading.Thread(target=lambda: seen.append(storage.database.db.conn))
     thread.start(); thread.join()
-    assert seen[0] is not storage.db.conn
+    assert seen[0] is not storage.database.db.conn
     assert isinstance(seen[0], sqlite3.Connection)

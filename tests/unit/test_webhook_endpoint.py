@@ -105,5 +105,5 @@ def test_create_app_refuses_to_run_without_a_webhook_secret(tmp_path):
 def test_an_acknowledged_event_survives_a_new_process(app, storage, tmp_path):
     body = envelope("MSG-7")
     post(app.test_client(), body, signature_for(SECRET, body))
-    reopened = Storage(storage.path)   # as a restarted process would
+    reopened = Storage(storage.location)   # as a restarted process would
     assert reopened.events.claim("w", lease_seconds=10).data_id == "MSG-7"
