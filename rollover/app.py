@@ -21,6 +21,7 @@ from rollover.storage import Storage
 if TYPE_CHECKING:
     from rollover.integrations.entra_client import EntraClient
     from rollover.integrations.webex_client import WebexClient
+    from rollover.pipeline.socket_events import SocketEvents
 
 
 @dataclass(frozen=True)
@@ -94,3 +95,16 @@ def run_worker_until(worker: Worker, stop: threading.Event) -> threading.Thread:
     thread = threading.Thread(target=worker.run_forever, args=(stop,), name="rollover-worker", daemon=True)
     thread.start()
     return thread
+
+
+def start_socket_events(config: Config, storage: Storage, wake: Callable[[], Any]) -> SocketEvents | None:
+    """In websocket mode, the event source of ``worker`` and ``serve``: it holds the Webex websocket while
+    this process holds its lease (standing by otherwise) and wakes ``wake`` after each new event.
+    None in webhook mode."""
+    if not config.websocket_events:
+        return None
+    from rollover.integrations.webex_socket import MercuryClient
+    from rollover.pipeline.socket_events import SocketEvents
+    token, catalog = config.webex_access_token, config.webex_catalog_url
+    return SocketEvents(storage, token, lambda record: MercuryClient(token, record, u2c_url=catalog),
+                        lease_seconds=config.websocket_lease_seconds, wake=wake).start()

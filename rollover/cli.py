@@ -22,6 +22,7 @@ from rollover.app import (
     resolve_config,
     run_worker_until,
     start_background_jobs,
+    start_socket_events,
 )
 from rollover.errors import Retryable, UserError
 from rollover.integrations.webex_client import WebexClient, WebexError, WebexUnavailable
@@ -63,21 +64,30 @@ def _check_token(config: Config) -> None:
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     """One-process install: the webhook service with a worker thread beside it."""
     from werkzeug.serving import make_server
-    _require_live(config, receives_webhooks=True)
+    # Websocket mode receives events over an outbound connection: no webhook secret, no public URL.
+    _require_live(config, receives_webhooks=not config.websocket_events)
     app = create_app(config)
     chat = args.chat()
     worker = build_worker(build_services(config, chat))
     app.extensions["rollover"]["wake_callbacks"].append(worker.wake.set)
     stop = threading.Event()
     thread = run_worker_until(worker, stop)
+    socket_events = start_socket_events(config, worker.storage, worker.wake.set)
+    app.extensions["rollover"]["socket_events"] = socket_events
     stop_background_jobs = start_background_jobs(config, chat)
     server = make_server(args.host, args.port, app, threaded=True)
-    log.info("Rollover %s listening on http://%s:%d/webhooks/webex", VERSION, args.host, args.port)
+    if socket_events is not None:
+        log.info("Rollover %s receiving Webex events over the websocket; /healthz on http://%s:%d",
+                 VERSION, args.host, args.port)
+    else:
+        log.info("Rollover %s listening on http://%s:%d/webhooks/webex", VERSION, args.host, args.port)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        if socket_events is not None:
+            socket_events.stop()
         stop.set()
         stop_background_jobs()
         thread.join(timeout=10)
@@ -90,12 +100,15 @@ def cmd_worker(args: argparse.Namespace, config: Config) -> int:
     chat = args.chat()
     worker = build_worker(build_services(config, chat))
     stop = threading.Event()
+    socket_events = start_socket_events(config, worker.storage, worker.wake.set)
     stop_background_jobs = start_background_jobs(config, chat)
     try:
         worker.run_forever(stop)
     except KeyboardInterrupt:
         stop.set()
     finally:
+        if socket_events is not None:
+            socket_events.stop()
         stop_background_jobs()
     return 0
 

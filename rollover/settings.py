@@ -108,6 +108,16 @@ def parse_base_url(raw: str) -> str:
     return text if text.endswith("/") else text + "/"
 
 
+EVENT_MODES = ("webhook", "websocket")
+
+
+def parse_events_mode(raw: str) -> str:
+    mode = raw.strip().lower()
+    if mode not in EVENT_MODES:
+        raise ValueError("must be webhook or websocket")
+    return mode
+
+
 def parse_timezone(raw: str) -> str:
     """An IANA time zone, whatever its letter case (``europe/stockholm`` is Europe/Stockholm)."""
     name = _zone_names().get(raw.strip().lower(), raw.strip())
@@ -175,8 +185,22 @@ SETTINGS: tuple[Setting, ...] = (
             fix="create a bot at https://developer.webex.com/my-apps and set its token"),
     Setting("WEBEX_BASE_URL", "webex_base_url", "https://webexapis.com/v1/",
             "Base URL of the Webex REST API (a trailing slash is added).", parse_base_url),
+    Setting("ROLLOVER_EVENTS", "events_mode", "webhook",
+            "How Webex events reach the bot: `webhook` (Webex POSTs to a public https URL; needs "
+            "ROLLOVER_WEBHOOK_SECRET and `webhooks sync`) or `websocket` (the bot opens an outbound websocket "
+            "to Webex, like the Webex SDKs: no public URL, no inbound connection, no webhook secret; one "
+            "`worker`/`serve` process holds it, the others stand by).", parse_events_mode,
+            fix="write webhook or websocket"),
+    Setting("ROLLOVER_WEBEX_CATALOG_URL", "webex_catalog_url", "https://u2c.wbx2.com/u2c/api/v1/catalog",
+            "Webex's service catalog (u2c), where websocket mode finds its device service; change it only to point "
+            "at a local Webex (tests, the demo).", parse_url),
+    Setting("ROLLOVER_WEBSOCKET_LEASE_SECONDS", "websocket_lease_seconds", "20",
+            "Websocket mode: how long one process holds the connection without renewing; a standby `worker` or "
+            "`serve` takes it over when the holder has not renewed for this long (Webex keeps the events meanwhile).",
+            parse_seconds),
     Setting("ROLLOVER_WEBHOOK_SECRET", "webhook_secret", "",
-            "Shared secret of the Webex webhooks; every delivery's X-Spark-Signature is checked with it.",
+            "Shared secret of the Webex webhooks; every delivery's X-Spark-Signature is checked with it "
+            "(not needed with ROLLOVER_EVENTS=websocket).",
             secret=True,
             fix="generate one with `python -c 'import secrets; print(secrets.token_hex(32))'`, "
                 "set it, then run `python bot.py webhooks sync --url https://YOUR-HOST`"),
@@ -351,6 +375,11 @@ class Config:
         loopback = re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])[:/]", self.graph_base_url or "")
         return bool(self.azure_client_secret or self.azure_client_certificate_path
                     or self.graph_managed_identity or loopback)
+
+    @property
+    def websocket_events(self) -> bool:
+        """Events arrive over the outbound websocket: no webhook secret, no public URL."""
+        return self.events_mode == "websocket"
 
     def require_access_control(self) -> None:
         """Fail closed: a bot that can change SSO certificates must know who may use it."""

@@ -23,7 +23,8 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     ``app.extensions["rollover"]["wake_callbacks"]``: functions called after each recorded event (an
     in-process worker adds its wake-up there)."""
     config = resolve_config(config)
-    config.require("webhook_secret")
+    if not config.websocket_events:
+        config.require("webhook_secret")   # websocket mode: only /healthz (and webhooks if a secret is set)
     if not logging.getLogger().handlers:   # under gunicorn nobody else set it up: keep the secret filter
         configure_logging(config)
     storage = open_storage(config)

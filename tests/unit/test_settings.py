@@ -107,3 +107,21 @@ def test_check_help_explains_the_exit_codes(capsys):
     out = capsys.readouterr().out
     assert all(f"  {code}  {word}" in out for code, word in ((0, "OK"), (1, "WARNING"), (2, "CRITICAL"),
                                                              (3, "UNKNOWN")))
+
+
+def test_events_mode_is_webhook_by_default_and_websocket_needs_no_webhook_secret():
+    assert load_config({}).events_mode == "webhook" and not load_config({}).websocket_events
+    config = load_config({"ROLLOVER_EVENTS": "WebSocket"})
+    assert config.websocket_events
+    assert config.webex_catalog_url == "https://u2c.wbx2.com/u2c/api/v1/catalog"
+    with pytest.raises(ConfigError, match="ROLLOVER_EVENTS='smoke-signals' must be webhook or websocket"):
+        load_config({"ROLLOVER_EVENTS": "smoke-signals"})
+
+
+def test_serve_in_websocket_mode_needs_no_webhook_secret(monkeypatch, capsys):
+    for setting in SETTINGS:
+        monkeypatch.delenv(setting.env, raising=False)
+    monkeypatch.setenv("ROLLOVER_EVENTS", "websocket")
+    assert bot.main(["serve"]) == 2
+    err = capsys.readouterr().err        # events come over the websocket: no secret, no public URL asked for
+    assert "WEBEX_ACCESS_TOKEN is not set" in err and "ROLLOVER_WEBHOOK_SECRET" not in err

@@ -1,0 +1,65 @@
+"""Websocket mode with real processes: two `bot.py worker`s, one holds the Webex websocket; after a
+`kill -9` of the holder the other takes the connection over, and nothing is lost or answered twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from fakes.webex_mercury import WebexMercury
+from rollover.pipeline.socket_events import lease_name
+from tests.support.processes import start_worker, wait_until, worker_environment
+
+LEASE_SECONDS = 1.5
+
+
+@pytest.fixture
+def mercury(local_webex):
+    with WebexMercury(lambda token: local_webex._tokens.get(token)) as server:
+        yield server
+
+
+def socket_environment(chat, mercury) -> dict[str, str]:
+    env = worker_environment(chat, lease_seconds=5.0)
+    del env["ROLLOVER_WEBHOOK_SECRET"]           # websocket mode needs none
+    return {**env, "ROLLOVER_EVENTS": "websocket", "ROLLOVER_WEBEX_CATALOG_URL": mercury.u2c_url,
+            "ROLLOVER_WEBSOCKET_LEASE_SECONDS": str(LEASE_SECONDS)}
+
+
+def holder_pid(chat) -> int | None:
+    row = chat.services.storage.db.execute("SELECT owner, until FROM scheduler_leases WHERE name = ?",
+                                           [lease_name(chat.token)]).fetchone()
+    if row is None or row[1] < time.time():
+        return None
+    return int(row[0].rsplit(":", 3)[1])       # lease owner: host:pid:random:thread
+
+
+def test_a_standby_worker_takes_the_websocket_over_after_the_holder_is_killed(chat, mercury):
+    env = socket_environment(chat, mercury)
+    workers = {process.pid: process for process in (start_worker(env), start_worker(env))}
+    try:
+        assert wait_until(lambda: holder_pid(chat) in workers and mercury.connected_devices() == 1)
+        first = chat.webex.post_as(chat.alice, chat.room, "help")
+        mercury.on_message(first)
+        assert wait_until(lambda: len(chat.webex.sent_by_bot(chat.room)) == 1), "the holder did not answer"
+        assert mercury.connected_devices() == 1                     # the standby never connected
+
+        killed = holder_pid(chat)
+        os.kill(killed, signal.SIGKILL)
+        workers.pop(killed).wait(10)
+        during = chat.webex.post_as(chat.alice, chat.room, "help")    # while nobody holds the connection
+        mercury.on_message(during)
+        (survivor,) = workers
+        assert wait_until(lambda: holder_pid(chat) == survivor, timeout=LEASE_SECONDS * 4 + 10), \
+            "the standby did not take the lease over"
+        assert wait_until(lambda: len(chat.webex.sent_by_bot(chat.room)) == 2), "the message sent meanwhile was lost"
+        time.sleep(1.0)
+        assert len(chat.webex.sent_by_bot(chat.room)) == 2
+        assert mercury.registrations == 1 and not mercury.pending()
+    finally:
+        for process in workers.values():
+            process.terminate()
+            process.wait(10)
