@@ -79,6 +79,11 @@ class WebexWorld:
             self._tokens[token] = person.id
         return token
 
+    def token_owner(self, token: str) -> str | None:
+        """The person id a token acts as (the local Mercury authorizes websockets with it)."""
+        with self._lock:
+            return self._tokens.get(token)
+
     def add_room(self, title: str, room_type: str = "group", members: Iterable[Person] = (), *,
                  include_bots: bool = True) -> Room:
         """Create a space with ``members``; every bot created so far joins too unless told otherwise."""

@@ -20,7 +20,7 @@ WAIT = 20.0
 @pytest.fixture
 def mercury(local_webex):
     # The local Mercury knows the local Webex's tokens: the bot authorizes with the token it uses for REST.
-    with WebexMercury(lambda token: local_webex._tokens.get(token)) as server:
+    with WebexMercury(local_webex.token_owner) as server:
         yield server
 
 
@@ -103,7 +103,7 @@ def test_a_card_click_over_the_websocket_reaches_its_handler(socket_chat, mercur
     assert mercury.wait_for(lambda: mercury.acked(frame), WAIT)
     chat.worker.drain()
     assert event_row(chat, f"attachmentActions:{action['id']}")["status"] == "done"
-    assert any(entry["path"].startswith("/v1/attachment/actions/") for entry in chat.webex.requests[mark:])
+    assert any(entry.path.startswith("/v1/attachment/actions/") for entry in chat.webex.requests[mark:])
     assert chat.posted_since(mark), "the click was not answered"
 
 

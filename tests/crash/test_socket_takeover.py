@@ -18,7 +18,7 @@ LEASE_SECONDS = 1.5
 
 @pytest.fixture
 def mercury(local_webex):
-    with WebexMercury(lambda token: local_webex._tokens.get(token)) as server:
+    with WebexMercury(local_webex.token_owner) as server:
         yield server
 
 
