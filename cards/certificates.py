@@ -12,10 +12,13 @@ from rollover.certificates.diagnosis import Diagnosis, Finding
 from rollover.certificates.health import FINDINGS, STATUS_EMOJI, CertificateReport, worst
 from handlers import actions as action_ids
 
-SEVERITY_EMOJI = {"critical": "🔴", "warning": "🟡", "info": "ℹ️", "ok": "🟢"}
+SEVERITY_EMOJI = {"expired": "🔴", "critical": "🔴", "warning": "🟡", "info": "ℹ️", "ok": "🟢"}
 VERDICT_TITLE = {"activate-only": "No upload to Azure needed",
-                 "upload-before-activating": "Upload to Entra first, then activate in Webex",
-                 "unknown": "Upload to Azure? Not known yet"}
+                 "upload-then-activate": "Upload to Entra first, then activate in Webex",
+                 "upload-before-activating": "Upload to Entra first, then activate in Webex",  # plans stored earlier
+                 "unknown": "Upload to Azure? Not known yet",
+                 "not-applicable": "No Webex certificate here",
+                 "other-app": "Not a Webex app"}
 MAX_ROWS = 25   # a card stays readable; the fallback text says how many were left out
 
 
@@ -61,8 +64,10 @@ def reading_card(label: str, reports: list[CertificateReport], diagnosis: Diagno
         body.append(certificate_row(status=report.status, title=report.subject, detail=report_detail(report)))
         for code in report.findings:
             body.append(paragraph(f"⚠️ {plain(FINDINGS.get(code, code))}", subtle=True))
-    if diagnosis is not None:
+    if diagnosis is not None and diagnosis.about_webex_certificate:
         body.append(_verdict_block(diagnosis))
+    elif diagnosis is not None:
+        body.append(paragraph(plain(diagnosis.summary)))
     return card(body, actions=[submit("Explain", action_ids.RUN_COMMAND, command="explain"),
                                submit("Status of this space", action_ids.RUN_COMMAND, command="status")])
 
@@ -70,8 +75,10 @@ def reading_card(label: str, reports: list[CertificateReport], diagnosis: Diagno
 def reading_text(label: str, reports: list[CertificateReport], diagnosis: Diagnosis | None) -> str:
     lines = [f"{label}: {plural(len(reports), 'certificate')}, now tracked in this space."]
     lines += [f"{STATUS_EMOJI[r.status]} {r.subject} — {report_detail(r)}" for r in reports[:MAX_ROWS]]
-    if diagnosis is not None:
+    if diagnosis is not None and diagnosis.about_webex_certificate:
         lines.append(f"{VERDICT_TITLE[diagnosis.upload_verdict]}: {diagnosis.upload_answer}")
+    elif diagnosis is not None:
+        lines.append(diagnosis.summary)
     return "\n".join(lines)
 
 
@@ -86,7 +93,7 @@ def status_card(rows: list[dict], diagnosis: Diagnosis | None, *, rotatable_apps
         body.append(certificate_row(status=row["status"], title=row["title"], detail=row["detail"]))
     if len(rows) > MAX_ROWS:
         body.append(paragraph(f"… and {len(rows) - MAX_ROWS} more.", subtle=True))
-    if diagnosis is not None and diagnosis.findings:
+    if diagnosis is not None and diagnosis.findings and diagnosis.about_webex_certificate:
         body.append(_verdict_block(diagnosis))
     actions = [submit("Explain", action_ids.RUN_COMMAND, command="explain")]
     actions += [submit(f"Start rotation: {name}"[:40], action_ids.ROTATION_START, app=name) for name in rotatable_apps[:3]]
@@ -111,7 +118,9 @@ def empty_status_text() -> str:
 def diagnosis_card(diagnosis: Diagnosis) -> AdaptiveCard:
     # The summary's first sentence is the headline; the verdict block and findings carry the rest.
     headline = diagnosis.summary.split(". ")[0].rstrip(".") + "."
-    body = [*heading("Chain of trust", subtitle=plain(headline)), _verdict_block(diagnosis)]
+    body = [*heading("Chain of trust", subtitle=plain(headline))]
+    if diagnosis.about_webex_certificate:   # the Webex question only about a Webex certificate
+        body.append(_verdict_block(diagnosis))
     for finding in diagnosis.findings:
         body.append(_finding_block(finding))
     if any(f.inferred for f in diagnosis.findings):
@@ -121,14 +130,14 @@ def diagnosis_card(diagnosis: Diagnosis) -> AdaptiveCard:
 
 
 def diagnosis_text(diagnosis: Diagnosis) -> str:
-    lines = [diagnosis.summary, f"{VERDICT_TITLE[diagnosis.upload_verdict]}: {diagnosis.upload_answer}"]
+    lines = [diagnosis.summary]
     lines += [f"{SEVERITY_EMOJI[f.severity]} {f.title}{' (inferred)' if f.inferred else ''}: {f.text}"
               for f in diagnosis.findings]
     return "\n".join(lines)
 
 
 def _verdict_block(diagnosis: Diagnosis) -> Container:
-    style = {"activate-only": ContainerStyle.GOOD, "upload-before-activating": ContainerStyle.WARNING}.get(
+    style = {"activate-only": ContainerStyle.GOOD, "upload-then-activate": ContainerStyle.WARNING}.get(
         diagnosis.upload_verdict, ContainerStyle.EMPHASIS)
     return section([
         TextBlock("Do I need to upload the new Webex certificate to Azure?", isSubtle=True, wrap=True),
@@ -139,7 +148,8 @@ def _verdict_block(diagnosis: Diagnosis) -> Container:
 
 def _finding_block(finding: Finding) -> Container:
     title = f"{SEVERITY_EMOJI[finding.severity]} {finding.title}{' (inferred)' if finding.inferred else ''}"
-    colour = {"critical": Colors.ATTENTION, "warning": Colors.WARNING}.get(finding.severity)
+    colour = {"expired": Colors.ATTENTION, "critical": Colors.ATTENTION,
+              "warning": Colors.WARNING}.get(finding.severity)
     return section([TextBlock(plain(title), weight=FontWeight.BOLDER, wrap=True, color=colour),
                     TextBlock(plain(finding.text), wrap=True, spacing=Spacing.SMALL)],
                    style=None)

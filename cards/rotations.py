@@ -112,8 +112,10 @@ def _signing_facts(view: RotationView) -> list[tuple[str, str]]:
 
 def _webex_facts(view: RotationView) -> list[tuple[str, str]]:
     webex = view.plan["webex"]
+    verdict = view.plan["verdict"]
     needs = ("yes: verification certificates are required" if view.plan["needs_upload"]
-             else "no" if view.plan["verdict"] == "activate-only" else "not known (see below)")
+             else "yes: token encryption, switched by hand (see below)" if verdict == "upload-then-activate"
+             else "no" if verdict == "activate-only" else "not known (see below)")
     return [("New Webex certificate", f"{webex['thumbprint']} · valid {_day(webex['not_before'])} to "
                                       f"{_day(webex['not_after'])}"),
             ("Subject", webex["subject"]),

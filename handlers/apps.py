@@ -7,17 +7,15 @@ from datetime import datetime
 from cards.apps import app_card, app_rows, apps_card, apps_text
 from cards.certificates import STATUS_WORDS, VERDICT_TITLE, day, when
 from handlers import actions as action_ids
-from rollover.certificates.diagnosis import TrustFacts, diagnose
 from rollover.certificates.health import days_until, validity_status
 from rollover.errors import UserError
 from rollover.pipeline.dispatcher import Context
 from rollover.pipeline.registry import card_action, command
 from rollover.tracking import (
-    app_facts,
+    app_answer,
     find_entra_app,
     known_entra_apps,
     require_graph,
-    room_trust_facts,
     watch_entra_app,
 )
 
@@ -38,12 +36,8 @@ def show_app(ctx: Context) -> None:
     app = with_status(find_entra_app(ctx.services, ctx.args), ctx)
     watched = any(s.location == app["sp_id"]
                   for s in ctx.storage.tracking.sources(room_id=ctx.room_id, kind="entra-app"))
-    facts = room_trust_facts(ctx.services, ctx.room_id)
-    # This app's verdict, against the Webex documents the space has shown the bot.
-    diagnosis = diagnose(TrustFacts(webex_documents=facts.webex_documents, entra_documents=facts.entra_documents,
-                                    entra_apps=[app_facts(app)], warning_days=facts.warning_days,
-                                    critical_days=facts.critical_days), ctx.now())
-    verdict = (VERDICT_TITLE[diagnosis.upload_verdict], diagnosis.upload_answer)
+    answer, sentence = app_answer(ctx.services, ctx.room_id, app)
+    verdict = (VERDICT_TITLE[answer], sentence)
     card = app_card(app, certificate_rows(app), app_settings(app), watched=watched, verdict=verdict,
                     can_rotate=True)
     ctx.reply(app_text(app, verdict), card=card)

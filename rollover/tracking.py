@@ -23,6 +23,8 @@ from rollover.certificates.diagnosis import (
     EntraAppFacts,
     EntraSigningCertificate,
     TrustFacts,
+    app_serves,
+    app_standing_answer,
     diagnose,
     recognise_trusts,
 )
@@ -266,6 +268,9 @@ def app_facts_json(app, facts: EntraAppFacts) -> dict[str, Any]:
         "token_encryption_thumbprint": facts.token_encryption_thumbprint,
         "notification_emails": list(facts.notification_emails),
         "sp_entity_ids": list(facts.sp_entity_ids),
+        "reply_urls": list(facts.reply_urls),
+        "allowed_weak_algorithms": facts.allowed_weak_algorithms,
+        "token_encryption_state": facts.token_encryption_state,
         "client_secrets": [{"name": s.display_name or s.hint or "secret", "end": _iso(s.end)}
                            for s in app.client_secrets],
         "certificate_credentials": [{"name": k.display_name or "certificate", "end": _iso(k.end)}
@@ -285,7 +290,9 @@ def app_facts(stored: dict[str, Any]) -> EntraAppFacts:
         verification_certificate_thumbprints=list(facts["verification_certificate_thumbprints"]),
         token_encryption_thumbprint=facts["token_encryption_thumbprint"],
         notification_emails=list(facts["notification_emails"]),
-        sp_entity_ids=list(facts.get("sp_entity_ids", [])))
+        sp_entity_ids=list(facts.get("sp_entity_ids", [])), reply_urls=list(facts.get("reply_urls", [])),
+        allowed_weak_algorithms=facts.get("allowed_weak_algorithms"),
+        token_encryption_state=facts.get("token_encryption_state"))
 
 
 # --- what a space sees ----------------------------------------------------------------------------------
@@ -321,6 +328,23 @@ def room_trust_facts(services: Services, room_id: str) -> TrustFacts:
     apps = [app_facts(a) for a in services.storage.tracking.entra_apps() if a["sp_id"] in watched]
     return TrustFacts(webex_documents=webex_documents, entra_documents=entra_documents, entra_apps=apps,
                       warning_days=services.config.warning_days, critical_days=services.config.critical_days)
+
+
+def app_answer(services, room_id: str, app: dict[str, Any]) -> tuple[str, str]:
+    """One app's upload-or-activate answer: against the space's Webex metadata it serves, else what its
+    settings mean for Webex's next certificate; for another application's app, that app's own guidance."""
+    facts = app_facts(app)
+    verdict, sentence = app_standing_answer(facts)
+    if verdict == "other-app":
+        return verdict, sentence
+    room = room_trust_facts(services, room_id)
+    served = [d for d in room.webex_documents
+              if not facts.identity.known or any(app_serves(facts.identity, t) for t in recognise_trusts([d]))]
+    if served:
+        diagnosis = diagnose(TrustFacts(webex_documents=served, entra_apps=[facts], warning_days=room.warning_days,
+                                        critical_days=room.critical_days), services.clock())
+        return diagnosis.upload_verdict, diagnosis.upload_answer
+    return verdict, sentence
 
 
 def room_diagnosis(services: Services, room_id: str) -> Diagnosis:

@@ -57,8 +57,23 @@ from msgraph.generated.users.item.check_member_groups.check_member_groups_post_r
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph_core import GraphClientFactory
 
-from rollover.certificates.diagnosis import EntraAppFacts, EntraSigningCertificate
 from rollover.errors import Retryable, UserError
+from rollover.integrations.entra_model import (  # noqa: F401  (re-exported: the client's callers use these)
+    ApplicationInfo,
+    KeyCredentialInfo,
+    PasswordCredentialInfo,
+    SamlAppInventory,
+    ServicePrincipalInfo,
+    SigningCertificate,
+    _application_info,
+    _parse_binary,
+    _parse_time,
+    _sp_info,
+    _utc,
+    build_inventory_entry,
+    signing_certificates_of,
+    to_trust_facts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +84,11 @@ MAX_PAGE_SIZE = 999           # Graph's $top limit for servicePrincipals / appli
 APP_ID_IN_FILTER_LIMIT = 15   # values per "appId in (...)" clause
 
 SP_LIST_FIELDS = ["id", "appId", "displayName", "preferredSingleSignOnMode", "preferredTokenSigningKeyThumbprint",
-                  "notificationEmailAddresses", "tokenEncryptionKeyId", "keyCredentials"]
+                  "notificationEmailAddresses", "tokenEncryptionKeyId", "keyCredentials", "servicePrincipalNames",
+                  "replyUrls"]
 SP_SINGLE_FIELDS = SP_LIST_FIELDS + ["passwordCredentials", "samlSingleSignOnSettings"]
 APP_FIELDS = ["id", "appId", "displayName", "identifierUris", "keyCredentials", "passwordCredentials",
-              "requestSignatureVerification"]
+              "requestSignatureVerification", "tokenEncryptionKeyId", "web"]
 
 READ_PERMISSION_HINT = "the application permission Application.Read.All (with admin consent)"
 WRITE_PERMISSION_HINT = ("Application.ReadWrite.OwnedBy with the bot's app registered as an owner of {target}, "
@@ -116,137 +132,6 @@ class GraphThrottledError(GraphUnavailableError):
 
 class GraphRequestError(GraphError):
     """Graph rejected the request (400 and other 4xx)."""
-
-
-# --------------------------------------------------------------------------- plain data
-
-
-@dataclass(frozen=True)
-class KeyCredentialInfo:
-    """One keyCredentials entry. ``der`` is only set when Graph returned the key."""
-    key_id: str
-    type: Optional[str]
-    usage: Optional[str]
-    display_name: Optional[str]
-    start: Optional[dt.datetime]
-    end: Optional[dt.datetime]
-    custom_key_identifier: Optional[bytes] = None
-    der: Optional[bytes] = field(default=None, repr=False)
-
-    @property
-    def thumbprint(self) -> Optional[str]:
-        """SHA-1 of the DER (uppercase hex); else a 20-byte customKeyIdentifier (the portal default)."""
-        if self.der:
-            return hashlib.sha1(self.der).hexdigest().upper()
-        if self.custom_key_identifier is not None and len(self.custom_key_identifier) == 20:
-            return self.custom_key_identifier.hex().upper()
-        return None
-
-    @property
-    def thumbprint_source(self) -> Optional[str]:
-        if self.der:
-            return "key"
-        return "customKeyIdentifier" if self.thumbprint else None
-
-
-@dataclass(frozen=True)
-class PasswordCredentialInfo:
-    """One passwordCredentials entry (client secret or a signing certificate's PFX password); never the secret."""
-    key_id: str
-    display_name: Optional[str]
-    hint: Optional[str]
-    start: Optional[dt.datetime]
-    end: Optional[dt.datetime]
-    custom_key_identifier: Optional[bytes] = None
-
-
-@dataclass(frozen=True)
-class SigningCertificate:
-    """A SAML token-signing certificate of a service principal (Sign + Verify key pair)."""
-    thumbprint: Optional[str]
-    thumbprint_source: Optional[str]
-    display_name: Optional[str]
-    not_before: Optional[dt.datetime]
-    not_after: Optional[dt.datetime]
-    verify_key_id: str
-    sign_key_id: Optional[str]
-    custom_key_identifier: Optional[str]   # base64, as Graph shows it
-    active: bool
-
-
-@dataclass(frozen=True)
-class ServicePrincipalInfo:
-    id: str
-    app_id: str
-    display_name: str
-    preferred_single_sign_on_mode: Optional[str]
-    preferred_token_signing_key_thumbprint: Optional[str]
-    notification_email_addresses: tuple[str, ...]
-    token_encryption_key_id: Optional[str]
-    key_credentials: tuple[KeyCredentialInfo, ...]
-    password_credentials: tuple[PasswordCredentialInfo, ...] = ()
-
-    @property
-    def signing_certificates(self) -> tuple[SigningCertificate, ...]:
-        return signing_certificates_of(self)
-
-    @property
-    def active_certificate(self) -> Optional[SigningCertificate]:
-        return next((cert for cert in self.signing_certificates if cert.active), None)
-
-    @property
-    def token_encryption_key(self) -> Optional[KeyCredentialInfo]:
-        return next((kc for kc in self.key_credentials if kc.key_id == self.token_encryption_key_id), None)
-
-    @property
-    def needs_key_fetch(self) -> bool:
-        """True when thumbprints can't be derived from customKeyIdentifier alone (costs one $select GET)."""
-        relevant = [kc for kc in self.key_credentials if kc.usage in ("Verify", "Encrypt")]
-        if any(kc.thumbprint is None for kc in relevant):
-            return True
-        preferred = (self.preferred_token_signing_key_thumbprint or "").upper()
-        return bool(preferred) and preferred not in {kc.thumbprint for kc in relevant}
-
-
-@dataclass(frozen=True)
-class ApplicationInfo:
-    """The app registration behind a SAML app: signed-request setting, certificates, client secrets."""
-    id: str
-    app_id: str
-    display_name: str
-    signed_requests_required: Optional[bool]
-    allowed_weak_algorithms: Optional[str]
-    key_credentials: tuple[KeyCredentialInfo, ...]
-    password_credentials: tuple[PasswordCredentialInfo, ...]
-    identifier_uris: tuple[str, ...] = ()
-
-    @property
-    def verification_certificates(self) -> tuple[KeyCredentialInfo, ...]:
-        """Verify certificates. Graph does not tell request-verification certs from client-auth certs."""
-        return tuple(kc for kc in self.key_credentials if kc.usage == "Verify")
-
-    @property
-    def needs_key_fetch(self) -> bool:
-        return any(kc.thumbprint is None for kc in self.verification_certificates)
-
-
-@dataclass(frozen=True)
-class SamlAppInventory:
-    """Everything the bot needs to know about one SAML enterprise app."""
-    display_name: str
-    sp_id: str
-    app_id: str
-    application_object_id: Optional[str]
-    signing_certificates: tuple[SigningCertificate, ...]
-    active_thumbprint: Optional[str]
-    notification_emails: tuple[str, ...]
-    token_encryption_key_id: Optional[str]
-    token_encryption_thumbprint: Optional[str]
-    requires_signed_requests: Optional[bool]
-    verification_certificates: tuple[KeyCredentialInfo, ...]
-    client_secrets: tuple[PasswordCredentialInfo, ...]
-    certificate_credentials: tuple[KeyCredentialInfo, ...]
-    identifier_uris: tuple[str, ...] = ()   # the SAML Identifier (Entity ID) values
 
 
 @dataclass(frozen=True)
@@ -296,118 +181,6 @@ class _Access:
         return (f"Microsoft Graph refused to read group membership ({self.target}): the bot's app registration "
                 f"needs {GROUP_PERMISSION_HINT}.")
 
-
-# --------------------------------------------------------------------------- conversions
-
-
-def _utc(moment: Optional[dt.datetime]) -> Optional[dt.datetime]:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _parse_time(value: Optional[str]) -> Optional[dt.datetime]:
-    return _utc(dt.datetime.fromisoformat(value)) if value else None
-
-
-def _parse_binary(value: Optional[str]) -> Optional[bytes]:
-    return base64.b64decode(value) if value else None
-
-
-def _key_info(kc: dict) -> KeyCredentialInfo:
-    return KeyCredentialInfo(
-        key_id=kc["keyId"], type=kc.get("type"), usage=kc.get("usage"), display_name=kc.get("displayName"),
-        start=_parse_time(kc.get("startDateTime")), end=_parse_time(kc.get("endDateTime")),
-        custom_key_identifier=_parse_binary(kc.get("customKeyIdentifier")), der=_parse_binary(kc.get("key")))
-
-
-def _password_info(pc: dict) -> PasswordCredentialInfo:
-    return PasswordCredentialInfo(
-        key_id=pc["keyId"], display_name=pc.get("displayName"), hint=pc.get("hint"),
-        start=_parse_time(pc.get("startDateTime")), end=_parse_time(pc.get("endDateTime")),
-        custom_key_identifier=_parse_binary(pc.get("customKeyIdentifier")))
-
-
-def _sp_info(sp: dict) -> ServicePrincipalInfo:
-    return ServicePrincipalInfo(
-        id=sp["id"], app_id=sp.get("appId") or "", display_name=sp.get("displayName") or "",
-        preferred_single_sign_on_mode=sp.get("preferredSingleSignOnMode"),
-        preferred_token_signing_key_thumbprint=sp.get("preferredTokenSigningKeyThumbprint"),
-        notification_email_addresses=tuple(sp.get("notificationEmailAddresses") or ()),
-        token_encryption_key_id=sp.get("tokenEncryptionKeyId"),
-        key_credentials=tuple(_key_info(kc) for kc in sp.get("keyCredentials") or ()),
-        password_credentials=tuple(_password_info(pc) for pc in sp.get("passwordCredentials") or ()))
-
-
-def _application_info(app: dict) -> ApplicationInfo:
-    verification = app.get("requestSignatureVerification") or {}
-    # Read but null: "Require verification certificates" was never turned on, and Entra then checks
-    # no request signature (notes 1c). Only an unread property (not in the response) is unknown.
-    required = (bool(verification.get("isSignedRequestRequired"))
-                if "requestSignatureVerification" in app else None)
-    return ApplicationInfo(
-        id=app["id"], app_id=app.get("appId") or "", display_name=app.get("displayName") or "",
-        signed_requests_required=required,
-        allowed_weak_algorithms=verification.get("allowedWeakAlgorithms"),
-        key_credentials=tuple(_key_info(kc) for kc in app.get("keyCredentials") or ()),
-        password_credentials=tuple(_password_info(pc) for pc in app.get("passwordCredentials") or ()),
-        identifier_uris=tuple(app.get("identifierUris") or ()))
-
-
-def signing_certificates_of(sp: ServicePrincipalInfo) -> tuple[SigningCertificate, ...]:
-    """Pair each Verify key with its Sign key (same customKeyIdentifier); the token encryption key is not one."""
-    preferred = (sp.preferred_token_signing_key_thumbprint or "").upper()
-    sign_keys = {kc.custom_key_identifier: kc for kc in sp.key_credentials
-                 if kc.usage == "Sign" and kc.custom_key_identifier}
-    certificates = []
-    for verify in sp.key_credentials:
-        if verify.usage != "Verify" or verify.key_id == sp.token_encryption_key_id:
-            continue
-        sign = sign_keys.get(verify.custom_key_identifier) if verify.custom_key_identifier else None
-        is_active = bool(preferred) and verify.thumbprint == preferred
-        if sign is None and not is_active:
-            continue   # a lone public key on an SP cannot sign tokens
-        certificates.append(SigningCertificate(
-            thumbprint=verify.thumbprint, thumbprint_source=verify.thumbprint_source,
-            display_name=verify.display_name, not_before=verify.start, not_after=verify.end,
-            verify_key_id=verify.key_id, sign_key_id=sign.key_id if sign else None,
-            custom_key_identifier=(base64.b64encode(verify.custom_key_identifier).decode()
-                                   if verify.custom_key_identifier else None),
-            active=is_active))
-    return tuple(certificates)
-
-
-def build_inventory_entry(sp: ServicePrincipalInfo, application: Optional[ApplicationInfo]) -> SamlAppInventory:
-    encryption_key = sp.token_encryption_key
-    active = sp.active_certificate
-    return SamlAppInventory(
-        display_name=sp.display_name, sp_id=sp.id, app_id=sp.app_id,
-        application_object_id=application.id if application else None,
-        signing_certificates=sp.signing_certificates,
-        active_thumbprint=active.thumbprint if active else sp.preferred_token_signing_key_thumbprint,
-        notification_emails=sp.notification_email_addresses,
-        token_encryption_key_id=sp.token_encryption_key_id,
-        token_encryption_thumbprint=encryption_key.thumbprint if encryption_key else None,
-        requires_signed_requests=application.signed_requests_required if application else None,
-        verification_certificates=application.verification_certificates if application else (),
-        client_secrets=application.password_credentials if application else (),
-        certificate_credentials=application.key_credentials if application else (),
-        identifier_uris=application.identifier_uris if application else ())
-
-
-def to_trust_facts(app: SamlAppInventory) -> EntraAppFacts:
-    """The diagnosis input (certificates.diagnosis) for one inventoried SAML app."""
-    return EntraAppFacts(
-        display_name=app.display_name, app_id=app.app_id,
-        signing_certificates=[
-            EntraSigningCertificate(thumbprint=cert.thumbprint, not_before=cert.not_before,
-                                    not_after=cert.not_after, active=cert.active)
-            for cert in app.signing_certificates if cert.thumbprint and cert.not_before and cert.not_after],
-        requires_signed_requests=app.requires_signed_requests,
-        verification_certificate_thumbprints=[kc.thumbprint for kc in app.verification_certificates if kc.thumbprint],
-        token_encryption_thumbprint=app.token_encryption_thumbprint,
-        notification_emails=list(app.notification_emails),
-        sp_entity_ids=list(app.identifier_uris))
 
 
 def _odata_quote(value: str) -> str:

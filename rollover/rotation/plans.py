@@ -18,20 +18,24 @@ from rollover.certificates.diagnosis import (
     IDP_CERT_PLACE,
     SITE_ADMIN,
     SP_CERT_PLACE,
-    TOKEN_ENCRYPTION_PLACE,
+    UPLOAD_TOKEN_ENCRYPTION,
     TrustFacts,
     WebexTrust,
+    app_serves,
     classify_webex_entity,
     diagnose,
     recognise_trusts,
+    token_encryption_place,
 )
 from rollover.certificates.health import thumbprint as sha1_of
 from rollover.certificates.parsing import Document, EntityInfo, FoundCertificate
+from rollover.certificates.places import other_app_import_place
 from rollover.errors import UserError
 from rollover.integrations.entra_client import build_inventory_entry, to_trust_facts
 from rollover.integrations.entra_operations import EntraOperations
 from rollover.rotation.steps import NEW_CERTIFICATE_NAME
 from rollover.services import Services
+from rollover.tracking import app_facts as stored_app_facts
 from rollover.tracking import room_trust_facts
 
 NEW_CERTIFICATE_DAYS = 1095          # three years, Entra's default and maximum for addTokenSigningCertificate
@@ -80,8 +84,8 @@ def plan_entra_signing(services: Services, app: dict, room_id: str) -> NewRotati
             "You: choose a maintenance window. I post the new certificate now and Entra's new federation "
             "metadata right after activation.",
             "Entra (second approval): make the new certificate the active one, in the window.",
-            f"Webex, in the same window: import the new federation metadata into {trust['import_place']} "
-            "(Webex trusts one IdP certificate).",
+            f"{trust['relying_party']}, in the same window: import the new federation metadata into "
+            f"{trust['import_place']}" + (" (Webex trusts one IdP certificate)." if trust["kinds"] else "."),
             "Verify: Graph shows it active and the federation metadata URL publishes it; then a test sign-in. "
             "Until you confirm it, Roll back re-activates the current certificate.",
         ],
@@ -94,6 +98,7 @@ def plan_entra_signing(services: Services, app: dict, room_id: str) -> NewRotati
 
 def plan_webex_sp(services: Services, app: dict, room_id: str) -> NewRotation:
     now, marker = services.clock(), new_marker()
+    _refuse_other_apps(app)
     facts = room_trust_facts(services, room_id)
     found = newest_webex_certificate(facts.webex_documents, app["facts"].get("sp_entity_ids") or [])
     if found is None:
@@ -115,7 +120,8 @@ def plan_webex_sp(services: Services, app: dict, room_id: str) -> NewRotation:
         "app": _app(app), "webex": webex, "trust": trust, "requests": requests,
         "verdict": diagnosis.upload_verdict, "answer": diagnosis.upload_answer, "needs_upload": needs_upload,
         "encryption_note": _encryption_note(app_facts, trust),
-        "changes": _webex_changes(needs_upload, trust, app["display_name"]),
+        "changes": _webex_changes(needs_upload, UPLOAD_TOKEN_ENCRYPTION in diagnosis.upload_to, trust,
+                                  app["display_name"]),
         "report_only": services.config.report_only,
     }
     state = "awaiting-upload-approval" if needs_upload else "awaiting-webex-activation"
@@ -124,9 +130,10 @@ def plan_webex_sp(services: Services, app: dict, room_id: str) -> NewRotation:
 
 def newest_webex_certificate(documents: list[Document],
                              app_entity_ids: list[str]) -> tuple[Document, FoundCertificate] | None:
-    """Webex's SP signing certificate that expires last, preferring metadata of this app's Identifier."""
+    """Webex's SP certificate that expires last (whatever use the metadata gives it: Webex signs and decrypts
+    with one certificate), preferring metadata of this app's Identifier."""
     candidates = [(document, found) for document in documents for found in document.certificates
-                  if found.role in (None, "sp") and found.use in (None, "signing")]
+                  if found.role in (None, "sp")]
     matching = [c for c in candidates if c[1].entity_id in app_entity_ids] or candidates
     return max(matching, key=lambda c: c[1].certificate.not_valid_after_utc, default=None)
 
@@ -150,13 +157,28 @@ def _upload_requests(services: Services, app: dict, der: bytes, display_name: st
     return [request.describe() for request in preview.requests]
 
 
-def _webex_changes(needs_upload: bool, trust: dict, app_name: str) -> list[str]:
+def _refuse_other_apps(app: dict) -> None:
+    facts = stored_app_facts(app)
+    if facts.identity.known and facts.webex_kind is None:
+        raise UserError(f"`rotate webex-sp` brings Webex's certificate to the Webex app, and {app['display_name']} "
+                        f"is not one (its Identifier is {', '.join(facts.sp_entity_ids) or 'not Webex'}). "
+                        f"`rotate {app['display_name']}` rotates its Entra signing certificate.")
+
+
+def _webex_changes(needs_upload: bool, needs_encryption: bool, trust: dict, app_name: str) -> list[str]:
     activate = f"You: activate the new certificate in Webex ({trust['activation_place']})."
+    # Token encryption is switched by hand (Microsoft Learn "Configure SAML token encryption": import the
+    # certificate, then "Activate token encryption"), in the same window as Webex.
+    encryption = [f"You, by hand: import Webex's new certificate in {token_encryption_place(app_name)} and, in the "
+                  "same maintenance window as Webex, activate it there (Activate token encryption)."]
     if not needs_upload:
+        if needs_encryption:
+            return ["Entra: no verification certificate to add (I do not change token encryption)."] + encryption + [
+                activate]
         return [f"Entra: nothing; {app_name} does not need Webex's certificate.", activate]
     return [f"Entra: add Webex's new certificate to {app_name} as a verification certificate, keeping every "
             "existing credential (the 'Require verification certificates' setting stays as it is).",
-            "Verify: Graph lists it next to every earlier credential.",
+            "Verify: Graph lists it next to every earlier credential."] + (encryption if needs_encryption else []) + [
             activate + " Only after Entra has it: Entra rejects requests signed by a certificate it does not know."]
 
 
@@ -165,7 +187,8 @@ def _encryption_note(app_facts, trust: dict) -> str | None:
         return None
     return (f"{app_facts.display_name} encrypts tokens with certificate {app_facts.token_encryption_thumbprint}. "
             f"I do not change token encryption: if it uses Webex's certificate, switch it by hand in "
-            f"{TOKEN_ENCRYPTION_PLACE} in the same window as Webex ({trust['activation_place']}).")
+            f"{token_encryption_place(app_facts.display_name)} in the same window as Webex "
+            f"({trust['activation_place']}).")
 
 
 def _fresh_app_facts(services: Services, app: dict):
@@ -213,22 +236,37 @@ def plan_cleanup(services: Services, finished) -> NewRotation:
 # --- where the Webex side lives ------------------------------------------------------------------
 
 def webex_trust(services: Services, app: dict, room_id: str, trusts: list[WebexTrust] | None = None) -> dict:
-    """Control Hub or Site Administration: from the space's Webex metadata, else the app's Identifier."""
-    entity_ids = app["facts"].get("sp_entity_ids") or []
+    """Control Hub or Site Administration: from the space's Webex metadata, else the app's Identifier; for
+    another application's app, that application's own SAML settings (no Webex step at all)."""
+    facts = stored_app_facts(app)
+    if facts.identity.known and facts.webex_kind is None and not trusts:
+        return _other_app_trust(app["display_name"])
     if trusts is None:
         known = recognise_trusts(room_trust_facts(services, room_id).webex_documents)
-        trusts = [t for t in known if t.entity_id in entity_ids] or ([] if entity_ids else known)
-    if not trusts:
-        trusts = [t for e in entity_ids if (t := classify_webex_entity(EntityInfo(entity_id=e, roles=["sp"])))]
-    kinds = sorted({t.kind for t in trusts}) or [CONTROL_HUB, SITE_ADMIN]
+        trusts = [t for t in known if app_serves(facts.identity, t)] or ([] if facts.identity.known else known)
+    if not trusts:   # no Webex metadata in the space: the app's own Identifier tells the trust (and its name)
+        trusts = [t for e in facts.sp_entity_ids
+                  if (t := classify_webex_entity(EntityInfo(entity_id=e, roles=["sp"], acs_urls=facts.reply_urls)))]
+    kinds = sorted({t.kind for t in trusts} or ({facts.webex_kind} if facts.webex_kind else set())) or [
+        CONTROL_HUB, SITE_ADMIN]
     names = [f"{TRUST_LABEL[t.kind]}{_TRUST_NAME[t.kind].format(t.name) if t.name else ''}" for t in trusts]
+    label = ", ".join(names) or (TRUST_LABEL[kinds[0]] if len(kinds) == 1 else
+                                 "not known: Control Hub or Site Administration")
     return {
-        "kinds": kinds,
-        "label": ", ".join(names) if trusts else "not known: Control Hub or Site Administration",
+        "kinds": kinds, "label": label, "relying_party": "Webex",
         "import_place": " or ".join(IDP_CERT_PLACE[k] for k in kinds),
         "activation_place": " or ".join(SP_CERT_PLACE[k] for k in kinds),
         "import_guidance": " ".join(_IMPORT_GUIDANCE[k] for k in kinds),
     }
+
+
+def _other_app_trust(name: str) -> dict:
+    place = other_app_import_place(name)
+    return {"kinds": [], "label": f"{name} (not a Webex app)", "relying_party": name, "import_place": place,
+            "activation_place": place,
+            "import_guidance": (f"{name} trusts Entra's signing certificate: in the maintenance window, right after "
+                                f"activation, update the IdP signing certificate in {place} (import the new "
+                                "Federation Metadata XML I post then, or this certificate).")}
 
 
 _IMPORT_GUIDANCE = {

@@ -3,7 +3,13 @@
 import pytest
 
 from rollover.certificates.diagnosis import (
-    CONTROL_HUB, SITE_ADMIN, EntraAppFacts, EntraSigningCertificate, TrustFacts, classify_webex_entity, diagnose,
+    CONTROL_HUB,
+    SITE_ADMIN,
+    EntraAppFacts,
+    EntraSigningCertificate,
+    TrustFacts,
+    classify_webex_entity,
+    diagnose,
 )
 from rollover.certificates.health import thumbprint
 from rollover.certificates.parsing import EntityInfo, parse_document
@@ -55,84 +61,12 @@ def titles(diagnosis, severity=None):
     return [f.title for f in diagnosis.findings if severity is None or f.severity == severity]
 
 
-def test_verification_required_and_new_cert_missing_means_upload_first(certs):
-    facts = TrustFacts(webex_documents=[control_hub_metadata(certs, "webex_old", "webex_new")],
-                       entra_apps=[app(certs, requires_signed_requests=True,
-                                       verification_certificate_thumbprints=[sha1(certs["webex_old"])])])
-    diagnosis = diagnose(facts, NOW)
-    assert diagnosis.upload_verdict == "upload-before-activating"
-    assert diagnosis.upload_answer.startswith("Yes")
-    [finding] = [f for f in diagnosis.findings if f.severity == "critical"]
-    assert "BEFORE" in finding.text and "Verification certificates" in finding.text
-    assert finding.certificate_sha1 == sha1(certs["webex_new"])
-    assert finding.trust == CONTROL_HUB and not finding.inferred
-
-
-def test_verification_required_and_new_cert_already_uploaded(certs):
-    lower_with_colons = ":".join(sha1(certs["webex_new"]).lower()[i:i + 2] for i in range(0, 40, 2))
-    facts = TrustFacts(webex_documents=[control_hub_metadata(certs, "webex_old", "webex_new")],
-                       entra_apps=[app(certs, requires_signed_requests=True,
-                                       verification_certificate_thumbprints=[lower_with_colons])])
-    diagnosis = diagnose(facts, NOW)
-    assert diagnosis.upload_verdict == "activate-only"
-    assert "already" in diagnosis.upload_answer
-    assert not titles(diagnosis, "critical")
-
-
-def test_verification_not_required_means_activate_only(certs):
-    facts = TrustFacts(webex_documents=[control_hub_metadata(certs, "webex_old", "webex_new")],
-                       entra_apps=[app(certs)])
-    diagnosis = diagnose(facts, NOW)
-    assert diagnosis.upload_verdict == "activate-only"
-    assert "does not need to be uploaded to Azure" in diagnosis.upload_answer
-    assert "activate it in Control Hub" in diagnosis.upload_answer
-    assert "Site Administration" not in diagnosis.upload_answer
-    assert diagnosis.upload_answer in diagnosis.summary
-
-
-def test_unknown_without_graph_facts_is_inferred_and_says_how_to_check(certs):
-    diagnosis = diagnose(TrustFacts(webex_documents=[control_hub_metadata(certs, "webex_new")]), NOW)
-    assert diagnosis.upload_verdict == "unknown"
-    [finding] = [f for f in diagnosis.findings if "Unknown whether" in f.title]
-    assert finding.inferred
-    assert "SAML Certificates > Verification certificates" in finding.text
-    assert "SAML Certificates > Verification certificates" in diagnosis.upload_answer
-
-
-def test_unreadable_verification_setting_is_unknown(certs):
-    diagnosis = diagnose(TrustFacts(webex_documents=[control_hub_metadata(certs, "webex_new")],
-                                    entra_apps=[app(certs, requires_signed_requests=None)]), NOW)
-    assert diagnosis.upload_verdict == "unknown"
-
-
-def test_verification_required_without_webex_metadata_still_says_upload_first(certs):
-    diagnosis = diagnose(TrustFacts(entra_apps=[app(certs, requires_signed_requests=True)]), NOW)
-    assert diagnosis.upload_verdict == "upload-before-activating"
-
-
-def test_token_encryption_with_the_current_webex_cert_forces_an_entra_change(certs):
-    document = control_hub_metadata(certs, "webex_old", "webex_new", encryption=("webex_old", "webex_new"))
-    facts = TrustFacts(webex_documents=[document],
-                       entra_apps=[app(certs, token_encryption_thumbprint=sha1(certs["webex_old"]))])
-    diagnosis = diagnose(facts, NOW)
-    assert diagnosis.upload_verdict == "upload-before-activating"
-    assert "Token encryption" in diagnosis.upload_answer
-    [finding] = [f for f in diagnosis.findings if "token encryption must switch" in f.title]
-    assert finding.severity == "critical" and finding.inferred
-    assert finding.certificate_sha1 == sha1(certs["webex_new"])
-
-
-def test_token_encryption_with_an_unknown_cert_is_flagged(certs):
-    document = control_hub_metadata(certs, "webex_new", encryption=("webex_new",))
-    facts = TrustFacts(webex_documents=[document], entra_apps=[app(certs, token_encryption_thumbprint="AB" * 20)])
-    assert "token encryption certificate is not Webex's" in " ".join(titles(diagnose(facts, NOW), "critical"))
-
-
 def test_site_administration_document_is_recognised_and_places_named(certs):
     document = parse_document(make_sp_metadata("http://www.webex.com", [certs["webex_new"]], acs=[SITE_ACS]))
     diagnosis = diagnose(TrustFacts(webex_documents=[document], entra_apps=[app(certs)]), NOW)
     [trust] = diagnosis.trusts
     assert (trust.kind, trust.name, trust.inferred) == (SITE_ADMIN, "acme", False)
+    assert diagnosis.activate_in == "site-administration"
     assert "Site SP Certificate Manager" in diagnosis.upload_answer
     assert "Control Hub" not in diagnosis.upload_answer
     assert any("Site Administration SSO (site acme)" in t for t in titles(diagnosis))
@@ -176,8 +110,9 @@ def test_entra_metadata_with_two_signing_certs_hints_rollover_without_graph(cert
 def test_expired_entra_signing_certificate_is_an_outage(certs):
     entra = app(certs, signing_certificates=[signing(certs["entra_expired"], True)])
     diagnosis = diagnose(TrustFacts(entra_apps=[entra]), NOW)
-    [finding] = [f for f in diagnosis.findings if f.severity == "critical"]
+    [finding] = [f for f in diagnosis.findings if f.severity == "expired"]
     assert "expired" in finding.title and "SSO is failing" in finding.text
+    assert diagnosis.summary.startswith("Entra's signing certificate") and "sign-ins fail" in diagnosis.summary
 
 
 def test_not_yet_valid_inactive_and_webex_certificates(certs):
@@ -192,7 +127,7 @@ def test_not_yet_valid_inactive_and_webex_certificates(certs):
 
 def test_expired_webex_certificate_without_replacement_is_critical_but_superseded_one_is_not(certs):
     only_old = diagnose(TrustFacts(webex_documents=[control_hub_metadata(certs, "webex_old")]), utc(2025, 8, 1))
-    assert "Webex SP certificate expired" in titles(only_old, "critical")
+    assert "Webex SP certificate expired" in titles(only_old, "expired")
     both = diagnose(TrustFacts(webex_documents=[control_hub_metadata(certs, "webex_old", "webex_new")]), utc(2025, 8, 1))
     assert "Webex SP certificate expired" not in titles(both)
     assert "Old Webex certificate expired" in titles(both, "info")
@@ -206,7 +141,7 @@ def test_webex_trusting_another_certificate_than_entra_signs_with_is_an_outage_r
     assert finding.severity == "critical" and not finding.inferred
     assert sha1(certs["entra_active"]) in finding.text and "sign-ins fail" in finding.text
     assert finding.trust == CONTROL_HUB
-    assert "urgent" in diagnosis.summary
+    assert diagnosis.summary.startswith("Webex trusts ") and "sign-ins fail" in diagnosis.summary
 
 
 def test_webex_trusting_the_active_certificate_is_ok(certs):
@@ -226,5 +161,5 @@ def test_explains_which_certificate_is_which_and_flags_missing_notification_emai
 def test_findings_are_sorted_worst_first(certs):
     entra = app(certs, signing_certificates=[signing(certs["entra_expired"], True)], notification_emails=[])
     severities = [f.severity for f in diagnose(TrustFacts(entra_apps=[entra]), NOW).findings]
-    order = ["critical", "warning", "info", "ok"]
+    order = ["expired", "critical", "warning", "info", "ok"]
     assert severities == sorted(severities, key=order.index)

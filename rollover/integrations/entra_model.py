@@ -1,0 +1,324 @@
+"""Entra apps as plain data: Graph's JSON (from the SDK, ``az`` or a dropped file) to dataclasses, and
+those to the diagnosis input. No SDK import, so ``bot.py explain --entra-app`` runs without one.
+
+Thumbprints: SHA-1 of ``key`` (base64 DER) when Graph returned it (only on a single-object GET with
+``$select=keyCredentials``), else a 20-byte ``customKeyIdentifier`` (the portal and
+addTokenSigningCertificate default it to the SHA-1 thumbprint), else unknown.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from typing import Optional
+
+from rollover.certificates.trust_facts import (
+    TE_OFF,
+    TE_ON,
+    TE_UNIDENTIFIED,
+    TE_UNKNOWN,
+    EntraAppFacts,
+    EntraSigningCertificate,
+)
+
+UTC = dt.timezone.utc
+
+
+# --------------------------------------------------------------------------- plain data
+
+
+@dataclass(frozen=True)
+class KeyCredentialInfo:
+    """One keyCredentials entry. ``der`` is only set when Graph returned the key."""
+    key_id: str
+    type: Optional[str]
+    usage: Optional[str]
+    display_name: Optional[str]
+    start: Optional[dt.datetime]
+    end: Optional[dt.datetime]
+    custom_key_identifier: Optional[bytes] = None
+    der: Optional[bytes] = field(default=None, repr=False)
+
+    @property
+    def thumbprint(self) -> Optional[str]:
+        """SHA-1 of the DER (uppercase hex); else a 20-byte customKeyIdentifier (the portal default)."""
+        if self.der:
+            return hashlib.sha1(self.der).hexdigest().upper()
+        if self.custom_key_identifier is not None and len(self.custom_key_identifier) == 20:
+            return self.custom_key_identifier.hex().upper()
+        return None
+
+    @property
+    def thumbprint_source(self) -> Optional[str]:
+        if self.der:
+            return "key"
+        return "customKeyIdentifier" if self.thumbprint else None
+
+
+@dataclass(frozen=True)
+class PasswordCredentialInfo:
+    """One passwordCredentials entry (client secret or a signing certificate's PFX password); never the secret."""
+    key_id: str
+    display_name: Optional[str]
+    hint: Optional[str]
+    start: Optional[dt.datetime]
+    end: Optional[dt.datetime]
+    custom_key_identifier: Optional[bytes] = None
+
+
+@dataclass(frozen=True)
+class SigningCertificate:
+    """A SAML token-signing certificate of a service principal (Sign + Verify key pair)."""
+    thumbprint: Optional[str]
+    thumbprint_source: Optional[str]
+    display_name: Optional[str]
+    not_before: Optional[dt.datetime]
+    not_after: Optional[dt.datetime]
+    verify_key_id: str
+    sign_key_id: Optional[str]
+    custom_key_identifier: Optional[str]   # base64, as Graph shows it
+    active: bool
+
+
+@dataclass(frozen=True)
+class ServicePrincipalInfo:
+    id: str
+    app_id: str
+    display_name: str
+    preferred_single_sign_on_mode: Optional[str]
+    preferred_token_signing_key_thumbprint: Optional[str]
+    notification_email_addresses: tuple[str, ...]
+    token_encryption_key_id: Optional[str]
+    key_credentials: tuple[KeyCredentialInfo, ...]
+    password_credentials: tuple[PasswordCredentialInfo, ...] = ()
+    service_principal_names: tuple[str, ...] = ()
+    reply_urls: tuple[str, ...] = ()
+    reads_token_encryption: bool = True    # tokenEncryptionKeyId was in the response (null or not)
+
+    @property
+    def signing_certificates(self) -> tuple[SigningCertificate, ...]:
+        return signing_certificates_of(self)
+
+    @property
+    def active_certificate(self) -> Optional[SigningCertificate]:
+        return next((cert for cert in self.signing_certificates if cert.active), None)
+
+    @property
+    def token_encryption_key(self) -> Optional[KeyCredentialInfo]:
+        return next((kc for kc in self.key_credentials if kc.key_id == self.token_encryption_key_id), None)
+
+    @property
+    def needs_key_fetch(self) -> bool:
+        """True when thumbprints can't be derived from customKeyIdentifier alone (costs one $select GET)."""
+        relevant = [kc for kc in self.key_credentials if kc.usage in ("Verify", "Encrypt")]
+        if any(kc.thumbprint is None for kc in relevant):
+            return True
+        preferred = (self.preferred_token_signing_key_thumbprint or "").upper()
+        return bool(preferred) and preferred not in {kc.thumbprint for kc in relevant}
+
+
+@dataclass(frozen=True)
+class ApplicationInfo:
+    """The app registration behind a SAML app: signed-request setting, certificates, client secrets."""
+    id: str
+    app_id: str
+    display_name: str
+    signed_requests_required: Optional[bool]
+    allowed_weak_algorithms: Optional[str]
+    key_credentials: tuple[KeyCredentialInfo, ...]
+    password_credentials: tuple[PasswordCredentialInfo, ...]
+    identifier_uris: tuple[str, ...] = ()
+    token_encryption_key_id: Optional[str] = None
+    reads_token_encryption: bool = False
+    redirect_uris: tuple[str, ...] = ()
+
+    @property
+    def verification_certificates(self) -> tuple[KeyCredentialInfo, ...]:
+        """Verify certificates. Graph does not tell request-verification certs from client-auth certs."""
+        return tuple(kc for kc in self.key_credentials if kc.usage == "Verify")
+
+    @property
+    def needs_key_fetch(self) -> bool:
+        return any(kc.thumbprint is None for kc in self.verification_certificates)
+
+
+@dataclass(frozen=True)
+class SamlAppInventory:
+    """Everything the bot needs to know about one SAML enterprise app."""
+    display_name: str
+    sp_id: str
+    app_id: str
+    application_object_id: Optional[str]
+    signing_certificates: tuple[SigningCertificate, ...]
+    active_thumbprint: Optional[str]
+    notification_emails: tuple[str, ...]
+    token_encryption_key_id: Optional[str]
+    token_encryption_thumbprint: Optional[str]
+    requires_signed_requests: Optional[bool]
+    verification_certificates: tuple[KeyCredentialInfo, ...]
+    client_secrets: tuple[PasswordCredentialInfo, ...]
+    certificate_credentials: tuple[KeyCredentialInfo, ...]
+    identifier_uris: tuple[str, ...] = ()   # the SAML Identifier (Entity ID) values
+    reply_urls: tuple[str, ...] = ()
+    allowed_weak_algorithms: Optional[str] = None
+    token_encryption_state: str = TE_UNKNOWN   # off | on | unidentified | unknown
+
+
+# --------------------------------------------------------------------------- conversions
+
+
+def _utc(moment: Optional[dt.datetime]) -> Optional[dt.datetime]:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _parse_time(value: Optional[str]) -> Optional[dt.datetime]:
+    return _utc(dt.datetime.fromisoformat(value)) if value else None
+
+
+def _parse_binary(value: Optional[str]) -> Optional[bytes]:
+    return base64.b64decode(value) if value else None
+
+
+def _key_info(kc: dict) -> KeyCredentialInfo:
+    return KeyCredentialInfo(
+        key_id=kc["keyId"], type=kc.get("type"), usage=kc.get("usage"), display_name=kc.get("displayName"),
+        start=_parse_time(kc.get("startDateTime")), end=_parse_time(kc.get("endDateTime")),
+        custom_key_identifier=_parse_binary(kc.get("customKeyIdentifier")), der=_parse_binary(kc.get("key")))
+
+
+def _password_info(pc: dict) -> PasswordCredentialInfo:
+    return PasswordCredentialInfo(
+        key_id=pc["keyId"], display_name=pc.get("displayName"), hint=pc.get("hint"),
+        start=_parse_time(pc.get("startDateTime")), end=_parse_time(pc.get("endDateTime")),
+        custom_key_identifier=_parse_binary(pc.get("customKeyIdentifier")))
+
+
+def _sp_info(sp: dict) -> ServicePrincipalInfo:
+    return ServicePrincipalInfo(
+        id=sp["id"], app_id=sp.get("appId") or "", display_name=sp.get("displayName") or "",
+        preferred_single_sign_on_mode=sp.get("preferredSingleSignOnMode"),
+        preferred_token_signing_key_thumbprint=sp.get("preferredTokenSigningKeyThumbprint"),
+        notification_email_addresses=tuple(sp.get("notificationEmailAddresses") or ()),
+        token_encryption_key_id=sp.get("tokenEncryptionKeyId"),
+        key_credentials=tuple(_key_info(kc) for kc in sp.get("keyCredentials") or ()),
+        password_credentials=tuple(_password_info(pc) for pc in sp.get("passwordCredentials") or ()),
+        service_principal_names=tuple(sp.get("servicePrincipalNames") or ()),
+        reply_urls=tuple(sp.get("replyUrls") or ()),
+        reads_token_encryption="tokenEncryptionKeyId" in sp)
+
+
+def _application_info(app: dict) -> ApplicationInfo:
+    verification = app.get("requestSignatureVerification") or {}
+    # Read but null: "Require verification certificates" was never turned on, and Entra then checks
+    # no request signature (notes 1c). Only an unread property (not in the response) is unknown.
+    required = (bool(verification.get("isSignedRequestRequired"))
+                if "requestSignatureVerification" in app else None)
+    return ApplicationInfo(
+        id=app["id"], app_id=app.get("appId") or "", display_name=app.get("displayName") or "",
+        signed_requests_required=required,
+        allowed_weak_algorithms=verification.get("allowedWeakAlgorithms"),
+        key_credentials=tuple(_key_info(kc) for kc in app.get("keyCredentials") or ()),
+        password_credentials=tuple(_password_info(pc) for pc in app.get("passwordCredentials") or ()),
+        identifier_uris=tuple(app.get("identifierUris") or ()),
+        token_encryption_key_id=app.get("tokenEncryptionKeyId"),
+        reads_token_encryption="tokenEncryptionKeyId" in app,
+        redirect_uris=tuple((app.get("web") or {}).get("redirectUris") or ()))
+
+
+def signing_certificates_of(sp: ServicePrincipalInfo) -> tuple[SigningCertificate, ...]:
+    """Pair each Verify key with its Sign key (same customKeyIdentifier); the token encryption key is not one."""
+    preferred = (sp.preferred_token_signing_key_thumbprint or "").upper()
+    sign_keys = {kc.custom_key_identifier: kc for kc in sp.key_credentials
+                 if kc.usage == "Sign" and kc.custom_key_identifier}
+    certificates = []
+    for verify in sp.key_credentials:
+        if verify.usage != "Verify" or verify.key_id == sp.token_encryption_key_id:
+            continue
+        sign = sign_keys.get(verify.custom_key_identifier) if verify.custom_key_identifier else None
+        is_active = bool(preferred) and verify.thumbprint == preferred
+        if sign is None and not is_active:
+            continue   # a lone public key on an SP cannot sign tokens
+        certificates.append(SigningCertificate(
+            thumbprint=verify.thumbprint, thumbprint_source=verify.thumbprint_source,
+            display_name=verify.display_name, not_before=verify.start, not_after=verify.end,
+            verify_key_id=verify.key_id, sign_key_id=sign.key_id if sign else None,
+            custom_key_identifier=(base64.b64encode(verify.custom_key_identifier).decode()
+                                   if verify.custom_key_identifier else None),
+            active=is_active))
+    return tuple(certificates)
+
+
+def build_inventory_entry(sp: Optional[ServicePrincipalInfo],
+                          application: Optional[ApplicationInfo]) -> SamlAppInventory:
+    """One app from its service principal and/or application object (either may be missing)."""
+    state, encryption_key_id, encryption_thumbprint = token_encryption_of(sp, application)
+    active = sp.active_certificate if sp else None
+    anchor = sp or application
+    return SamlAppInventory(
+        display_name=anchor.display_name, sp_id=sp.id if sp else "", app_id=anchor.app_id,
+        application_object_id=application.id if application else None,
+        signing_certificates=sp.signing_certificates if sp else (),
+        active_thumbprint=active.thumbprint if active else (sp.preferred_token_signing_key_thumbprint if sp else None),
+        notification_emails=sp.notification_email_addresses if sp else (),
+        token_encryption_key_id=encryption_key_id,
+        token_encryption_thumbprint=encryption_thumbprint,
+        requires_signed_requests=application.signed_requests_required if application else None,
+        verification_certificates=application.verification_certificates if application else (),
+        client_secrets=application.password_credentials if application else (),
+        certificate_credentials=application.key_credentials if application else (),
+        identifier_uris=_identifiers(sp, application),
+        reply_urls=tuple(dict.fromkeys([*(sp.reply_urls if sp else ()),
+                                        *(application.redirect_uris if application else ())])),
+        allowed_weak_algorithms=application.allowed_weak_algorithms if application else None,
+        token_encryption_state=state)
+
+
+def token_encryption_of(sp: Optional[ServicePrincipalInfo], application: Optional[ApplicationInfo]
+                        ) -> tuple[str, Optional[str], Optional[str]]:
+    """(state, keyId, thumbprint) of the certificate Entra encrypts tokens with.
+
+    Microsoft Learn "Configure SAML token encryption": "Encryption certificates are stored on the
+    application object ... the one that's active for encrypting tokens is identified by the
+    tokenEncryptionKeyID attribute". The service principal carries tokenEncryptionKeyId too (Graph
+    CSDL), so the application is read first, then the service principal; the key is looked up in both.
+    """
+    key_id = (application.token_encryption_key_id if application else None) or (
+        sp.token_encryption_key_id if sp else None)
+    if key_id:
+        keys = [*(application.key_credentials if application else ()), *(sp.key_credentials if sp else ())]
+        key = next((kc for kc in keys if kc.key_id == key_id), None)
+        if key is None or key.thumbprint is None:
+            return TE_UNIDENTIFIED, key_id, None
+        return TE_ON, key_id, key.thumbprint
+    read = (application is not None and application.reads_token_encryption) or (
+        sp is not None and sp.reads_token_encryption)
+    return (TE_OFF if read else TE_UNKNOWN), None, None
+
+
+def _identifiers(sp: Optional[ServicePrincipalInfo], application: Optional[ApplicationInfo]) -> tuple[str, ...]:
+    """identifierUris and servicePrincipalNames ("copied over from the associated application"), without
+    the appId that servicePrincipalNames always holds."""
+    values = [*(application.identifier_uris if application else ()), *(sp.service_principal_names if sp else ())]
+    app_id = (sp or application).app_id if (sp or application) else ""
+    return tuple(v for v in dict.fromkeys(values) if v and v != app_id)
+
+
+def to_trust_facts(app: SamlAppInventory) -> EntraAppFacts:
+    """The diagnosis input (certificates.diagnosis) for one inventoried SAML app."""
+    return EntraAppFacts(
+        display_name=app.display_name, app_id=app.app_id,
+        signing_certificates=[
+            EntraSigningCertificate(thumbprint=cert.thumbprint, not_before=cert.not_before,
+                                    not_after=cert.not_after, active=cert.active)
+            for cert in app.signing_certificates if cert.thumbprint and cert.not_before and cert.not_after],
+        requires_signed_requests=app.requires_signed_requests,
+        verification_certificate_thumbprints=[kc.thumbprint for kc in app.verification_certificates if kc.thumbprint],
+        token_encryption_thumbprint=app.token_encryption_thumbprint,
+        notification_emails=list(app.notification_emails),
+        sp_entity_ids=list(app.identifier_uris),
+        reply_urls=list(app.reply_urls),
+        allowed_weak_algorithms=app.allowed_weak_algorithms,
+        token_encryption_state=app.token_encryption_state)

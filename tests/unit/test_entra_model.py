@@ -1,0 +1,71 @@
+"""Entra apps as Graph returns them -> the diagnosis input: token encryption read from the application object
+and the service principal, Identifier values from identifierUris and servicePrincipalNames."""
+
+import base64
+import hashlib
+
+import pytest
+
+from rollover.integrations.entra_model import _application_info, _sp_info, build_inventory_entry, to_trust_facts
+
+APP_ID = "5c1e7f3a-2b4d-4e6f-8a9b-0c1d2e3f4a5b"
+IDENTIFIER = "https://idbroker.webex.com/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+ACS = "https://idbroker.webex.com/idb/Consumer/metaAlias/0a1b2c3d-4e5f-6789-abcd-ef0123456789/sp"
+WEBEX_OLD = hashlib.sha1(b"webex-old").digest()
+ENTRA = hashlib.sha1(b"entra").digest()
+
+
+def key(key_id, usage, digest=WEBEX_OLD, **extra):
+    entry = {"customKeyIdentifier": base64.b64encode(digest).decode() if digest else None, "key": None,
+             "displayName": "CN=x", "keyId": key_id, "startDateTime": "2024-07-01T00:00:00Z",
+             "endDateTime": "2025-07-01T00:00:00Z", "type": "AsymmetricX509Cert", "usage": usage}
+    return {**entry, **extra}
+
+
+def application(**overrides):
+    """`az ad app show` shape: Verify + Encrypt keys for Webex's current certificate, encryption on."""
+    body = {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#applications/$entity",
+            "id": "9a8b7c6d-0000-4000-8000-000000000001", "appId": APP_ID, "displayName": "Cisco Webex",
+            "identifierUris": [IDENTIFIER], "keyCredentials": [key("v1", "Verify"), key("e1", "Encrypt")],
+            "passwordCredentials": [], "tokenEncryptionKeyId": "e1", "web": {"redirectUris": [ACS]},
+            "requestSignatureVerification": {"isSignedRequestRequired": True, "allowedWeakAlgorithms": None}}
+    return {**body, **overrides}
+
+
+def service_principal(**overrides):
+    body = {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#servicePrincipals/$entity",
+            "id": "3f2e1d0c-0000-4000-8000-000000000002", "appId": APP_ID, "displayName": "Cisco Webex",
+            "servicePrincipalNames": [APP_ID, IDENTIFIER], "replyUrls": [ACS], "tokenEncryptionKeyId": None,
+            "preferredTokenSigningKeyThumbprint": ENTRA.hex().upper(), "notificationEmailAddresses": ["it@x"],
+            "keyCredentials": [key("s1", "Sign", ENTRA, type="X509CertAndPassword"), key("s2", "Verify", ENTRA)]}
+    return {**body, **overrides}
+
+
+def facts(app=None, sp=None):
+    return to_trust_facts(build_inventory_entry(_sp_info(sp) if sp else None, _application_info(app) if app else None))
+
+
+def test_token_encryption_on_the_application_object_is_found_though_the_sp_says_null():
+    read = facts(application(), service_principal())
+    assert (read.token_encryption, read.token_encryption_thumbprint) == ("on", WEBEX_OLD.hex().upper())
+    assert read.requires_signed_requests is True and read.verification_certificate_thumbprints == [
+        WEBEX_OLD.hex().upper()]
+    assert read.sp_entity_ids == [IDENTIFIER] and read.reply_urls == [ACS]
+    assert read.webex_kind == "control-hub"
+    assert [c.active for c in read.signing_certificates] == [True]
+
+
+@pytest.mark.parametrize("app, sp, state", [
+    (application(tokenEncryptionKeyId=None), service_principal(), "off"),
+    (None, service_principal(tokenEncryptionKeyId="e9", keyCredentials=[key("e9", "Encrypt")]), "on"),
+    (application(tokenEncryptionKeyId="gone"), service_principal(), "unidentified"),
+    (application(keyCredentials=[key("e1", "Encrypt", digest=b"")]), None, "unidentified"),
+    ({k: v for k, v in application().items() if k != "tokenEncryptionKeyId"}, None, "unknown"),
+])
+def test_token_encryption_states(app, sp, state):
+    assert facts(app, sp).token_encryption == state
+
+
+def test_service_principal_alone_has_no_verification_setting():
+    read = facts(None, service_principal())
+    assert read.requires_signed_requests is None and read.sp_entity_ids == [IDENTIFIER]
