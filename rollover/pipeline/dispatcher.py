@@ -85,6 +85,7 @@ _TAG = re.compile(r"<[^>]+>")
 # Linear: one character class, anchored. "/help", "🔐 status", "? " and "-- explain" all start with a command.
 _LEADING_DECORATION = re.compile(r"^[^\w]+")
 _TRAILING_PUNCTUATION = "!?.,:;"
+_CODE_SPAN = re.compile(r"`([^`\n]*)`")   # linear: no nesting, stops at the next backtick
 
 
 def command_text(message: Message, bot_id: str, bot_name: str) -> str:
@@ -210,14 +211,14 @@ class Dispatcher:
             handler(ctx)
         except UserError as error:
             # A refused click is the clicker's business; a refused command is answered where it was asked.
-            ctx.reply(markdown=sentence_markdown(str(error)),
+            ctx.reply(sentence_text(str(error)),
                       to_person_id=ctx.person_id if ctx.card_message_id else None)
         except WebexUnavailable:
             raise                   # nothing can be answered while Webex fails: the worker retries
         except Retryable as error:
             if not last_attempt:
                 raise               # the worker runs the event again later
-            ctx.reply(markdown=sentence_markdown(str(error)),
+            ctx.reply(sentence_text(str(error)),
                       to_person_id=ctx.person_id if ctx.card_message_id else None)
         except Exception:
             incident = secrets.token_hex(4)
@@ -227,10 +228,12 @@ class Dispatcher:
                                "The operators can find the details in the bot's log.")
 
 
-def sentence_markdown(sentence: str) -> str:
-    """An expected problem's sentence as Markdown, so its `code` spans show as code, not as backticks; a
-    mention it may quote from typed or document text (``<@...>``) stays text (a zero-width space breaks it)."""
-    return sentence.replace("<@", "<\u200b@")
+def sentence_text(sentence: str) -> str:
+    """An expected problem's sentence as the plain text it is sent as: `code` spans become “quoted”.
+
+    Plain text on purpose: these sentences quote what people typed and what documents, Entra and Webex
+    name (app names, room titles, file names), which as Markdown could become links, mentions or formatting."""
+    return _CODE_SPAN.sub(r"“\1”", sentence)
 
 
 def _unknown_command(ctx: Context, word: str, suggestion: str | None) -> None:

@@ -155,7 +155,7 @@ def test_an_app_that_requires_signed_requests_needs_the_upload_first(graph_chat)
 
 
 def test_unknown_and_ambiguous_app_names_are_explained(graph_chat):
-    assert "no SAML app called `nope`" in graph_chat.say(graph_chat.alice, "app nope")[0].body
+    assert "no SAML app called “nope”" in graph_chat.say(graph_chat.alice, "app nope")[0].body
     assert "matches several apps" in graph_chat.say(graph_chat.alice, "app webex")[0].body
 
 

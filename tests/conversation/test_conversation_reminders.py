@@ -103,17 +103,17 @@ def test_remind_shows_changes_and_turns_off_the_subscription(chat, clock):
 
 @pytest.mark.parametrize("text, expected", [
     ("remind at", "Which days?"),
-    ("remind at soon", "`soon` is not a list of days"),
+    ("remind at soon", "“soon” is not a list of days"),
     ("remind at 30,-7", "is not a list of days"),
     ("remind at 1,2,3,4,5,6,7,8,9,10,11", "at most 10 reminder days"),
     ("remind at 9999", "3650 or fewer"),
     ("remind time", "Which time?"),
-    ("remind time 25:00", "`25:00` is not a time of day"),
-    ("remind time 9am", "`9am` is not a time of day"),
-    ("remind time 09:00 Mars/Olympus", "I don't know the time zone `Mars/Olympus`"),
+    ("remind time 25:00", "“25:00” is not a time of day"),
+    ("remind time 9am", "“9am” is not a time of day"),
+    ("remind time 09:00 Mars/Olympus", "I don't know the time zone “Mars/Olympus”"),
     ("remind time 09:00 Europe/Stockholm extra", "Which time?"),
-    ("remind sometimes", "I don't know `remind sometimes`"),
-    ("remind on please", "`remind on` takes nothing after it"),
+    ("remind sometimes", "I don't know “remind sometimes”"),
+    ("remind on please", "“remind on” takes nothing after it"),
 ])
 def test_remind_explains_bad_input_and_changes_nothing(chat, clock, text, expected):
     chat.say(chat.alice, "remind on")

@@ -580,7 +580,7 @@ def test_a_rotation_open_in_another_space_is_named_and_an_operator_can_cancel_it
     chat.say(chat.bob, f"rotate {WEBEX_APP}", room=other)
     refused = chat.say(chat.alice, f"rotate {WEBEX_APP}")[0].body
     assert "Rotation #1 of Cisco Webex is still open in the space “Meetings team”" in refused
-    assert "`python bot.py rotations --cancel 1`" in refused
+    assert "“python bot.py rotations --cancel 1”" in refused
     monkeypatch.setenv("ROLLOVER_DATABASE", chat.config.database_path)
     assert bot.main(["rotations"]) == 0
     listed = capsys.readouterr().out

@@ -28,8 +28,14 @@ def test_every_mention_is_removed_not_only_the_bots():
 
 
 def test_cleanup_without_a_number_shows_its_own_example(chat):
-    assert "e.g. `cleanup 3`" in chat.say(chat.alice, "cleanup")[0].body
-    assert "e.g. `cancel 3`" in chat.say(chat.alice, "cancel")[0].body
+    assert "e.g. “cleanup 3”" in chat.say(chat.alice, "cleanup")[0].body
+    assert "e.g. “cancel 3”" in chat.say(chat.alice, "cancel")[0].body
+
+
+def test_a_refusal_quoting_typed_text_is_plain_text_no_link_or_mention(chat):
+    reply = chat.say(chat.alice, "remind at 1` [Sign in again](https://evil.example/login) <@all> `x")[0]
+    assert reply.markdown == "" and "“" in reply.text and "`" not in reply.text.split("is not")[0][:2]
+    assert "[Sign in again](https://evil.example/login)" in reply.text     # shown literally, as text
 
 
 def test_time_zone_names_are_taken_in_any_letter_case(chat):
