@@ -82,7 +82,7 @@ def start_background_jobs(config: Config, chat: ChatLayer) -> Callable[[], None]
     Returns the function that stops it."""
     from rollover.scheduling import start_scheduler
     scheduler = start_scheduler(build_services(config, chat), build_services(config, chat))
-    return scheduler.shutdown
+    return lambda: scheduler.shutdown(wait=False)   # a sweep in a long Graph step must not hold up the exit
 
 
 def close_services(services: Services) -> None:

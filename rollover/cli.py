@@ -31,7 +31,7 @@ from rollover.pipeline.webhooks import sync_webhooks, webhook_target
 from rollover.services import Services
 from rollover.settings import Config, ConfigError, load_config, readme_with_settings, settings_markdown
 from rollover.storage import Storage, is_database_url
-from rollover.web import create_app
+from rollover.web import create_app, on_recorded
 
 log = logging.getLogger("rollover")
 
@@ -69,7 +69,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     app = create_app(config)
     chat = args.chat()
     worker = build_worker(build_services(config, chat))
-    app.extensions["rollover"]["wake_callbacks"].append(worker.wake.set)
+    on_recorded(app, worker.wake.set)
     stop = threading.Event()
     thread = run_worker_until(worker, stop)
     socket_events = start_socket_events(config, worker.storage, worker.wake.set)
@@ -95,7 +95,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, config: Config) -> int:
-    """The Procfile's worker process: runs recorded events and the reminder scheduler until stopped."""
+    """The Procfile's worker process: runs recorded events and the scheduler (rotation and reminder sweeps)."""
     _require_live(config, receives_webhooks=False)
     chat = args.chat()
     worker = build_worker(build_services(config, chat))

@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 
 
 def start_scheduler(rotation_services: Services, reminder_services: Services) -> BackgroundScheduler:
-    """Start both sweeps in APScheduler's background threads. Each sweep gets its own ``Services`` (its
-    clients are then used by that job's thread only); a sweep never overlaps itself (max_instances=1)."""
+    """Start both sweeps in APScheduler's background threads. Each sweep gets its own ``Services`` (its own
+    Webex and Graph clients; storage connections are per thread); a sweep never overlaps itself
+    (max_instances=1: a sweep still running when the next is due skips that turn)."""
     scheduler = BackgroundScheduler(timezone=timezone.utc)
     now = datetime.now(timezone.utc)
     _every(scheduler, "rotation-sweep", scheduled_rotation_sweep, rotation_services,

@@ -39,8 +39,10 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     @app.post("/webhooks/webex")
     def webex_webhook():
         body = read_body(config.max_webhook_bytes)
-        if body is None:
+        if body == TOO_LARGE:
             return {"error": "body too large"}, 413
+        if body == LENGTH_REQUIRED:
+            return {"error": "a Content-Length or a chunked body is required"}, 411
         answer = receiver.receive(body, request.headers.get("X-Spark-Signature"))
         return answer.body, answer.status
 
@@ -57,16 +59,19 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
-def read_body(max_bytes: int) -> bytes | None:
-    """The request body, or None when it is larger than ``max_bytes``: a chunked body has no Content-Length
-    to refuse it by, so it is read up to one byte past the limit (never cut short and then verified)."""
+TOO_LARGE, LENGTH_REQUIRED = 413, 411   # read_body's answers when there is no body to verify
+
+
+def read_body(max_bytes: int) -> bytes | int:
+    """The request body, or TOO_LARGE / LENGTH_REQUIRED. A chunked body has no Content-Length to refuse it
+    by, so it is read up to one byte past the limit (never cut short and then verified)."""
     if request.content_length is not None and request.content_length > max_bytes:
-        return None
+        return TOO_LARGE
     stream = request.environ["wsgi.input"]
     if request.content_length is not None:
         return request.get_data(cache=False)
     if not request.environ.get("wsgi.input_terminated"):
-        return b""   # neither a length nor a terminated stream: nothing can be read safely
+        return LENGTH_REQUIRED   # neither a length nor a terminated stream: nothing can be read safely
     chunks, size = [], 0
     while size <= max_bytes:
         chunk = stream.read(min(65536, max_bytes + 1 - size))
@@ -74,7 +79,7 @@ def read_body(max_bytes: int) -> bytes | None:
             break
         chunks.append(chunk)
         size += len(chunk)
-    return None if size > max_bytes else b"".join(chunks)
+    return TOO_LARGE if size > max_bytes else b"".join(chunks)
 
 
 def on_recorded(app: Flask, callback: Callable[[], Any]) -> None:

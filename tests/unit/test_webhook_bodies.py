@@ -88,3 +88,12 @@ def test_a_data_id_that_is_not_a_short_string_is_refused_at_the_door(app, data_i
                                   b'[1, 2, 3]', b'"text"', b"\xff\xfe not json"])
 def test_other_odd_shapes_are_bad_requests(app, body):
     assert signed(app.test_client(), body).status_code == 400
+
+
+def test_a_body_whose_end_cannot_be_told_gets_411_not_a_signature_error(app):
+    body = envelope("M3")
+    environ = {"wsgi.input_terminated": False}
+    response = app.test_client().post("/webhooks/webex", input_stream=__import__("io").BytesIO(body),
+                                      headers={"X-Spark-Signature": signature_for(SECRET, body),
+                                               "Transfer-Encoding": "chunked"}, environ_overrides=environ)
+    assert response.status_code == 411
