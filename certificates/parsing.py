@@ -364,7 +364,7 @@ def _xml_events(data: bytes, source: str) -> Iterator[tuple[str, Element]]:
         except ParseError as exc:
             raise _refuse(source, f"it is not well-formed XML ({_one_line(exc)})", "not-well-formed") from exc
         except (LookupError, ValueError, UnicodeError) as exc:  # expat asked Python for an unusable codec
-            raise _refuse_encoding(data, source, exc) from exc
+            raise _refuse_encoding(data, source) from exc
         yield item
 
 
@@ -576,11 +576,11 @@ def _entity_declarations(data: bytes) -> Iterator[bytes]:
         start = data.find(b"<!ENTITY", start + 1)
 
 
-def _refuse_encoding(data: bytes, source: str, exc: Exception) -> DocumentError:
+def _refuse_encoding(data: bytes, source: str) -> DocumentError:
     declared = XML_ENCODING.search(data[:XML_DECLARATION_BYTES])
     name = _shown(declared.group(1).decode("ascii", "replace"), quoted=True) if declared else "its declared encoding"
-    return _refuse(source, f"its XML declaration names the text encoding {name}, which I cannot read "
-                   f"({_one_line(exc)}); save the file as UTF-8", "bad-encoding")
+    return _refuse(source, f"its XML declaration names the text encoding {name}, which I cannot read; "
+                   "save the file as UTF-8", "bad-encoding")
 
 
 def _check_size(data: bytes, source: str, max_bytes: int) -> None:
