@@ -370,6 +370,8 @@ def _get(http: requests.Session, url: str, timeout: float, deadline: _Deadline,
             if index + 1 < len(addresses) and _could_not_connect(exc):
                 continue
             raise UserError(f"Could not fetch {redact(url)}: {_reason(exc)}.") from exc
+        except ValueError:  # requests parses a redirect's Location even when not following it
+            raise UserError(f"Could not fetch {redact(url)}: it redirects to an invalid URL.") from None
     raise AssertionError("unreachable: _resolve returns at least one address")
 
 
