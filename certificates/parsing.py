@@ -65,7 +65,8 @@ EXTERNAL_ID = re.compile(rb"\b(?:SYSTEM|PUBLIC)\b")
 FRACTION_TOO_LONG = re.compile(r"(\.\d{6})\d+")
 XML_ENCODING = re.compile(rb"""encoding\s*=\s*["']([^"']{0,40})["']""")
 XML_DECLARATION_BYTES = 200  # the encoding is named in the declaration, at the very start
-XML_FEED_BYTES = 1024 * 1024  # see _LargeReads
+XML_FIRST_FEED_BYTES = 16 * 1024  # see _GrowingReads
+MAX_XML_DEPTH = 100
 MAX_DATETIME_LENGTH = 64  # an xs:dateTime is at most about 35 characters
 SHOWN_CHARACTERS = 80  # how much of an input value an error message quotes
 PRINTABLE_ASCII = bytes(range(32, 127)) + b"\t\r\n"
@@ -349,13 +350,15 @@ def _parse_utf16(data: bytes, source: str) -> Document:
 # SAML metadata
 
 
-class _LargeReads:
-    """The input for iterparse in 1 MB reads, whatever size it asks for (16 KB).
+class _GrowingReads:
+    """The input for iterparse in reads that double in size (16 KB, 16 KB, 32 KB, 64 KB...), whatever it asks for.
 
     expat before 2.6 (CVE-2023-52425; Python 3.11 bundles 2.5) scans an unfinished token again
     from its start on every feed: a 5 MB attribute value or comment fed 16 KB at a time was
-    scanned 320 times (1.8 s, growing with the square of its size). With 1 MB feeds a token is
-    re-scanned at most 5 times within the 5 MB limit, and memory still grows one feed at a time.
+    scanned 320 times (1.8 s, growing with the square of its size). When each feed is as large as
+    everything fed before it, the re-scans add up to at most twice the input: linear. Small first
+    feeds keep early refusals (wrong root, nesting) early; entities are still read and cleared
+    between feeds, so memory stays below the tree of half the document.
     """
 
     def __init__(self, data: bytes):
@@ -363,7 +366,8 @@ class _LargeReads:
         self._offset = 0
 
     def read(self, size: int = -1) -> bytes:
-        chunk = self._data[self._offset:self._offset + XML_FEED_BYTES]
+        length = max(XML_FIRST_FEED_BYTES, self._offset)
+        chunk = self._data[self._offset:self._offset + length]
         self._offset += len(chunk)
         return bytes(chunk)
 
@@ -371,7 +375,7 @@ class _LargeReads:
 def _xml_events(data: bytes, source: str) -> Iterator[tuple[str, Element]]:
     """iterparse's events; a parser failure becomes ``DocumentError`` (the reader's own errors pass as they are)."""
     events = SafeET.iterparse(
-        _LargeReads(data), events=("start", "end"), forbid_dtd=True, forbid_entities=True, forbid_external=True,
+        _GrowingReads(data), events=("start", "end"), forbid_dtd=True, forbid_entities=True, forbid_external=True,
     )
     while True:
         try:
@@ -399,11 +403,18 @@ class _MetadataReader:
         self.certificates: list[FoundCertificate] = []
         self.seen: set[tuple] = set()
         self.loaded: dict[bytes, x509.Certificate] = {}
+        self.depth = 0
 
     def handle(self, event: str, element: Element) -> None:
         if event == "start":
+            self.depth += 1
+            if self.depth > MAX_XML_DEPTH:  # a nesting attack, not metadata: stop before building it all
+                raise _refuse(self.source, f"its elements are nested more than {MAX_XML_DEPTH} levels deep (SAML "
+                              "metadata needs about 10)", "invalid-metadata")
             self._start(element)
-        elif element.tag == ENTITY_DESCRIPTOR:
+            return
+        self.depth -= 1
+        if element.tag == ENTITY_DESCRIPTOR:
             self._read_entity(element)
             self.valid_until_stack.pop()
             element.clear()

@@ -186,28 +186,38 @@ def test_an_aggregate_of_thousands_of_entities_is_parsed_and_assessed():
     assert len(document.entities) == count and len(assess_document(document, NOW)) == count
 
 
-def test_deeply_nested_elements_are_read_or_refused_cleanly():
-    """50,000 levels: no recursion anywhere (reading, clearing or freeing the tree)."""
+def test_5_mb_of_nested_elements_is_refused_at_the_101st_level():
+    """Before the limit, 750,000 levels were built into a tree (7 s) before anything was read."""
     head = f'<md:EntityDescriptor xmlns:md="{MD}" entityID="deep"><md:Extensions>'.encode()
-    depth = 50_000
-    data = head + b"<a>" * depth + b"</a>" * depth + b"</md:Extensions></md:EntityDescriptor>"
-    [entity] = parse_document(data, source="deep", max_bytes=LIMIT).entities
+    depth = (LIMIT - 200) // 7
+    error = refusal(head + b"<a>" * depth + b"</a>" * depth + b"</md:Extensions></md:EntityDescriptor>")
+    assert error.code == "invalid-metadata" and "nested more than 100 levels deep" in str(error)
+
+
+def test_metadata_nested_100_levels_deep_is_still_read():
+    head = f'<md:EntitiesDescriptor xmlns:md="{MD}"><md:EntityDescriptor entityID="deep"><md:Extensions>'.encode()
+    tail = b"</md:Extensions></md:EntityDescriptor></md:EntitiesDescriptor>"
+    [entity] = parse_document(head + b"<a>" * 97 + b"</a>" * 97 + tail, source="deep").entities
     assert entity.entity_id == "deep"
-    assert refusal(head + b"<a>" * depth).code == "not-well-formed"
+    assert refusal(head + b"<a>" * 98 + b"</a>" * 98 + tail).code == "invalid-metadata"
 
 
 @pytest.mark.parametrize("token", [b"<!--%s-->", b"<?pi %s?>", b"<x a='%s'/>", b"<%s/>", b"<![CDATA[%s]]>"])
-def test_a_5_mb_token_reaches_expat_in_a_few_large_feeds(token, monkeypatch):
+def test_a_5_mb_token_reaches_expat_in_feeds_that_double(token, monkeypatch):
     """expat 2.5 re-scans an unfinished token on every feed: 16 KB feeds made a 5 MB token quadratic."""
     import certificates.parsing as parsing
     reads = []
-    real_read = parsing._LargeReads.read
-    monkeypatch.setattr(parsing._LargeReads, "read", lambda self, size=-1: reads.append(1) or real_read(self, size))
+    real_read = parsing._GrowingReads.read
+    monkeypatch.setattr(parsing._GrowingReads, "read",
+                        lambda self, size=-1: reads.append(len(chunk := real_read(self, size))) and chunk or chunk)
     head = f'<md:EntityDescriptor xmlns:md="{MD}" entityID="e"><md:Extensions>'.encode()
     tail = b"</md:Extensions></md:EntityDescriptor>"
     filler = b"a" * (LIMIT - len(head) - len(tail) - len(token))
     [entity] = parse_document(head + token % filler + tail, source="token", max_bytes=LIMIT).entities
-    assert entity.entity_id == "e" and len(reads) <= 7
+    assert entity.entity_id == "e"
+    feeds = [n for n in reads if n]
+    rescannable = [sum(feeds[:i]) for i in range(len(feeds))]  # at most what came before each feed
+    assert sum(rescannable) <= 2 * LIMIT and len(feeds) <= 12
 
 
 def test_a_5_mb_validuntil_is_refused_without_being_parsed_or_quoted_whole():
