@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 from typing import Optional
-from urllib.parse import SplitResult, quote, urljoin, urlsplit, urlunsplit
+from urllib.parse import SplitResult, quote, unquote, urljoin, urlsplit, urlunsplit
 
 import requests
 import urllib3
@@ -362,8 +362,8 @@ def _get(http: requests.Session, url: str, timeout: float, deadline: _Deadline,
     for index, address in enumerate(addresses):
         target = _pinned(http, parts, host, address, deadline)
         try:
-            return http.get(target, headers={"Host": _host_header(parts, host)}, stream=True,
-                            allow_redirects=False, timeout=_remaining(deadline, timeout, url))
+            return http.get(target, headers={"Host": _host_header(parts, host)}, auth=_credentials(parts),
+                            stream=True, allow_redirects=False, timeout=_remaining(deadline, timeout, url))
         except requests.RequestException as exc:
             if deadline.expired or deadline.left() <= 0:
                 raise UserError(f"Could not fetch {redact(url)}: the server did not answer in time.") from exc
@@ -381,6 +381,11 @@ def _pinned(http: requests.Session, parts: SplitResult, host: str, address: str,
     netloc = f"{ip_host}:{parts.port}" if parts.port else ip_host
     http.mount(f"{parts.scheme}://{netloc}/", _PinnedHostAdapter(host, deadline))
     return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+def _credentials(parts: SplitResult) -> Optional[tuple[str, str]]:
+    """user:password@ of this hop's own URL (the pinned URL has none), for HTTP Basic authentication."""
+    return (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
 
 
 def _host_header(parts: SplitResult, host: str) -> str:

@@ -261,3 +261,24 @@ def test_the_next_address_is_tried_when_the_first_refuses_the_connection(monkeyp
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_credentials_in_the_url_go_to_that_host_only(monkeypatch):
+    """The URL is rewritten to the checked address; its user:password still reaches the server it names."""
+    seen = []
+
+    class Auth(Ok):
+        def do_GET(self):  # noqa: N802
+            seen.append(self.headers.get("Authorization"))
+            super().do_GET()
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Auth)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        port = httpd.server_address[1]
+        fetch_url(f"http://reader:s%40cret@127.0.0.1:{port}/", max_bytes=100)
+        fetch_url(f"http://127.0.0.1:{port}/", max_bytes=100)
+        assert seen == ["Basic cmVhZGVyOnNAY3JldA==", None]  # base64 of reader:s@cret
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
