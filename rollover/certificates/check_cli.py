@@ -3,14 +3,19 @@
 Reads certificate files or SAML metadata (local paths or http/https URLs) and prints their health.
 Exit code, monitoring-plugin style: 0 ok, 1 warning (also a metadata validUntil that has passed),
 2 critical / expired / not yet valid, 3 an input could not be read or holds no certificate, so
-there is nothing to check (3 wins over everything).
+there is nothing to check (3 wins over everything). Every input is reported, whatever happened
+to the others: an unreadable one gets its reason, and even a bug is reported as that input's
+error (with an incident id; the traceback goes to the log on stderr) rather than ending the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Optional, TextIO
@@ -24,6 +29,9 @@ EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
 EXIT_BY_STATUS = {"ok": EXIT_OK, "warning": EXIT_WARNING, "not-yet-valid": EXIT_CRITICAL,
                   "critical": EXIT_CRITICAL, "expired": EXIT_CRITICAL}
 TABLE_COLUMNS = ("STATUS", "DAYS", "NOT AFTER", "ROLE", "USE", "SHA1", "SUBJECT")
+URL_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}://")  # bounded: matched at the start only
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -135,14 +143,18 @@ def _check_one(source: str, now: datetime, args: argparse.Namespace, max_bytes: 
     try:
         data = _read_input(source, max_bytes)
         document = parse_document(data, source=source, max_bytes=max_bytes)
+        reports = assess_document(document, now, warning_days=args.warning_days, critical_days=args.critical_days)
     except UserError as exc:
         return SourceResult(source, error=str(exc))
-    reports = assess_document(document, now, warning_days=args.warning_days, critical_days=args.critical_days)
+    except Exception:  # a bug: logged with its traceback; the other inputs are still checked
+        incident = secrets.token_hex(4)
+        log.exception("incident %s: check of %s failed", incident, source)
+        return SourceResult(source, error=f"Cannot check {source}: an internal error occurred (incident {incident}).")
     return SourceResult(source, certificates=reports)
 
 
 def _read_input(source: str, max_bytes: int) -> bytes:
-    if source.lower().startswith(("http://", "https://")):
+    if _is_url(source):
         return fetch_url(source, max_bytes=max_bytes)
     try:
         if os.path.getsize(source) > max_bytes:  # refuse before reading a huge file into memory
@@ -151,6 +163,13 @@ def _read_input(source: str, max_bytes: int) -> bytes:
             return handle.read(max_bytes + 1)
     except OSError as exc:
         raise UserError(f"Cannot read {source}: {exc.strerror or type(exc).__name__}.") from exc
+
+
+def _is_url(source: str) -> bool:
+    """http(s) always; another scheme:// too (fetch_url then names it unsupported) unless such a file exists."""
+    if source.lower().startswith(("http://", "https://")):
+        return True
+    return bool(URL_LIKE.match(source)) and not os.path.exists(source)
 
 
 def render_table(results: list[SourceResult], now: datetime) -> str:

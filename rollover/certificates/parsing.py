@@ -6,24 +6,29 @@ refused with ``DocumentError``, whose message is one sentence for the user.
 
 Safety rules: the size limit is checked before any parsing; XML goes through ``defusedxml`` with
 DTDs, entities and external references forbidden; nothing is read from disk or the network.
+Every scan of the input is linear in its size: no regular expression here can backtrack over
+unbounded text, and lookups that grow with the document go through sets and dicts.
+A certificate is only returned once every field the rest of the bot reads (dates, names, key,
+serial) has been read successfully, so a malformed one is refused here with a plain reason.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import io
 import re
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Optional, TypeVar
-from xml.etree.ElementTree import Element, ParseError
+from typing import Callable, Iterator, Optional, TypeVar
 
 import defusedxml
 import defusedxml.ElementTree as SafeET
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.utils import CryptographyDeprecationWarning
+from cryptography.x509.oid import PublicKeyAlgorithmOID
+from xml.etree.ElementTree import Element, ParseError
 
 from rollover.errors import UserError
 
@@ -50,16 +55,23 @@ WSFED_ROLE_BY_TYPE = {"SecurityTokenServiceType": "idp", "ApplicationServiceType
 
 USES = ("signing", "encryption")
 
-PEM_BLOCK = re.compile(
-    rb"-----BEGIN (?:X509 )?CERTIFICATE-----(.*?)-----END (?:X509 )?CERTIFICATE-----", re.DOTALL
-)
+# Fixed-length patterns only: each match attempt reads a bounded number of bytes, so a scan is
+# linear however the input is crafted. (A lazy ``BEGIN(.*?)END`` pattern re-read the rest of the
+# input from every BEGIN line that had no END: quadratic, an hour for 5 MB.)
 PEM_BEGIN = re.compile(rb"-----BEGIN (?:X509 )?CERTIFICATE-----")
+PEM_MARKER = re.compile(rb"-----(BEGIN|END) (?:X509 )?CERTIFICATE-----")
 DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
-ENTITY_DECLARATION = re.compile(rb"<!ENTITY\s[^>]*>", re.DOTALL)
 EXTERNAL_ID = re.compile(rb"\b(?:SYSTEM|PUBLIC)\b")
 ENTITY_PARTS = re.compile(rb"<!ENTITY\s+(?:%\s*)?([^\s>%]{1,64})\s+(\"[^\"]*\"|'[^']*')")
 ENTITY_REFERENCE = re.compile(rb"[&%]([^;&%\s]{1,64});")
 FRACTION_TOO_LONG = re.compile(r"(\.\d{6})\d+")
+XML_ENCODING = re.compile(rb"""encoding\s*=\s*["']([^"']{0,40})["']""")
+XML_DECLARATION_BYTES = 200  # the encoding is named in the declaration, at the very start
+XML_FIRST_FEED_BYTES = 16 * 1024  # see _GrowingReads
+MAX_XML_DEPTH = 100
+MAX_DATETIME_LENGTH = 64  # an xs:dateTime is at most about 35 characters
+SHOWN_CHARACTERS = 80  # how much of an input value an error message quotes
+PRINTABLE_ASCII = bytes(range(32, 127)) + b"\t\r\n"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -70,9 +82,9 @@ class DocumentError(UserError):
     """The input is not a readable certificate or SAML metadata document.
 
     ``code`` names the reason for programs and tests (``too-large``, ``empty``, ``dtd``,
-    ``entities``, ``external-entity``, ``external-dtd``, ``not-well-formed``, ``wrong-root``,
-    ``invalid-metadata``, ``bad-base64``, ``bad-certificate``, ``bad-pem``, ``not-a-certificate``);
-    the message is one line for the user.
+    ``entities``, ``external-entity``, ``external-dtd``, ``not-well-formed``, ``bad-encoding``,
+    ``wrong-root``, ``invalid-metadata``, ``bad-base64``, ``bad-certificate``, ``bad-pem``,
+    ``not-a-certificate``); the message is one line for the user.
     """
 
     def __init__(self, message: str, code: str):
@@ -159,29 +171,28 @@ def parse_document(data: bytes, *, source: str = "", max_bytes: int = DEFAULT_MA
 def parse_metadata(data: bytes, *, source: str = "") -> Document:
     """Parse SAML metadata XML (EntityDescriptor or EntitiesDescriptor root). No size check here."""
     reader = _MetadataReader(source)
-    try:
-        for event, element in SafeET.iterparse(
-            io.BytesIO(data), events=("start", "end"),
-            forbid_dtd=True, forbid_entities=True, forbid_external=True,
-        ):
-            reader.handle(event, element)
-    except defusedxml.DefusedXmlException as exc:
-        raise _refuse_hostile_xml(data, source) from exc
-    except ParseError as exc:
-        raise _refuse(source, f"it is not well-formed XML ({_one_line(exc)})", "not-well-formed") from exc
+    for event, element in _xml_events(data, source):
+        reader.handle(event, element)
     return reader.document()
 
 
 def load_certificate_der(der: bytes, source: str = "", what: str = "it") -> x509.Certificate:
-    """Load one DER certificate, silencing cryptography's warning about serial numbers <= 0.
+    """Load one DER certificate whose every field the bot reads is readable; ``DocumentError`` otherwise.
 
-    Such certificates exist in the wild (serial 0) and are not the user's mistake; the warning
-    would only add noise to their output.
+    cryptography decodes names, dates and keys only when they are first read, so a certificate
+    that loads can still fail later (in a card, the CLI or a reminder sweep). Reading them all here
+    turns those failures into one plain reason. The warning cryptography emits about serial
+    numbers <= 0 is silenced: such certificates exist in the wild and are not the user's mistake.
     """
     try:
-        return quietly(lambda: x509.load_der_x509_certificate(der))
+        certificate = quietly(lambda: x509.load_der_x509_certificate(der))
+    except x509.InvalidVersion as exc:
+        raise _refuse(source, f"{what} is not a valid X.509 certificate (its version field is {exc.parsed_version}; "
+                      "only 0, 1 and 2, meaning v1 to v3, exist)", "bad-certificate") from exc
     except ValueError as exc:
         raise _refuse(source, f"{what} is not a valid X.509 certificate ({_one_line(exc)})", "bad-certificate") from exc
+    _check_readable(certificate, source, what)
+    return certificate
 
 
 def certificate_serial(certificate: x509.Certificate) -> int:
@@ -200,11 +211,61 @@ def quietly(action: Callable[[], T]) -> T:
 # Certificate files
 
 
+def _check_readable(certificate: x509.Certificate, source: str, what: str) -> None:
+    """Read every lazily decoded field the bot uses; a failure is the input's fault, named plainly."""
+    for reading, reason in (
+        (lambda: (certificate.not_valid_before_utc, certificate.not_valid_after_utc),
+         "its validity dates cannot be read"),
+        (lambda: certificate.subject.rfc4514_string(), "its subject name cannot be read"),
+        (lambda: certificate.issuer.rfc4514_string(), "its issuer name cannot be read"),
+        (lambda: certificate_serial(certificate), "its serial number cannot be read"),
+        (lambda: certificate.signature_algorithm_oid, "its signature algorithm cannot be read"),
+    ):
+        try:
+            reading()
+        except (ValueError, TypeError) as exc:
+            raise _refuse(source, f"{what} is not a valid X.509 certificate: {reason} ({_field_problem(exc)})",
+                          "bad-certificate") from exc
+    _check_public_key(certificate, source, what)
+
+
+def _check_public_key(certificate: x509.Certificate, source: str, what: str) -> None:
+    try:
+        certificate.public_key()
+    except UnsupportedAlgorithm as exc:
+        oid = certificate.public_key_algorithm_oid.dotted_string
+        raise _refuse(source, f"{what} has a public key of an algorithm I do not know (OID {oid})",
+                      "bad-certificate") from exc
+    except ValueError as exc:
+        if certificate.public_key_algorithm_oid == PublicKeyAlgorithmOID.EC_PUBLIC_KEY:
+            reason = "its elliptic-curve public key is not a valid point on its curve"
+        else:
+            reason = f"its public key is malformed ({_one_line(exc)})"
+        raise _refuse(source, f"{what} is not a valid X.509 certificate: {reason}", "bad-certificate") from exc
+
+
+def _field_problem(exc: Exception) -> str:
+    """cryptography's messages are Rust debug output; say what they mean."""
+    text = str(exc)
+    if isinstance(exc, TypeError) and "BitString" in text:
+        return "a name attribute holds a bit string where text is expected"
+    if "InvalidValue" in text:
+        return "a value is malformed, for example text that is not valid UTF-8"
+    if "UnexpectedTag" in text:
+        return "a value has the wrong ASN.1 type"
+    return _one_line(exc)
+
+
 def _certificates_from_bytes(data: bytes, source: str) -> list[FoundCertificate]:
     ders = _ders_from_bytes(data, source)
     return [
-        FoundCertificate(None, None, None, load_certificate_der(der, source), der) for der in ders
+        FoundCertificate(None, None, None, load_certificate_der(der, source, _nth(n, len(ders))), der)
+        for n, der in enumerate(ders, 1)
     ]
+
+
+def _nth(n: int, count: int) -> str:
+    return f"certificate {n}" if count > 1 else "it"
 
 
 def _ders_from_bytes(data: bytes, source: str, allow_base64: bool = True) -> list[bytes]:
@@ -225,16 +286,38 @@ def _ders_from_bytes(data: bytes, source: str, allow_base64: bool = True) -> lis
 
 
 def _ders_from_pem(data: bytes, source: str) -> list[bytes]:
-    blocks = PEM_BLOCK.findall(data)
-    if len(blocks) != len(PEM_BEGIN.findall(data)):
-        raise _refuse(source, "a PEM certificate block has no matching END line", "bad-pem")
     return [_strict_base64(block.decode("ascii", "replace"), source, f"PEM block {n}") for n, block in
-            enumerate(blocks, 1)]
+            enumerate(pem_bodies(data, source), 1)]
+
+
+def pem_bodies(data: bytes, source: str = "") -> list[bytes]:
+    """The text between each certificate BEGIN line and its END line.
+
+    One pass over the BEGIN/END markers: a BEGIN must be followed by an END before the next BEGIN
+    or the end of the input (``bad-pem`` otherwise); END lines outside a block are ignored, and so
+    is everything between blocks (other PEM blocks, comments, ``openssl x509 -text`` output).
+    """
+    unmatched = _refuse(source, "a PEM certificate block has no matching END line", "bad-pem")
+    bodies: list[bytes] = []
+    opened_at: Optional[int] = None
+    for marker in PEM_MARKER.finditer(data):
+        if marker.group(1) == b"BEGIN":
+            if opened_at is not None:
+                raise unmatched
+            opened_at = marker.end()
+        elif opened_at is not None:
+            bodies.append(data[opened_at:marker.start()])
+            opened_at = None
+    if opened_at is not None:
+        raise unmatched
+    return bodies
 
 
 def _is_der_certificate(data: bytes) -> bool:
     try:
         quietly(lambda: x509.load_der_x509_certificate(data))
+    except x509.InvalidVersion:
+        return True  # a DER certificate with a bad version: load_certificate_der names the problem
     except ValueError:
         return False
     return True
@@ -252,7 +335,7 @@ def _strict_base64(text: str, source: str, what: str) -> bytes:
 
 
 def _is_printable_ascii(data: bytes) -> bool:
-    return all(32 <= byte < 127 or byte in b"\t\r\n" for byte in data)
+    return not data.translate(None, PRINTABLE_ASCII)  # deletes the printable bytes, in C
 
 
 def _parse_utf16(data: bytes, source: str) -> Document:
@@ -270,6 +353,47 @@ def _parse_utf16(data: bytes, source: str) -> Document:
 # SAML metadata
 
 
+class _GrowingReads:
+    """The input for iterparse in reads that double in size (16 KB, 16 KB, 32 KB, 64 KB...), whatever it asks for.
+
+    expat before 2.6 (CVE-2023-52425; Python 3.11 bundles 2.5) scans an unfinished token again
+    from its start on every feed: a 5 MB attribute value or comment fed 16 KB at a time was
+    scanned 320 times (1.8 s, growing with the square of its size). When each feed is as large as
+    everything fed before it, the re-scans add up to at most twice the input: linear. Small first
+    feeds keep early refusals (wrong root, nesting) early; entities are still read and cleared
+    between feeds, so memory stays below the tree of half the document.
+    """
+
+    def __init__(self, data: bytes):
+        self._data = memoryview(data)
+        self._offset = 0
+
+    def read(self, size: int = -1) -> bytes:
+        length = max(XML_FIRST_FEED_BYTES, self._offset)
+        chunk = self._data[self._offset:self._offset + length]
+        self._offset += len(chunk)
+        return bytes(chunk)
+
+
+def _xml_events(data: bytes, source: str) -> Iterator[tuple[str, Element]]:
+    """iterparse's events; a parser failure becomes ``DocumentError`` (the reader's own errors pass as they are)."""
+    events = SafeET.iterparse(
+        _GrowingReads(data), events=("start", "end"), forbid_dtd=True, forbid_entities=True, forbid_external=True,
+    )
+    while True:
+        try:
+            item = next(events)
+        except StopIteration:
+            return
+        except defusedxml.DefusedXmlException as exc:
+            raise _refuse_hostile_xml(data, source) from exc
+        except ParseError as exc:
+            raise _refuse(source, f"it is not well-formed XML ({_one_line(exc)})", "not-well-formed") from exc
+        except (LookupError, ValueError, UnicodeError) as exc:  # expat asked Python for an unusable codec
+            raise _refuse_encoding(data, source) from exc
+        yield item
+
+
 class _MetadataReader:
     """Consumes iterparse events; keeps memory flat by clearing each EntityDescriptor once read."""
 
@@ -282,11 +406,18 @@ class _MetadataReader:
         self.certificates: list[FoundCertificate] = []
         self.seen: set[tuple] = set()
         self.loaded: dict[bytes, x509.Certificate] = {}
+        self.depth = 0
 
     def handle(self, event: str, element: Element) -> None:
         if event == "start":
+            self.depth += 1
+            if self.depth > MAX_XML_DEPTH:  # a nesting attack, not metadata: stop before building it all
+                raise _refuse(self.source, f"its elements are nested more than {MAX_XML_DEPTH} levels deep (SAML "
+                              "metadata needs about 10)", "invalid-metadata")
             self._start(element)
-        elif element.tag == ENTITY_DESCRIPTOR:
+            return
+        self.depth -= 1
+        if element.tag == ENTITY_DESCRIPTOR:
             self._read_entity(element)
             self.valid_until_stack.pop()
             element.clear()
@@ -320,13 +451,14 @@ class _MetadataReader:
         if not entity_id:
             raise _refuse(self.source, "an EntityDescriptor has no entityID attribute", "invalid-metadata")
         entity = EntityInfo(entity_id=entity_id, valid_until=self.valid_until_stack[-1])
+        known_locations: set[tuple[str, str]] = set()  # (endpoint tag, URL): a list lookup was quadratic
         for descriptor in element:
             role = _role_of(descriptor)
             if role is None:
                 continue
             if role not in entity.roles:
                 entity.roles.append(role)
-            _read_descriptor_settings(descriptor, entity)
+            _read_descriptor_settings(descriptor, entity, known_locations)
             self._read_key_descriptors(descriptor, entity_id, role)
         self.entities.append(entity)
 
@@ -334,7 +466,7 @@ class _MetadataReader:
         for key_descriptor in descriptor.iterfind(KEY_DESCRIPTOR):
             uses = _uses_of(key_descriptor, entity_id, self.source)
             for cert_element in key_descriptor.iter(X509_CERTIFICATE):
-                where = f"a certificate of entity {entity_id}"
+                where = f"a certificate of entity {_shown(entity_id)}"
                 for der in self._ders_in_element(cert_element, where):
                     self._add(entity_id, role, uses, der, where)
 
@@ -368,25 +500,25 @@ def _role_of(descriptor: Element) -> Optional[str]:
     return None
 
 
-def _read_descriptor_settings(descriptor: Element, entity: EntityInfo) -> None:
+def _read_descriptor_settings(descriptor: Element, entity: EntityInfo, known: set[tuple[str, str]]) -> None:
     if descriptor.tag == SP_SSO_DESCRIPTOR:
         entity.authn_requests_signed = _parse_bool(descriptor.get("AuthnRequestsSigned"), entity.authn_requests_signed)
         entity.want_assertions_signed = _parse_bool(descriptor.get("WantAssertionsSigned"), entity.want_assertions_signed)
-        entity.acs_urls += _locations(descriptor, ASSERTION_CONSUMER_SERVICE, entity.acs_urls)
+        _add_locations(descriptor, ASSERTION_CONSUMER_SERVICE, entity.acs_urls, known)
     elif descriptor.tag == IDP_SSO_DESCRIPTOR:
         entity.want_authn_requests_signed = _parse_bool(
             descriptor.get("WantAuthnRequestsSigned"), entity.want_authn_requests_signed
         )
-        entity.sso_urls += _locations(descriptor, SINGLE_SIGN_ON_SERVICE, entity.sso_urls)
+        _add_locations(descriptor, SINGLE_SIGN_ON_SERVICE, entity.sso_urls, known)
 
 
-def _locations(descriptor: Element, tag: str, known: list[str]) -> list[str]:
-    found: list[str] = []
+def _add_locations(descriptor: Element, tag: str, urls: list[str], known: set[tuple[str, str]]) -> None:
+    """Append each new endpoint Location once, in document order."""
     for endpoint in descriptor.iterfind(tag):
         location = endpoint.get("Location")
-        if location and location not in known and location not in found:
-            found.append(location)
-    return found
+        if location and (tag, location) not in known:
+            known.add((tag, location))
+            urls.append(location)
 
 
 def _uses_of(key_descriptor: Element, entity_id: str, source: str) -> tuple[Optional[str], ...]:
@@ -397,8 +529,8 @@ def _uses_of(key_descriptor: Element, entity_id: str, source: str) -> tuple[Opti
         return (None,)
     if use not in USES:
         raise _refuse(
-            source, f"entity {entity_id} has a KeyDescriptor with use={use!r} (expected signing or encryption)",
-            "invalid-metadata",
+            source, f"entity {_shown(entity_id)} has a KeyDescriptor with use={_shown(use, quoted=True)} "
+            "(expected signing or encryption)", "invalid-metadata",
         )
     return (use,)
 
@@ -413,14 +545,21 @@ def _parse_valid_until(value: Optional[str], source: str) -> Optional[datetime]:
     """xs:dateTime -> aware UTC datetime; a value without offset is taken as UTC."""
     if value is None:
         return None
+    shown = _shown(value, quoted=True)
+    if len(value) > MAX_DATETIME_LENGTH:
+        raise _refuse(source, f"its validUntil {shown} is not a date and time (too long)", "invalid-metadata")
     text = FRACTION_TOO_LONG.sub(r"\1", value.strip())
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise _refuse(source, f"its validUntil {value!r} is not a date and time", "invalid-metadata") from exc
+        raise _refuse(source, f"its validUntil {shown} is not a date and time", "invalid-metadata") from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError as exc:  # 9999-12-31T23:59:59-01:00 is in the year 10000 in UTC
+        raise _refuse(source, f"its validUntil {shown} is outside the years 1 to 9999 once converted to UTC",
+                      "invalid-metadata") from exc
 
 
 def _earliest(*moments: Optional[datetime]) -> Optional[datetime]:
@@ -430,6 +569,7 @@ def _earliest(*moments: Optional[datetime]) -> Optional[datetime]:
 
 def _describe_tag(tag: str) -> str:
     namespace, _, local = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
+    local, namespace = _shown(local), _shown(namespace)
     return f"<{local}> in namespace {namespace}" if namespace else f"<{local}> (no namespace)"
 
 
@@ -439,7 +579,7 @@ def _describe_tag(tag: str) -> str:
 
 def _refuse_hostile_xml(data: bytes, source: str) -> DocumentError:
     """Name the specific danger so the user sees why a DTD is refused."""
-    entities = ENTITY_DECLARATION.findall(data)
+    entities = list(_entity_declarations(data))
     if any(EXTERNAL_ID.search(declaration) for declaration in entities):
         return _refuse(source, "it declares an external entity (XXE); documents with a DTD are refused", "external-entity")
     if entities:
@@ -481,6 +621,31 @@ def _entity_name(name: bytes) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _entity_declarations(data: bytes) -> Iterator[bytes]:
+    """Each ``<!ENTITY`` declaration up to its ``>`` (an unclosed one runs to the end of the input).
+
+    Linear: every search starts where the previous declaration ended. The pattern it replaces,
+    ``<!ENTITY\\s[^>]*>``, re-read the rest of the input from every unclosed declaration.
+    """
+    start = data.find(b"<!ENTITY")
+    while start != -1:
+        if data[start + 8:start + 9].isspace():
+            end = data.find(b">", start)
+            if end == -1:
+                yield data[start:]
+                return
+            yield data[start:end + 1]
+            start = end
+        start = data.find(b"<!ENTITY", start + 1)
+
+
+def _refuse_encoding(data: bytes, source: str) -> DocumentError:
+    declared = XML_ENCODING.search(data[:XML_DECLARATION_BYTES])
+    name = _shown(declared.group(1).decode("ascii", "replace"), quoted=True) if declared else "its declared encoding"
+    return _refuse(source, f"its XML declaration names the text encoding {name}, which I cannot read; "
+                   "save the file as UTF-8", "bad-encoding")
+
+
 def _check_size(data: bytes, source: str, max_bytes: int) -> None:
     if len(data) > max_bytes:
         raise _refuse(
@@ -494,6 +659,13 @@ def _refuse(source: str, reason: str, code: str) -> DocumentError:
 
 def _label(source: str) -> str:
     return source or "the input"
+
+
+def _shown(value: str, *, quoted: bool = False) -> str:
+    """An input value quoted in a message, cut so that a hostile 5 MB attribute stays one line."""
+    cut = value if len(value) <= SHOWN_CHARACTERS else value[:SHOWN_CHARACTERS - 3] + "..."
+    cut = " ".join(cut.split()) if not quoted else cut
+    return repr(cut) if quoted else cut
 
 
 def _one_line(exc: BaseException) -> str:
