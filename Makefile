@@ -38,7 +38,7 @@ test: $(STAMP) browser-deps
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	for script in bench/webhook_ack.py bench/parse_metadata.py bench/graph_inventory.py bench/reminder_sweep.py; do \
+	for script in bench/webhook_ack.py bench/parse_metadata.py bench/graph_inventory.py bench/reminder_sweep.py bench/hostile_inputs.py bench/websocket_events.py; do \
 		$(PY) $$script || exit 1; done
 
 settings-doc: $(STAMP)
