@@ -1,6 +1,7 @@
 """Certificate intelligence and the Entra inventory, as conversations in a space."""
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -226,3 +227,12 @@ def test_a_url_source_that_crashes_the_refresh_does_not_stop_the_others(chat, mo
     assert "a bug in the parser" in caplog.text                      # the traceback is in the log
     stored = {s.id: s for s in chat.services.storage.tracking.sources(room_id=chat.room.id)}
     assert "could not be re-read" in stored[first.id].error.lower()
+
+
+@pytest.mark.parametrize("name", ["cert_version_6.pem", "cert_unknown_key_oid.pem", "cert_ec_point_off_curve.pem",
+                                  "cert_subject_invalid_utf8.pem", "cert_year_0.pem", "valid_until_overflow.xml",
+                                  "xml_encoding_unknown.xml"])
+def test_a_malformed_document_dropped_in_the_space_gets_its_reason_not_an_incident(chat, name):
+    corpus = Path(__file__).resolve().parents[1] / "unit" / "corpus"
+    reply = drop(chat, name, (corpus / name).read_bytes())[0]
+    assert reply.body.startswith("Cannot read") and "incident" not in reply.body
