@@ -23,7 +23,19 @@ MAX_BACKOFF_SECONDS = 300.0
 
 # The process part of every owner id: host and pid, plus a random part, because two containers may share
 # both (pid 1 on a reused host name) and must still never mistake each other's leases for their own.
-_PROCESS = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+def _process_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+_PROCESS = _process_id()
+
+
+def _forked() -> None:
+    global _PROCESS
+    _PROCESS = _process_id()   # a forked child (gunicorn --preload) must not share its parent's owner ids
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def lease_owner() -> str:
@@ -32,9 +44,10 @@ def lease_owner() -> str:
 
 
 def backoff_seconds(attempts: int, retry_after: float | None = None) -> float:
-    """Exponential backoff (1, 2, 4 … s, capped), never sooner than the other side asked."""
-    exponential = min(MAX_BACKOFF_SECONDS, 2.0 ** max(0, attempts - 1))
-    return max(exponential, retry_after or 0.0)
+    """Exponential backoff (1, 2, 4 … s), never sooner than the other side asked, and never longer than
+    MAX_BACKOFF_SECONDS: a Retry-After of an hour must not park a click in silence for an hour."""
+    exponential = 2.0 ** max(0, attempts - 1)
+    return min(MAX_BACKOFF_SECONDS, max(exponential, retry_after or 0.0))
 
 
 @dataclass(frozen=True)

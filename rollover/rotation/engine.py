@@ -291,10 +291,11 @@ def _run_step(services: Services, record: RotationRecord, state: State, owner: s
         log.info("rotation %s: %s", record.id, error)
         return False
     except GraphUnavailableError as error:          # throttled too: a Retryable the step waits out
-        log.warning("rotation %s: %s; retrying in %.0f s", record.id, error, GRAPH_RETRY_SECONDS)
+        wait = max(GRAPH_RETRY_SECONDS, error.retry_after or 0.0)   # never sooner than Graph's Retry-After
+        log.warning("rotation %s: %s; retrying in %.0f s", record.id, error, wait)
         audit.record(services, record, actor=BOT_ACTOR, action="graph-unavailable",
-                     detail=f"{error} The step “{state.step}” is retried in {GRAPH_RETRY_SECONDS:.0f} s.")
-        services.storage.rotations.postpone(record.id, owner, time.time() + GRAPH_RETRY_SECONDS)
+                     detail=f"{error} The step “{state.step}” is retried in {wait:.0f} s.")
+        services.storage.rotations.postpone(record.id, owner, time.time() + wait)
         return False
     except UserError as error:
         outcome = Outcome("failed", detail=str(error))
