@@ -627,7 +627,11 @@ def _closed_error(error: ConnectionClosed) -> Exception:
     return error
 
 
+_URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/@\s]*@", re.I)   # linear: one class, no nesting
+
+
 def _describe(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
+    # An InvalidProxy names the proxy URL, which may carry user:password from HTTPS_PROXY: never keep those.
+    text = _URL_CREDENTIALS.sub(r"\1***@", str(error) or type(error).__name__)
     return text if isinstance(error, (TokenRejected, Replaced, KeepaliveLost, RecordFailed, UnexpectedAnswer)) \
         else f"{type(error).__name__}: {text}"

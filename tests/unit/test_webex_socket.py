@@ -429,3 +429,9 @@ def test_backoff_grows_to_its_ceiling_with_jitter():
         delays = {backoff.delay(attempt) for _ in range(20)}
         assert all(step / 2 <= d <= step for d in delays) and len(delays) > 1
     assert json.dumps(backoff.delay(10_000))      # huge attempt counts stay finite
+
+
+def test_proxy_credentials_never_reach_the_status_or_the_log():
+    from rollover.integrations.webex_socket import _describe
+    text = _describe(ValueError("http://bob:s3cret@proxy.example:3128 isn't a valid proxy"))
+    assert "s3cret" not in text and "bob" not in text and "proxy.example:3128" in text
