@@ -244,6 +244,13 @@ def cmd_check(args: argparse.Namespace, config: Config | None) -> int:
                      critical_days=config.critical_days, max_bytes=config.max_document_bytes)
 
 
+def cmd_explain(args: argparse.Namespace, config: Config | None) -> int:
+    from rollover.certificates.explain_cli import run_explain
+    config = load_config()   # the same thresholds and size limit as the bot's answers in chat
+    return run_explain(args.check_args, sys.stdout, sys.stderr, warning_days=config.warning_days,
+                       critical_days=config.critical_days, max_bytes=config.max_document_bytes)
+
+
 def cmd_demo(args: argparse.Namespace, config: Config | None) -> int:
     if args.demo is None:
         raise ConfigError(["The demo is not part of this installation (it lives in the fakes/ package)."])
@@ -289,6 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("check_args", nargs=argparse.REMAINDER,
                        help="[--json] [--now ISO-8601] [--warning-days N] [--critical-days N] FILE_OR_URL...")
     check.set_defaults(run=cmd_check, needs_config=False)
+    explain = commands.add_parser(
+        "explain", help="the upload-or-activate answer for Webex/Entra files or URLs (and the Webex app's JSON from "
+                        "az ad app/sp show); exit code like check", add_help=False)
+    explain.add_argument("check_args", nargs=argparse.REMAINDER,
+                         help="[--json] [--now ISO-8601] [--entra-app FILE]... FILE_OR_URL...")
+    explain.set_defaults(run=cmd_explain, needs_config=False)
 
     webhooks = commands.add_parser("webhooks", help="manage the bot's Webex webhooks")
     webhook_commands = webhooks.add_subparsers(dest="webhooks_command", required=True, metavar="ACTION")
@@ -336,9 +349,9 @@ def main(argv: list[str] | None = None, *, chat: ChatLayerFactory | None = None,
     """The command line. ``chat`` builds the layer above the core (handlers and cards) for the sub-commands
     that answer in Webex; ``demo`` runs ``bot.py demo`` (both handed in by bot.py)."""
     parser = build_parser()
-    # `check` has its own option parser (certificates/check_cli.py); pass its options through untouched.
+    # `check` and `explain` have their own option parsers (certificates/); pass their options through untouched.
     args, passthrough = parser.parse_known_args(argv)
-    if args.command == "check":
+    if args.command in ("check", "explain"):
         args.check_args = passthrough + args.check_args
     elif passthrough:
         parser.error(f"unrecognized arguments: {' '.join(passthrough)}")

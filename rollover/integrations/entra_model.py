@@ -293,8 +293,9 @@ def token_encryption_of(sp: Optional[ServicePrincipalInfo], application: Optiona
         if key is None or key.thumbprint is None:
             return TE_UNIDENTIFIED, key_id, None
         return TE_ON, key_id, key.thumbprint
-    read = (application is not None and application.reads_token_encryption) or (
-        sp is not None and sp.reads_token_encryption)
+    # Unset on the application object means off; the service principal alone cannot say so (the setting
+    # lives on the application object).
+    read = application is not None and application.reads_token_encryption
     return (TE_OFF if read else TE_UNKNOWN), None, None
 
 

@@ -61,6 +61,7 @@ def test_token_encryption_on_the_application_object_is_found_though_the_sp_says_
     (application(tokenEncryptionKeyId="gone"), service_principal(), "unidentified"),
     (application(keyCredentials=[key("e1", "Encrypt", digest=b"")]), None, "unidentified"),
     ({k: v for k, v in application().items() if k != "tokenEncryptionKeyId"}, None, "unknown"),
+    (None, service_principal(), "unknown"),   # the setting lives on the application object
 ])
 def test_token_encryption_states(app, sp, state):
     assert facts(app, sp).token_encryption == state
