@@ -1,11 +1,13 @@
 """about: what this Rollover instance runs with (versions, storage, Webex, Graph), without secrets."""
 
+import time
 
 from cards.about import about_card, about_text
 from rollover import VERSION
 from rollover.describe import plural
 from rollover.pipeline.dispatcher import Context
 from rollover.pipeline.registry import command
+from rollover.pipeline.socket_events import connection_sentence, connection_status
 
 
 @command("about", button="About")
@@ -27,6 +29,7 @@ def deployment_facts(ctx: Context) -> list[tuple[str, str]]:
         ("Version", VERSION),
         ("Database", f"{ctx.storage.describe()}, {storage_state}"),
         ("Webex API", config.webex_base_url),
+        ("Webex events", webex_events(ctx)),
         ("Microsoft Graph", f"{'configured' if ctx.services.entra is not None else 'not configured'} "
                             f"({config.graph_base_url})"),
         ("Graph writes", "report-only: described, never sent" if config.report_only else "after approval"),
@@ -36,3 +39,12 @@ def deployment_facts(ctx: Context) -> list[tuple[str, str]]:
         ("Rooms", rooms),
         ("This space", ctx.room_id),
     ]
+
+
+def webex_events(ctx: Context) -> str:
+    """How events arrive: webhooks, or the websocket with its state as its holder last reported it."""
+    config = ctx.config
+    if not config.websocket_events:
+        return "webhooks (POST /webhooks/webex)"
+    return connection_sentence(connection_status(ctx.storage, config.webex_access_token, now=time.time(),
+                                                 lease_seconds=config.websocket_lease_seconds))

@@ -265,14 +265,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"Rollover {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the webhook service with a worker thread, the reminder "
+    serve = commands.add_parser("serve", help="run the webhook service (or, with ROLLOVER_EVENTS=websocket, the "
+                                              "Webex websocket and /healthz) with a worker thread, the reminder "
                                               "scheduler and the rotation sweeper (one-process install)")
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     serve.set_defaults(run=cmd_serve, needs_config=True)
 
-    worker = commands.add_parser("worker", help="process recorded webhook events, send scheduled reminders and "
-                                                "sweep rotations (the Procfile's worker)")
+    worker = commands.add_parser("worker", help="process recorded events, send scheduled reminders and sweep "
+                                                "rotations (the Procfile's worker); with ROLLOVER_EVENTS=websocket "
+                                                "it also holds the Webex websocket, or stands by for it")
     worker.set_defaults(run=cmd_worker, needs_config=True)
 
     remind = commands.add_parser(

@@ -11,6 +11,7 @@ from flask import Flask, request
 from rollover import VERSION
 from rollover.app import open_storage, resolve_config
 from rollover.logging_setup import configure_logging
+from rollover.pipeline.socket_events import connection_status
 from rollover.pipeline.webhooks import WebhookReceiver
 from rollover.settings import Config
 
@@ -54,7 +55,14 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
             log.exception("health check: database unreachable")
             return {"status": "unavailable", "version": VERSION, "database": "unreachable"}, 503
         # A growing backlog or an old pending event means no worker is running (or Webex is refusing us).
-        return {"status": "ok", "version": VERSION, "database": "ok", "events": backlog}, 200
+        health = {"status": "ok", "version": VERSION, "database": "ok", "events": backlog}
+        if config.websocket_events:
+            health["websocket"] = websocket = connection_status(
+                storage, config.webex_access_token, lease_seconds=config.websocket_lease_seconds, now=time.time(),
+                local=app.extensions["rollover"].get("socket_events"))
+            # Still 200: the web process itself is fine; "degraded" says events are not arriving right now.
+            health["status"] = "ok" if websocket["state"] == "connected" else "degraded"
+        return health, 200
 
     return app
 

@@ -13,6 +13,10 @@ it every third of ``websocket_lease_seconds``. Every other ``worker``/``serve`` 
 lease on the same rhythm, and starts its client when the holder stopped renewing (killed, hung, cut off
 from the database). A holder that cannot renew in time closes its connection before its lease runs out,
 so two processes never fight over the device.
+
+The holder reports its connection (connected since, last event, reconnects, the last gap) to
+``storage.connections`` every few seconds; ``connection_status`` reads it for ``/healthz`` and ``about``
+in whichever process answers.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from rollover.storage import Storage
 log = logging.getLogger(__name__)
 
 LEASE_PREFIX = "webex-socket:"
+REPORT_SECONDS = 2.0          # the holder's status report (and lease renewal) comes at least this often
 
 
 class SocketClient(Protocol):
@@ -93,6 +98,8 @@ class SocketEvents:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        else:
+            self._let_go()           # driven by tick() alone (tests): no thread does it
 
     @property
     def holding(self) -> bool:
@@ -113,6 +120,7 @@ class SocketEvents:
             self._held_until = now + self._lease_seconds
             if self._client is None:
                 self._open()
+            self._report(now)
         elif self._client is not None:
             log.warning("Webex websocket lease lost: closing this process's connection (another process holds it)")
             self._close()
@@ -128,7 +136,13 @@ class SocketEvents:
             self._storage.close()    # this thread's connection
 
     def _interval(self) -> float:
-        return self._lease_seconds / 3
+        return min(self._lease_seconds / 3, REPORT_SECONDS)
+
+    def _report(self, now: float) -> None:
+        try:
+            self._storage.connections.report(self._lease, self.owner, self.status(), now)
+        except Exception:
+            log.exception("could not record the Webex websocket's status")
 
     def _open(self) -> None:
         log.info("holding the Webex websocket (lease %s, owner %s)", self._lease, self.owner)
@@ -147,6 +161,8 @@ class SocketEvents:
         self._close()
         if was_holding:
             try:
+                self._storage.connections.report(self._lease, self.owner, {"mode": "websocket", "state": "stopped"},
+                                                 self._clock())
                 self._storage.leases.release(self._lease, self.owner)
             except Exception:
                 log.exception("could not hand back the Webex websocket lease; it runs out by itself")
@@ -158,13 +174,55 @@ class SocketEvents:
         with self._lock:
             client = self._client
         if client is None:
-            return {"mode": "websocket", "role": "standby" if not self._stop.is_set() else "stopped"}
+            return {"mode": "websocket", "state": "standby" if not self._stop.is_set() else "stopped"}
         status = client.status()
-        return {"mode": "websocket", "role": "holder", "state": status.state,
+        return {"mode": "websocket", "state": status.state, "holder": self.owner,
                 "connected_since": _iso(status.connected_since), "last_event_at": _iso(status.last_event_at),
                 "events": status.events, "reconnects": status.reconnects,
                 "last_gap_seconds": None if status.last_gap_seconds is None else round(status.last_gap_seconds, 1),
                 "last_error": status.last_error}
+
+
+def connection_status(storage: Storage, token: str, *, lease_seconds: float, now: float,
+                      local: SocketEvents | None = None) -> dict[str, Any]:
+    """The websocket as its holder last reported it (this process's own live view when it holds it).
+
+    ``state`` is ``connected``, ``connecting``, ``reconnecting``, or ``no holder`` when no process has
+    reported within a lease (none running, or all cut off from the database)."""
+    if local is not None and local.holding:
+        return local.status()
+    report = storage.connections.latest(lease_name(token))
+    if report is None or report.status.get("state") in ("stopped", "standby") \
+            or now - report.updated_at > lease_seconds + REPORT_SECONDS:
+        return {"mode": "websocket", "state": "no holder",
+                "last_report_at": None if report is None else _iso(report.updated_at)}
+    return {**report.status, "reported_seconds_ago": round(max(0.0, now - report.updated_at), 1)}
+
+
+def connection_sentence(status: dict[str, Any]) -> str:
+    """One line for people (``about``): the state, since when, the last event, the reconnects."""
+    state = status.get("state")
+    if state == "no holder":
+        since = f" since {_short(status['last_report_at'])}" if status.get("last_report_at") else ""
+        return (f"websocket: no process holds the connection{since}; events wait at Webex until a "
+                "`worker` or `serve` runs")
+    parts = [f"websocket: {state}"]
+    if status.get("connected_since"):
+        parts[0] += f" since {_short(status['connected_since'])}"
+    parts.append(f"last event {_short(status['last_event_at'])}" if status.get("last_event_at") else "no event yet")
+    reconnects = status.get("reconnects") or 0
+    if reconnects:
+        gap = status.get("last_gap_seconds")
+        parts.append(f"{reconnects} reconnect{'s' if reconnects != 1 else ''}"
+                     + (f" (last gap {gap:g} s)" if gap is not None else ""))
+    if state != "connected" and status.get("last_error"):
+        parts.append(f"last error: {status['last_error']}")
+    return "; ".join(parts)
+
+
+def _short(iso: str) -> str:
+    """``2026-12-02T07:20:05+00:00`` -> ``2026-12-02 07:20:05 UTC``."""
+    return iso.replace("T", " ").replace("+00:00", " UTC")
 
 
 def _iso(epoch: float | None) -> str | None:

@@ -244,6 +244,12 @@ def _record_reminder_mark_events(db: Database) -> None:
     db.execute("ALTER TABLE reminder_marks ADD COLUMN acknowledged_by_event TEXT")
 
 
+def _create_connection_status(db: Database) -> None:
+    # The websocket holder's last report (connected since, last event, reconnects), for /healthz and about.
+    db.execute(f"CREATE TABLE connection_status (name TEXT PRIMARY KEY, owner TEXT NOT NULL, status TEXT NOT NULL, "
+               f"updated_at {db.types.float} NOT NULL)")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_events", _create_events),
     ("0002_outbox", _create_outbox),
@@ -253,6 +259,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0006_reminders", _create_reminders),
     ("0007_reminder_candidates_index", _index_reminder_candidates),
     ("0008_reminder_mark_events", _record_reminder_mark_events),
+    ("0009_connection_status", _create_connection_status),
 ]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from rollover.leases import NamedLeases
 from rollover.storage.audit import Audit
 from rollover.storage.connection import Database, SqliteDatabase, is_database_url
+from rollover.storage.connections import Connections
 from rollover.storage.events import Events
 from rollover.storage.migrations import migrate
 from rollover.storage.outbox import Outbox
@@ -39,6 +40,7 @@ class Storage:
         self.tracking = Tracking(self.database)
         self.reminders = Reminders(self.database)
         self.leases = NamedLeases(self.database)
+        self.connections = Connections(self.database)
         self.rotations = Rotations(self.database)
         self.audit = Audit(self.database)
 

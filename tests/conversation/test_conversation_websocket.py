@@ -11,7 +11,7 @@ import pytest
 from fakes.webex_mercury import WebexMercury
 from rollover.app import start_socket_events
 from rollover.integrations.webex_socket import MercuryClient
-from rollover.pipeline.socket_events import SocketEvents, lease_name
+from rollover.pipeline.socket_events import SocketEvents, connection_sentence, lease_name
 from rollover.storage import Storage
 
 WAIT = 20.0
@@ -25,13 +25,19 @@ def mercury(local_webex):
 
 
 @pytest.fixture
-def socket_chat(make_chat, mercury):
-    """A conversation whose events arrive over the websocket, through the same start-up as `bot.py worker`."""
+def socket_source(make_chat, mercury):
+    """A conversation whose events arrive over the websocket, through the same start-up as `bot.py worker`,
+    and its event source."""
     chat = make_chat(events_mode="websocket", webex_catalog_url=mercury.u2c_url, websocket_lease_seconds=3.0)
     source = start_socket_events(chat.config, chat.services.storage, chat.worker.wake.set)
     assert wait(lambda: source.holding and mercury.connected_devices() == 1), source.status()
-    yield chat
+    yield chat, source
     source.stop()
+
+
+@pytest.fixture
+def socket_chat(socket_source):
+    return socket_source[0]
 
 
 def wait(condition, timeout: float = WAIT) -> bool:
@@ -139,7 +145,7 @@ def test_one_process_holds_the_connection_and_a_standby_takes_over_when_it_stops
     try:
         assert first.tick() and not second.tick()
         assert wait(lambda: mercury.connected_devices() == 1 and first.status()["state"] == "connected")
-        assert second.status() == {"mode": "websocket", "role": "standby"}
+        assert second.status() == {"mode": "websocket", "state": "standby"}
         assert not second.holding
         message = chat.webex.post_as(chat.alice, chat.room, "help")
         (frame,) = mercury.on_message(message)
@@ -182,3 +188,58 @@ def test_stopping_the_holder_hands_the_lease_back(chat, mercury):
     finally:
         first.stop()
         second.stop()
+
+
+# --- what /healthz and about show ---------------------------------------------------------------------
+
+def reported(chat, condition) -> bool:
+    """Wait for the holder's next status report (every second here) to satisfy ``condition``."""
+    def check():
+        report = chat.services.storage.connections.latest(lease_name(chat.token))
+        return report is not None and condition(report.status)
+    return wait(check)
+
+
+def test_healthz_and_about_show_the_connection_its_last_event_and_its_reconnects(socket_source, mercury):
+    chat, source = socket_source
+    assert reported(chat, lambda s: s["state"] == "connected")
+    health = chat.client.get("/healthz").json
+    assert health["status"] == "ok" and health["websocket"]["state"] == "connected"
+    assert health["websocket"]["connected_since"] and health["websocket"]["reconnects"] == 0
+
+    (frame,) = mercury.on_message(chat.webex.post_as(chat.alice, chat.room, "help"))
+    assert mercury.wait_for(lambda: mercury.acked(frame), WAIT)
+    chat.worker.drain()
+    mercury.drop_connections()                                # a network loss: reconnected within seconds
+    assert reported(chat, lambda s: s["reconnects"] == 1 and s["state"] == "connected" and s["last_event_at"])
+    websocket = chat.client.get("/healthz").json["websocket"]
+    assert websocket["last_gap_seconds"] is not None and websocket["events"] == 1
+
+    mark = len(chat.webex.requests)
+    (frame,) = mercury.on_message(chat.webex.post_as(chat.alice, chat.room, "about"))
+    assert mercury.wait_for(lambda: mercury.acked(frame), WAIT)
+    chat.worker.drain()
+    (reply,) = chat.posted_since(mark)
+    line = next(line for line in reply.text.splitlines() if line.startswith("- Webex events:"))
+    assert "websocket: connected since" in line and "last event" in line and "1 reconnect (last gap" in line
+    assert chat.token not in reply.text
+
+    source.stop()                                             # nobody holds the connection any more
+    health = chat.client.get("/healthz").json
+    assert health["status"] == "degraded" and health["websocket"]["state"] == "no holder"
+
+
+def test_about_in_webhook_mode_says_webhooks(chat):
+    (reply,) = chat.say(chat.alice, "about")
+    assert "- Webex events: webhooks (POST /webhooks/webex)" in reply.text
+    assert "websocket" not in chat.client.get("/healthz").json
+
+
+def test_the_connection_sentence_says_what_is_wrong():
+    assert connection_sentence({"state": "no holder", "last_report_at": "2026-12-02T07:20:05+00:00"}) == (
+        "websocket: no process holds the connection since 2026-12-02 07:20:05 UTC; events wait at Webex until a "
+        "`worker` or `serve` runs")
+    assert connection_sentence({"state": "reconnecting", "reconnects": 3, "last_gap_seconds": 1.5,
+                                "last_error": "ConnectionClosedError: no close frame received or sent"}) == (
+        "websocket: reconnecting; no event yet; 3 reconnects (last gap 1.5 s); "
+        "last error: ConnectionClosedError: no close frame received or sent")
