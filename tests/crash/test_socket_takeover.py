@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import os
 import signal
+import socket as sockets
+import subprocess
+import sys
 import time
 
 import pytest
+import requests
 
 from fakes.webex_mercury import WebexMercury
 from rollover.pipeline.socket_events import lease_name
-from tests.support.processes import start_worker, wait_until, worker_environment
+from tests.support.processes import ROOT, start_worker, wait_until, worker_environment
 
 LEASE_SECONDS = 1.5
 
@@ -63,3 +67,32 @@ def test_a_standby_worker_takes_the_websocket_over_after_the_holder_is_killed(ch
         for process in workers.values():
             process.terminate()
             process.wait(10)
+
+
+def test_serve_in_websocket_mode_answers_over_the_websocket_and_shows_it_in_healthz(chat, mercury):
+    with sockets.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "bot.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                               cwd=ROOT, env=socket_environment(chat, mercury), stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+
+    def websocket_health() -> dict:
+        try:
+            return requests.get(f"{base}/healthz", timeout=1).json()
+        except requests.ConnectionError:
+            return {}
+    try:
+        assert wait_until(lambda: websocket_health().get("status") == "ok"), websocket_health()
+        mercury.on_message(chat.webex.post_as(chat.alice, chat.room, "help"))
+        assert wait_until(lambda: len(chat.webex.sent_by_bot(chat.room)) == 1), "serve did not answer"
+        assert wait_until(lambda: websocket_health()["websocket"]["last_event_at"] is not None)
+        health = websocket_health()
+        assert health["websocket"]["state"] == "connected" and health["websocket"]["events"] == 1
+        # No secret is configured: a webhook delivery is refused, never recorded.
+        body, headers = chat.webex.webhook_event("messages", "created", chat.webex.post_as(
+            chat.alice, chat.room, "help")["id"])
+        assert requests.post(f"{base}/webhooks/webex", data=body, headers=headers, timeout=5).status_code == 401
+    finally:
+        process.terminate()
+        process.wait(10)
