@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-
 from webexpythonsdk.models.cards import AdaptiveCard, Column, ColumnSet, Container, TextBlock
-from webexpythonsdk.models.cards.options import Colors, ContainerStyle, FontWeight, Spacing
+from webexpythonsdk.models.cards.options import ActionStyle, Colors, ContainerStyle, FontWeight, Spacing
 
-from rollover.describe import STATUS_WORDS, day, plural, when
-from cards.common import card, heading, paragraph, plain, section, submit
+from cards.common import card, details, facts, heading, paragraph, plain, section, submit
+from handlers import actions as action_ids
 from rollover.certificates.diagnosis import Diagnosis, Finding
 from rollover.certificates.health import FINDINGS, STATUS_EMOJI, CertificateReport, worst
-from handlers import actions as action_ids
+from rollover.describe import STATUS_WORDS, day, plural, when
 
 SEVERITY_EMOJI = {"expired": "🔴", "critical": "🔴", "warning": "🟡", "info": "ℹ️", "ok": "🟢"}
 VERDICT_TITLE = {"activate-only": "No upload to Azure needed",
@@ -85,27 +84,93 @@ def reading_text(label: str, reports: list[CertificateReport], diagnosis: Diagno
 # --- the space's status -------------------------------------------------------------------------------
 
 def status_card(rows: list[dict], diagnosis: Diagnosis | None, *, rotatable_apps: list[str]) -> AdaptiveCard:
-    """``rows``: dicts with status, title, detail, source_number — already sorted worst first."""
+    """``rows``: one per certificate (rollover.describe.certificate_rows), worst first."""
     overall = worst(r["status"] for r in rows)
-    body = [*heading(f"{STATUS_EMOJI[overall]} SSO certificates of this space",
-                     subtitle=f"{len(rows)} tracked certificate{'s' if len(rows) != 1 else ''}, worst first")]
-    for row in rows[:MAX_ROWS]:
-        body.append(certificate_row(status=row["status"], title=row["title"], detail=row["detail"]))
-    if len(rows) > MAX_ROWS:
-        body.append(paragraph(f"… and {len(rows) - MAX_ROWS} more.", subtle=True))
-    if diagnosis is not None and diagnosis.findings and diagnosis.about_webex_certificate:
-        body.append(_verdict_block(diagnosis))
-    actions = [submit("Explain", action_ids.RUN_COMMAND, command="explain")]
-    actions += [submit(f"Start rotation: {name}"[:40], action_ids.ROTATION_START, app=name) for name in rotatable_apps[:3]]
+    body = [*heading(f"{STATUS_EMOJI[overall]} SSO certificates of this space"),
+            paragraph(plain(status_answer(rows, rotatable_apps)))]
+    body += certificate_blocks(rows, "`status`")
+    verdict = _verdict_fact(diagnosis)
+    if verdict:
+        body.append(facts([verdict]))
+    actions = [submit(f"Start rotation: {name}"[:40], action_ids.ROTATION_START, style=ActionStyle.POSITIVE,
+                      app=name) for name in rotatable_apps[:3]]
+    actions += [submit("Explain", action_ids.RUN_COMMAND, command="explain"),
+                details("Details", certificate_details(rows) + _verdict_details(diagnosis))]
     return card(body, actions=actions)
 
 
-def status_text(rows: list[dict], diagnosis: Diagnosis | None) -> str:
-    lines = [f"SSO certificates of this space ({len(rows)}, worst first):"]
-    lines += [f"{STATUS_EMOJI[r['status']]} {r['title']} — {r['detail']}" for r in rows[:MAX_ROWS]]
-    if diagnosis is not None and diagnosis.findings:
-        lines.append(diagnosis.summary)
+def status_text(rows: list[dict], diagnosis: Diagnosis | None, rotatable_apps: list[str] = ()) -> str:
+    lines = [f"SSO certificates of this space: {status_answer(rows, rotatable_apps)}"]
+    lines += certificate_lines(rows)
+    if _verdict_fact(diagnosis):
+        lines.append(f"{VERDICT_TITLE[diagnosis.upload_verdict]}: {diagnosis.upload_answer}")
     return "\n".join(lines)
+
+
+def status_answer(rows: list[dict], rotatable_apps=()) -> str:
+    """The sentence read first: which certificate needs attention and what to do, or that all are fine."""
+    if not rows:
+        return "No certificate is tracked here yet."
+    first = rows[0]
+    needing = [r for r in rows if r["status"] != "ok"]
+    if not needing:
+        soonest = min(rows, key=lambda r: r["days_left"])
+        count = "The certificate is" if len(rows) == 1 else f"All {len(rows)} certificates are"
+        return f"{count} valid; the first to expire is the {soonest['title']}, {when(soonest['days_left'])}."
+    others = len(needing) - 1
+    more = f" {plural(others, 'other certificate')} {'needs' if others == 1 else 'need'} attention too." \
+        if others else ""
+    return f"The {first['title']} {first['state']}. {_next_step(first, rotatable_apps)}{more}"
+
+
+def _next_step(row: dict, rotatable_apps) -> str:
+    if row["kind"] == "entra" and rotatable_apps:
+        return f"Start rotation: {rotatable_apps[0]} walks you through it, with approvals."
+    if row["kind"] == "entra":
+        return "`rotate <app>` walks you through its rotation."
+    if row["kind"] == "webex":
+        return "Activate Webex's new certificate once Cisco publishes it: Explain says where."
+    return "Explain says what to do."
+
+
+def certificate_blocks(rows: list[dict], full_list: str) -> list:
+    """One row per certificate (worst first, at most MAX_ROWS) and how many more ``full_list`` shows."""
+    blocks: list = [certificate_row(status=r["status"], title=r["title"], detail=r["detail"]) for r in rows[:MAX_ROWS]]
+    if len(rows) > MAX_ROWS:
+        blocks.append(paragraph(f"… and {len(rows) - MAX_ROWS} more ({full_list} lists them all).", subtle=True))
+    return blocks
+
+
+def certificate_details(rows: list[dict]) -> list:
+    """Behind Details: each certificate's full thumbprint, subject and validity."""
+    blocks: list = []
+    for row in rows[:MAX_ROWS]:
+        blocks.append(TextBlock(plain(row["title"]), weight=FontWeight.BOLDER, wrap=True))
+        blocks.append(facts([("SHA-1", row["sha1"]), ("Subject", plain(row["subject"])),
+                             ("Valid", f"{row['not_before']} to {row['not_after']}")]))
+    return blocks
+
+
+def certificate_lines(rows: list[dict]) -> list[str]:
+    """The rows as plain text, full thumbprints included (clients without cards have no Details)."""
+    lines = [f"{STATUS_EMOJI[r['status']]} {r['title']}: {r['detail']} · SHA-1 {r['sha1']}" for r in rows[:MAX_ROWS]]
+    if len(rows) > MAX_ROWS:
+        lines.append(f"… and {len(rows) - MAX_ROWS} more.")
+    return lines
+
+
+def _verdict_fact(diagnosis: Diagnosis | None) -> tuple[str, str] | None:
+    """The upload question's answer, only where a Webex certificate is known."""
+    if diagnosis is None or not diagnosis.findings or not diagnosis.about_webex_certificate:
+        return None
+    return "New Webex certificate", VERDICT_TITLE[diagnosis.upload_verdict]
+
+
+def _verdict_details(diagnosis: Diagnosis | None) -> list:
+    if _verdict_fact(diagnosis) is None:
+        return []
+    return [TextBlock(VERDICT_TITLE[diagnosis.upload_verdict], weight=FontWeight.BOLDER, wrap=True, separator=True),
+            paragraph(plain(diagnosis.upload_answer))]
 
 
 def empty_status_text() -> str:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from cards.common import plain
 from handlers import actions as action_ids
+from rollover.describe import certificate_title
 from rollover.errors import UserError
 from rollover.pipeline.dispatcher import Context
 from rollover.pipeline.registry import card_action, command
@@ -183,7 +184,7 @@ def _clicked_certificate(ctx: Context) -> tuple[str, str]:
         raise UserError("That certificate is no longer tracked in this space (rotated away or removed), so no "
                         "reminders about it will come.")
     # Shown in Markdown: a file name or subject must not become a link, a mention or formatting.
-    return sha1, plain(f"{tracked[0].source_label} ({tracked[0].subject.split(',')[0]})")
+    return sha1, plain(certificate_title(tracked))
 
 
 def _day(timestamp: float) -> str:

@@ -2,7 +2,7 @@
 
 
 from cards.certificates import empty_status_text, status_card, status_text
-from rollover.describe import status_row
+from rollover.describe import certificate_rows
 from rollover.pipeline.dispatcher import Context
 from rollover.pipeline.registry import command
 from rollover.tracking import room_certificates, room_diagnosis
@@ -16,10 +16,10 @@ def show_status(ctx: Context) -> None:
         ctx.reply(empty_status_text())
         return
     numbers = {s.id: n for n, s in enumerate(ctx.storage.tracking.sources(room_id=ctx.room_id), start=1)}
-    rows = [status_row(view, numbers) for view in views]
+    rows = certificate_rows(views, numbers)
     diagnosis = room_diagnosis(ctx.services, ctx.room_id)
     rotatable = apps_due_for_rotation(ctx, views)
-    ctx.reply(status_text(rows, diagnosis), card=status_card(rows, diagnosis, rotatable_apps=rotatable))
+    ctx.reply(status_text(rows, diagnosis, rotatable), card=status_card(rows, diagnosis, rotatable_apps=rotatable))
 
 
 def apps_due_for_rotation(ctx: Context, views) -> list[str]:

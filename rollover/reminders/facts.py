@@ -14,13 +14,16 @@ class ReminderFacts:
     threshold: int | None
     status: str
     days_left: int
-    title: str                     # "<source label>: <what it is>", as `status` words it
+    title: str                     # what the certificate is, as `status` words it
     subject: str
     trust: str
     not_after: datetime
     sha1: str
-    diagnosis: str                 # the space's diagnosis summary
     acknowledged_by: str | None
     final_days: int
+    where: str = ""                # where the space sees it: sources (numbered as `forget` takes them) and uses
+    certificate_kind: str = ""     # entra | webex | sp | idp | file (rollover.describe.certificate_rows)
+    advice: list[str] = field(default_factory=list)   # the diagnosis findings about this very certificate
+    webex_question: tuple[str, str] | None = None     # (verdict, answer) of "upload it to Azure?": Webex's only
     notes: list[str] = field(default_factory=list)   # e.g. the source could not be refreshed
     rotation_app: str | None = None                  # Entra app whose rotation a button may start

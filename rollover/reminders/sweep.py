@@ -51,7 +51,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
-from rollover.describe import plural, status_row
+from rollover.describe import certificate_rows, plural
 from rollover.errors import Retryable, UserError
 from rollover.integrations.webex_client import WebexError, WebexUnavailable
 from rollover.leases import backoff_seconds, lease_owner
@@ -440,22 +440,30 @@ def still_wanted(planned: PlannedReminder, mark: ReminderMark | None, now: datet
 
 def reminder_facts(services: Services, certificate: TrackedCertificate, planned: PlannedReminder,
                    mark: ReminderMark | None, now: datetime) -> ReminderFacts:
+    """What the reminder says about its own certificate: the diagnosis findings about it, and the "upload the
+    new Webex certificate to Azure?" answer only when the certificate is Webex's."""
     storage = services.storage
-    sources = {s.id: s for s in storage.tracking.sources(room_id=certificate.room_id)}
+    sources = storage.tracking.sources(room_id=certificate.room_id)
+    same = [c for c in storage.tracking.certificates(room_id=certificate.room_id) if c.sha1 == certificate.sha1]
     view = view_of(certificate, now, services.config)
-    row = status_rows([view], list(sources.values()))[0]
+    row = certificate_rows([view_of(c, now, services.config) for c in same or [certificate]],
+                           source_numbers(sources))[0]
     diagnosis = room_diagnosis(services, certificate.room_id)
     app_name = entra_app_name(storage, certificate)
-    errors = {sources[c.source_id].error for c in storage.tracking.certificates(room_id=certificate.room_id)
-              if c.sha1 == certificate.sha1 and c.source_id in sources and sources[c.source_id].error}
+    by_id = {s.id: s for s in sources}
+    errors = {by_id[c.source_id].error for c in same if c.source_id in by_id and by_id[c.source_id].error}
+    advice = [f"{f.title}: {f.text}" for f in diagnosis.findings
+              if (f.certificate_sha1 or "").upper() == certificate.sha1.upper() and f.severity != "info"]
+    webex = row["kind"] in ("webex", "sp") and diagnosis.about_webex_certificate
     return ReminderFacts(
         kind=planned.kind, threshold=planned.step if planned.kind == "threshold" else None,
         status=view.status, days_left=view.days_left, title=row["title"], subject=certificate.subject,
         trust=trust_of(certificate, diagnosis, app_name),
         not_after=datetime.fromtimestamp(certificate.not_after, timezone.utc), sha1=certificate.sha1,
-        diagnosis=diagnosis.summary, acknowledged_by=mark.acknowledged_by if mark else None,
-        final_days=services.config.reminder_final_days, notes=sorted(errors),
-        rotation_app=app_name or None)
+        acknowledged_by=mark.acknowledged_by if mark else None,
+        final_days=services.config.reminder_final_days, where=row["where"], certificate_kind=row["kind"],
+        advice=advice, webex_question=(diagnosis.upload_verdict, diagnosis.upload_answer) if webex else None,
+        notes=sorted(errors), rotation_app=app_name or None)
 
 
 def entra_app_name(storage: Storage, certificate: TrackedCertificate) -> str | None:
@@ -481,23 +489,21 @@ def trust_of(certificate: TrackedCertificate, diagnosis, app_name: str | None) -
 
 
 def compose_digest(services: Services, room_id: str, digest_day: date, now: datetime) -> ReminderMessage | None:
-    """The weekly digest: every tracked certificate, worst first; None when the space tracks nothing."""
+    """The weekly digest: one row per tracked certificate, worst first; None when the space tracks nothing."""
     views = room_certificates(services, room_id)
     if not views:
         return None
     sources = services.storage.tracking.sources(room_id=room_id)
     marks = services.storage.reminders.marks(room_id)
-    rows = [with_mark(row, marks.get(view.certificate.sha1), now)
-            for view, row in zip(views, status_rows(views, sources))]
+    rows = [with_mark(row, marks.get(row["sha1"]), now) for row in certificate_rows(views, source_numbers(sources))]
     notes = sorted({s.error for s in sources if s.error})
     text, card = services.cards.digest(rows, digest_day, notes)
     return ReminderMessage(text, card_dict(card))
 
 
-def status_rows(views: list, sources: list) -> list[dict]:
-    """Certificate rows worded as the status command words them (source numbers as `forget` takes them)."""
-    numbers = {s.id: n for n, s in enumerate(sources, start=1)}
-    return [status_row(view, numbers) for view in views]
+def source_numbers(sources: list) -> dict[int, int]:
+    """Source ids to the numbers `status` shows and `forget` takes."""
+    return {s.id: n for n, s in enumerate(sources, start=1)}
 
 
 def with_mark(row: dict, mark: ReminderMark | None, now: datetime) -> dict:

@@ -109,8 +109,9 @@ def test_status_lists_every_tracked_certificate_worst_first(chat):
     card = chat.say(chat.alice, "status")[0].card
     rows = [b for b in card["body"] if b["type"] == "ColumnSet"]
     emojis = [row["columns"][0]["items"][0]["text"] for row in rows]
-    assert emojis == ["🟠", "🟠", "🟢"]
-    assert "Control Hub" in rows[0]["columns"][1]["items"][0]["text"]
+    assert emojis == ["🟠", "🟢"]        # one row per certificate: Control Hub's signs and encrypts
+    where = rows[0]["columns"][1]["items"][2]["text"]
+    assert "Control Hub" in where and "(signing, encryption)" in where
 
 
 def test_explain_answers_the_upload_question_without_graph_as_unknown(chat):
@@ -167,7 +168,7 @@ def test_watching_an_app_tracks_its_signing_certificates_and_feeds_the_diagnosis
     assert "now tracks **Cisco Webex**" in replies[0].body
     drop(chat, "idb-meta.xml", control_hub_metadata(days_left=40))
     status = card_texts(chat.say(chat.alice, "status")[0].card)
-    assert "Entra app Cisco Webex: active token-signing certificate" in status
+    assert "Entra signing certificate of Cisco Webex" in status and "Entra app Cisco Webex (active)" in status
     explain = card_texts(chat.say(chat.alice, "explain")[0].card)
     assert "No upload to Azure needed" in explain
 

@@ -99,7 +99,7 @@ def test_remind_dry_run_prints_what_would_be_sent_and_records_nothing(chat, monk
     assert bot.main(["remind", "--now", "2026-03-20T10:05+01:00", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "Dry run at 2026-03-20T09:05+00:00" in out and "1 reminder would be sent" in out
-    assert "SSO certificate expires in 5 days" in out
+    assert "expires in 5 days" in out
     assert chat.services.storage.reminders.all() == [] and cards_posted(chat) == []
     assert chat.services.storage.reminders.subscription(chat.room.id).last_slot is None
 
@@ -123,7 +123,8 @@ def test_the_scheduler_sweeps_once_at_start_up(chat):
             time.sleep(0.05)
     finally:
         running.shutdown()
-    assert any(card["body"][0]["text"].startswith("🔴 SSO certificate expired") for card in cards_posted(chat))
+    assert any(card["body"][0]["text"].startswith("🔴 ") and " expired " in card["body"][0]["text"]
+               for card in cards_posted(chat))
 
 
 def test_scheduled_sweep_failures_are_logged_not_raised(caplog):
@@ -156,8 +157,8 @@ def test_the_demo_fast_forwards_to_a_reminder_and_a_snooze(capsys):
     assert demo.run() == 0
     out = capsys.readouterr().out
     scene = out[out.index("Reminders in the space"):]
-    assert "It reached this space's 60-day reminder." in scene and "Weekly digest: SSO certificates" in scene
-    assert "alice@example.com snoozed the reminders about **Webex SP metadata (Control Hub" in scene
+    assert "Webex SP certificate idbroker.webex.com expires in 32 days" in scene and "Weekly digest" in scene
+    assert "alice@example.com snoozed the reminders about **Webex SP certificate" in scene
     quiet = scene[scene.index("The next morning's sweep"):]
     quiet = quiet[:quiet.find("\n── ")] if "\n── " in quiet else quiet     # up to the next scene's first title
     assert "[card]" not in quiet and "Snoozed now: 1." in quiet
