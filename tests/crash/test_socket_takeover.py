@@ -96,3 +96,32 @@ def test_serve_in_websocket_mode_answers_over_the_websocket_and_shows_it_in_heal
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_a_holder_killed_after_recording_but_before_webex_had_its_ack_loses_nothing_and_answers_once(chat, mercury):
+    env = socket_environment(chat, mercury)
+    mercury.withhold_acks = True                  # the acks never take effect: as if the process died before them
+    first = start_worker(env)
+    second = None
+    try:
+        assert wait_until(lambda: holder_pid(chat) == first.pid and mercury.connected_devices() == 1)
+        message = chat.webex.post_as(chat.alice, chat.room, "help")
+        (frame,) = mercury.on_message(message)
+        assert wait_until(lambda: len(chat.webex.sent_by_bot(chat.room)) == 1), "the holder did not answer"
+        assert frame in mercury.pending()          # recorded and answered, but Webex will send it again
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+        mercury.withhold_acks = False
+
+        second = start_worker(env)                 # the restart: Webex delivers the frame again
+        assert wait_until(lambda: not mercury.pending(), timeout=LEASE_SECONDS * 4 + 10), "the frame was not acked"
+        assert len([ack for ack in mercury.acks if ack.message_id == frame]) == 2    # delivered to both
+        time.sleep(1.0)
+        assert len(chat.webex.sent_by_bot(chat.room)) == 1
+        status = chat.services.storage.events.status(f"messages:{message['id']}")
+        assert status["status"] == "done" and status["attempts"] == 1
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(10)
