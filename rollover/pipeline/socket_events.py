@@ -122,7 +122,8 @@ class SocketEvents:
                 self._open()
             self._report(now)
         elif self._client is not None:
-            log.warning("Webex websocket lease lost: closing this process's connection (another process holds it)")
+            log.warning("Webex websocket lease lost (another process holds it, or it could not be renewed in "
+                        "time): closing this process's connection")
             self._close()
         return held
 
