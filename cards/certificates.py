@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from webexpythonsdk.models.cards import AdaptiveCard, Column, ColumnSet, Container, TextBlock
-from webexpythonsdk.models.cards.options import ActionStyle, Colors, ContainerStyle, FontWeight, Spacing
+from webexpythonsdk.models.cards import AdaptiveCard, Column, ColumnSet, TextBlock
+from webexpythonsdk.models.cards.options import ActionStyle, Colors, FontWeight, Spacing
 
-from cards.common import card, details, facts, heading, paragraph, plain, section, submit
+from cards.common import card, details, facts, heading, paragraph, plain, submit
 from handlers import actions as action_ids
-from rollover.certificates.diagnosis import Diagnosis, Finding
+from rollover.certificates.diagnosis import Diagnosis
 from rollover.certificates.health import FINDINGS, STATUS_EMOJI, CertificateReport, worst
-from rollover.describe import STATUS_WORDS, day, plural, when
+from rollover.describe import STATUS_WORDS, day, lifetime, plural, short_ids, when  # noqa: F401  (apps cards use them)
 
-SEVERITY_EMOJI = {"expired": "🔴", "critical": "🔴", "warning": "🟡", "info": "ℹ️", "ok": "🟢"}
 VERDICT_TITLE = {"activate-only": "No upload to Azure needed",
                  "upload-then-activate": "Upload to Entra first, then activate in Webex",
                  "upload-before-activating": "Upload to Entra first, then activate in Webex",  # plans stored earlier
@@ -42,42 +41,56 @@ def certificate_row(*, status: str, title: str, detail: str) -> ColumnSet:
     ], spacing=Spacing.SMALL)
 
 
-def report_detail(report: CertificateReport) -> str:
+def reading_rows(reports: list[CertificateReport]) -> list[dict]:
+    """One row per certificate (by SHA-1) of a document just read, with the uses it serves there."""
+    rows: dict[str, dict] = {}
+    for report in reports:
+        row = rows.setdefault(report.sha1, {"report": report, "uses": []})
+        use = report.use or ("signing+encryption" if report.role else "")
+        if use and use not in row["uses"]:
+            row["uses"].append(use)
+    return [_reading_row(row["report"], row["uses"]) for row in rows.values()]
+
+
+def _reading_row(report: CertificateReport, uses: list[str]) -> dict:
     role = {"idp": "identity provider", "sp": "service provider"}.get(report.role or "", "")
-    use = f"{report.use or 'signing+encryption (no use given)'} " if report.role else ""
-    parts = [f"{STATUS_WORDS[report.status]}: not after {day(report.not_after)} ({when(report.days_left)})",
-             f"{role + ' ' if role else ''}{use}certificate".strip(), f"SHA-1 {report.sha1}"]
-    return " · ".join(p for p in parts if p)
+    what = " ".join(part for part in (role, ", ".join(uses), "certificate") if part)
+    state = lifetime(report.status, report.days_left, report.not_before, report.not_after)
+    return {"status": report.status, "title": report.subject, "sha1": report.sha1, "subject": report.subject,
+            "state": state, "detail": f"{state}: {what}", "findings": report.findings,
+            "not_before": day(report.not_before), "not_after": day(report.not_after)}
 
 
 # --- a check (file or URL) -----------------------------------------------------------------------------
 
 def reading_card(label: str, reports: list[CertificateReport], diagnosis: Diagnosis | None) -> AdaptiveCard:
-    overall = worst(r.status for r in reports)
-    body = [*heading(f"{STATUS_EMOJI[overall]} {plain(label)}",
-                     subtitle=f"{len(reports)} certificate{'s' if len(reports) != 1 else ''} found · now tracked "
-                              "in this space")]
-    if not reports:
-        body.append(paragraph("This document holds no certificate, so there is nothing to expire."))
-    for report in reports[:MAX_ROWS]:
-        body.append(certificate_row(status=report.status, title=report.subject, detail=report_detail(report)))
-        for code in report.findings:
-            body.append(paragraph(f"⚠️ {plain(FINDINGS.get(code, code))}", subtle=True))
-    if diagnosis is not None and diagnosis.about_webex_certificate:
-        body.append(_verdict_block(diagnosis))
-    elif diagnosis is not None:
-        body.append(paragraph(plain(diagnosis.summary)))
+    rows = reading_rows(reports)
+    body = [*heading(f"{STATUS_EMOJI[worst(r['status'] for r in rows)]} {plain(short_ids(label))}"),
+            paragraph(plain(reading_answer(rows, diagnosis)))]
+    for row in rows[:MAX_ROWS]:
+        body.append(certificate_row(status=row["status"], title=row["title"], detail=row["detail"]))
+        body += [paragraph(f"⚠️ {plain(FINDINGS.get(code, code))}", subtle=True) for code in row["findings"]]
     return card(body, actions=[submit("Explain", action_ids.RUN_COMMAND, command="explain"),
-                               submit("Status of this space", action_ids.RUN_COMMAND, command="status")])
+                               submit("Status of this space", action_ids.RUN_COMMAND, command="status"),
+                               details("Details", certificate_details(rows))])
+
+
+def reading_answer(rows: list[dict], diagnosis: Diagnosis | None) -> str:
+    """What was found and what to do: the upload answer for a Webex document, the diagnosis summary else."""
+    if not rows:
+        return "This document holds no certificate, so there is nothing to expire; nothing is tracked."
+    found = f"{plural(len(rows), 'certificate')}, now tracked in this space"
+    if diagnosis is None:
+        return f"{found}."
+    if diagnosis.about_webex_certificate:
+        return f"{found}. {diagnosis.upload_answer}"
+    return f"{found}. {diagnosis.summary}"
 
 
 def reading_text(label: str, reports: list[CertificateReport], diagnosis: Diagnosis | None) -> str:
-    lines = [f"{label}: {plural(len(reports), 'certificate')}, now tracked in this space."]
-    lines += [f"{STATUS_EMOJI[r.status]} {r.subject} — {report_detail(r)}" for r in reports[:MAX_ROWS]]
-    if diagnosis is not None and diagnosis.about_webex_certificate:
-        lines.append(f"{VERDICT_TITLE[diagnosis.upload_verdict]}: {diagnosis.upload_answer}")
-    elif diagnosis is not None:
-        lines.append(diagnosis.summary)
+    rows = reading_rows(reports)
+    lines = [f"{label}: {reading_answer(rows, diagnosis)}"]
+    lines += [f"{STATUS_EMOJI[r['status']]} {r['title']}: {r['detail']} · SHA-1 {r['sha1']}" for r in rows[:MAX_ROWS]]
     return "\n".join(lines)
 
 
@@ -176,46 +189,3 @@ def _verdict_details(diagnosis: Diagnosis | None) -> list:
 def empty_status_text() -> str:
     return ("This space tracks no certificate yet. Drop a SAML metadata or certificate file here, "
             "write `check <metadata URL>`, or `watch <Entra app>` when Graph is connected.")
-
-
-# --- the chain of trust ---------------------------------------------------------------------------------
-
-def diagnosis_card(diagnosis: Diagnosis) -> AdaptiveCard:
-    # The summary's first sentence is the headline; the verdict block and findings carry the rest.
-    headline = diagnosis.summary.split(". ")[0].rstrip(".") + "."
-    body = [*heading("Chain of trust", subtitle=plain(headline))]
-    if diagnosis.about_webex_certificate:   # the Webex question only about a Webex certificate
-        body.append(_verdict_block(diagnosis))
-    for finding in diagnosis.findings:
-        body.append(_finding_block(finding))
-    if any(f.inferred for f in diagnosis.findings):
-        body.append(paragraph("(inferred) marks advice drawn from documentation and practice rather than read "
-                              "from your tenant; check it in the Entra portal before relying on it.", subtle=True))
-    return card(body, actions=[submit("Status", action_ids.RUN_COMMAND, command="status")])
-
-
-def diagnosis_text(diagnosis: Diagnosis) -> str:
-    lines = [diagnosis.summary]
-    lines += [f"{SEVERITY_EMOJI[f.severity]} {f.title}{' (inferred)' if f.inferred else ''}: {f.text}"
-              for f in diagnosis.findings]
-    return "\n".join(lines)
-
-
-def _verdict_block(diagnosis: Diagnosis) -> Container:
-    style = {"activate-only": ContainerStyle.GOOD, "upload-then-activate": ContainerStyle.WARNING}.get(
-        diagnosis.upload_verdict, ContainerStyle.EMPHASIS)
-    return section([
-        TextBlock("Do I need to upload the new Webex certificate to Azure?", isSubtle=True, wrap=True),
-        TextBlock(VERDICT_TITLE[diagnosis.upload_verdict], weight=FontWeight.BOLDER, wrap=True),
-        TextBlock(plain(diagnosis.upload_answer), wrap=True, spacing=Spacing.SMALL),
-    ], style=style)
-
-
-def _finding_block(finding: Finding) -> Container:
-    title = f"{SEVERITY_EMOJI[finding.severity]} {finding.title}{' (inferred)' if finding.inferred else ''}"
-    colour = {"expired": Colors.ATTENTION, "critical": Colors.ATTENTION,
-              "warning": Colors.WARNING}.get(finding.severity)
-    return section([TextBlock(plain(title), weight=FontWeight.BOLDER, wrap=True, color=colour),
-                    TextBlock(plain(finding.text), wrap=True, spacing=Spacing.SMALL)],
-                   style=None)
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from webexpythonsdk.models.cards import (
     AdaptiveCard,
@@ -22,6 +22,7 @@ from webexpythonsdk.models.cards.options import (
     Spacing,
 )
 
+from cards.paths import PathsSaid
 from rollover.describe import (
     plain,  # noqa: F401  (the cards' escape is the core's)
     shorten_thumbprints,
@@ -63,27 +64,35 @@ def details(title: str, body: list[Any]) -> ShowCard:
 
 
 def card(body: list[Any], actions: list[Submit | ShowCard] | None = None) -> AdaptiveCard:
-    """The card; thumbprints in what it shows at first are shortened (010A52D9…E357), those behind its
-    ShowCard buttons stay whole."""
+    """The card. Thumbprints in what it shows at first are shortened (010A52D9…E357), those behind its
+    ShowCard buttons stay whole; each "where to click" path is spelled out once (cards.paths)."""
     if actions and len(actions) > MAX_ACTIONS:
         raise ValueError(f"a Webex card shows at most {MAX_ACTIONS} buttons, got {len(actions)}")
-    for element in body:
-        _shorten_visible(element)
+    for owner, name in _texts(body, into_show_cards=False):
+        setattr(owner, name, shorten_thumbprints(getattr(owner, name)))
+    said = PathsSaid()
+    for owner, name in _texts([*body, *(actions or [])], into_show_cards=True):
+        setattr(owner, name, said.text(getattr(owner, name)))
     return AdaptiveCard(body=body, actions=actions or None)
 
 
-def _shorten_visible(element: Any) -> None:
-    """Shorten thumbprints in the texts and facts of ``element`` and everything inside it, ShowCards excepted."""
+def _texts(element: Any, *, into_show_cards: bool) -> Iterator[tuple[Any, str]]:
+    """(element, attribute) of every text and fact in ``element``, in reading order."""
     if isinstance(element, list):
         for item in element:
-            _shorten_visible(item)
+            yield from _texts(item, into_show_cards=into_show_cards)
         return
-    if isinstance(element, ShowCard) or not hasattr(element, "to_dict"):
+    if not hasattr(element, "to_dict"):
+        return
+    if isinstance(element, ShowCard):
+        if into_show_cards and element.card is not None:
+            yield from _texts(element.card.body or [], into_show_cards=True)
+            yield from _texts(element.card.actions or [], into_show_cards=True)
         return
     if isinstance(element, TextBlock) and isinstance(element.text, str):
-        element.text = shorten_thumbprints(element.text)
+        yield element, "text"
     elif isinstance(element, Fact):
-        element.title, element.value = shorten_thumbprints(element.title), shorten_thumbprints(element.value)
+        yield element, "title"
+        yield element, "value"
     for name in ("items", "columns", "facts", "actions"):
-        _shorten_visible(getattr(element, name, None) or [])
-
+        yield from _texts(getattr(element, name, None) or [], into_show_cards=into_show_cards)

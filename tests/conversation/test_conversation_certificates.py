@@ -39,8 +39,9 @@ def test_a_dropped_control_hub_metadata_file_gets_a_status_card_and_is_tracked(c
     replies = drop(chat, "idb-meta-org-SP.xml", control_hub_metadata(days_left=25))
     assert len(replies) == 1
     text = card_texts(replies[0].card)
-    assert "Webex SP metadata (Control Hub" in text and "Expires soon" in text
-    assert "in 25 days" in text or "in 24 days" in text
+    assert "Webex SP metadata (Control Hub" in text and "1 certificate, now tracked in this space." in text
+    assert "Expires in 25 days" in text or "Expires in 24 days" in text
+    assert "signing, encryption certificate" in text              # one row: the certificate serves both
     assert len(chat.services.storage.tracking.certificates(room_id=chat.room.id)) == 2   # signing + encryption
 
 
@@ -117,8 +118,8 @@ def test_status_lists_every_tracked_certificate_worst_first(chat):
 def test_explain_answers_the_upload_question_without_graph_as_unknown(chat):
     drop(chat, "ch.xml", control_hub_metadata())
     text = card_texts(chat.say(chat.alice, "explain")[0].card)
-    assert "Do I need to upload the new Webex certificate to Azure?" in text
-    assert "Not known yet" in text
+    assert "Upload the new Webex certificate to Azure?" in text
+    assert "Not known without the Entra app's settings" in text
 
 
 def test_forget_stops_tracking_a_source(chat):
@@ -170,7 +171,7 @@ def test_watching_an_app_tracks_its_signing_certificates_and_feeds_the_diagnosis
     status = card_texts(chat.say(chat.alice, "status")[0].card)
     assert "Entra signing certificate of Cisco Webex" in status and "Entra app Cisco Webex (active)" in status
     explain = card_texts(chat.say(chat.alice, "explain")[0].card)
-    assert "No upload to Azure needed" in explain
+    assert "No upload to Azure: Cisco Webex neither requires" in explain
 
 
 def test_the_watch_command_and_a_second_watch_do_not_duplicate(graph_chat):

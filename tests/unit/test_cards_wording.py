@@ -1,6 +1,7 @@
 """Words on cards: plurals, short thumbprints in what is shown at first, Markdown escapes never shown as text."""
 
 from cards.common import card, details, facts, paragraph
+from cards.paths import PathsSaid
 from cards.text import summarize_card, visible_chars
 from rollover.describe import plain, plural, short_thumbprint, shorten_thumbprints, unescape
 
@@ -39,3 +40,34 @@ def test_escaped_markdown_reads_as_written():
     assert unescape(plain(text)) == text
     shown = summarize_card(card([paragraph(plain(text))]).to_dict())
     assert shown == text and "\\>" not in shown
+
+
+VERIFICATION = ("Entra admin center > Enterprise applications > Cisco Webex > Single sign-on > SAML Certificates > "
+                "Verification certificates")
+CONTROL_HUB = "Control Hub > Organization Settings > Authentication"
+
+
+def test_each_where_to_click_path_is_spelled_out_once_then_named_short():
+    said = PathsSaid()
+    first = said.text(f"Upload it in {VERIFICATION} first, then activate it in {CONTROL_HUB} (single sign-on).")
+    assert VERIFICATION in first and CONTROL_HUB in first
+    again = said.text(f"Check {VERIFICATION}. Import it into {CONTROL_HUB} (import the metadata).")
+    assert again == ("Check Entra admin center … Verification certificates. Import it into Control Hub … "
+                     "Authentication (import the metadata).")
+    # A shorter path that is only the beginning of one said is a different place: spelled out once too.
+    signing = "Entra admin center > Enterprise applications > Cisco Webex > Single sign-on > SAML Certificates"
+    assert said.text(f"Create it in {signing}.") == f"Create it in {signing}."
+
+
+def test_paths_in_markdown_escaped_text_and_on_the_whole_card_once():
+    escaped = plain(f"activate it in {CONTROL_HUB}.")
+    built = card([paragraph(escaped), paragraph(escaped)],
+                 actions=[details("Details", [paragraph(escaped)])]).to_dict()
+    shown = summarize_card(built, opened=True)
+    assert shown.count(CONTROL_HUB) == 1 and shown.count("Control Hub … Authentication") == 2
+
+
+def test_a_console_name_without_a_path_is_left_alone():
+    said = PathsSaid()
+    text = "Control Hub trusts Entra; Site Administration > SSO Configuration is a place; Control Hub > x."
+    assert said.text(text) == text and said.text(text) == text
