@@ -73,7 +73,7 @@ def build_worker(services: Services, owner: str | None = None) -> Worker:
     config = services.config
     return Worker(services.storage, Dispatcher(services), lease_seconds=config.worker_lease_seconds,
                   max_attempts=config.worker_max_attempts, poll_seconds=config.worker_poll_seconds,
-                  owner=owner)
+                  owner=owner, threads=config.worker_threads, slow_threads=config.worker_slow_threads)
 
 
 def start_background_jobs(config: Config, chat: ChatLayer) -> Callable[[], None]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import threading
 from datetime import datetime, timezone
@@ -27,6 +28,7 @@ from rollover.app import (
 from rollover.errors import Retryable, UserError
 from rollover.integrations.webex_client import WebexClient, WebexError, WebexUnavailable
 from rollover.logging_setup import configure_logging
+from rollover.pipeline.wakeup import wake_channel_for
 from rollover.pipeline.webhooks import sync_webhooks, webhook_target
 from rollover.services import Services
 from rollover.settings import Config, ConfigError, load_config, readme_with_settings, settings_markdown
@@ -101,7 +103,10 @@ def cmd_worker(args: argparse.Namespace, config: Config) -> int:
     worker = build_worker(build_services(config, chat))
     stop = threading.Event()
     socket_events = start_socket_events(config, worker.storage, worker.wake.set)
+    stop_listening = wake_channel_for(config.database_path).listen(worker.wake.set)   # the web process pokes it
     stop_background_jobs = start_background_jobs(config, chat)
+    # SIGTERM (a process manager stopping it): claim nothing more, finish the events running, clean up.
+    signal.signal(signal.SIGTERM, lambda *_: (stop.set(), worker.wake.set()))
     try:
         worker.run_forever(stop)
     except KeyboardInterrupt:
@@ -109,6 +114,7 @@ def cmd_worker(args: argparse.Namespace, config: Config) -> int:
     finally:
         if socket_events is not None:
             socket_events.stop()
+        stop_listening()
         stop_background_jobs()
     return 0
 

@@ -335,7 +335,14 @@ SETTINGS: tuple[Setting, ...] = (
             "How long a worker owns a claimed event; after a crash the event is retried when the lease ends.",
             parse_seconds),
     Setting("ROLLOVER_WORKER_POLL_SECONDS", "worker_poll_seconds", "0.5",
-            "How often an idle worker looks for new events.", parse_seconds),
+            "How often an idle worker looks for new events it was not woken for (the web process wakes the "
+            "workers of its host after each event).", parse_seconds),
+    Setting("ROLLOVER_WORKER_THREADS", "worker_threads", "4",
+            "Events a worker process (or `serve`) handles at the same time; one person's messages in a space, and "
+            "a space's card clicks, are still handled one after the other, in order.", parse_positive_int),
+    Setting("ROLLOVER_WORKER_SLOW_THREADS", "worker_slow_threads", "4",
+            "Events still running after a quarter of a second (a document or URL being read, a Graph write) "
+            "move to this many extra threads, so they never hold up the chat of others.", parse_non_negative_int),
     Setting("ROLLOVER_WORKER_MAX_ATTEMPTS", "worker_max_attempts", "8",
             "Attempts per event (Webex 429/5xx are retried with backoff) before it is marked failed.",
             parse_positive_int),

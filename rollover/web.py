@@ -12,6 +12,7 @@ from rollover import VERSION
 from rollover.app import open_storage, resolve_config
 from rollover.logging_setup import configure_logging
 from rollover.pipeline.socket_events import connection_status
+from rollover.pipeline.wakeup import wake_channel_for
 from rollover.pipeline.webhooks import WebhookReceiver
 from rollover.settings import Config
 
@@ -21,8 +22,9 @@ log = logging.getLogger("rollover")
 def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     """The webhook service. Work after the acknowledgement runs in ``serve``'s thread or ``bot.py worker``.
 
-    ``app.extensions["rollover"]["wake_callbacks"]``: functions called after each recorded event (an
-    in-process worker adds its wake-up there)."""
+    After each recorded event the app wakes the workers: those of this process through
+    ``app.extensions["rollover"]["wake_callbacks"]`` (``serve``'s worker thread adds its wake-up there),
+    those of other processes on this host through the database's wake-up channel (``pipeline.wakeup``)."""
     config = resolve_config(config)
     if not config.websocket_events:
         config.require("webhook_secret")   # websocket mode: only /healthz (and webhooks if a secret is set)
@@ -30,8 +32,14 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
         configure_logging(config)
     storage = open_storage(config)
     wake_callbacks: list[Callable[[], Any]] = []
-    receiver = WebhookReceiver(config.webhook_secret, storage, config.max_webhook_bytes,
-                               on_recorded=lambda: [wake() for wake in wake_callbacks])
+    wake_channel = wake_channel_for(config.database_path)
+
+    def wake_workers() -> None:
+        for wake in wake_callbacks:   # a worker thread of this process (serve)
+            wake()
+        wake_channel.notify()         # the worker processes of this host (the Procfile's worker)
+
+    receiver = WebhookReceiver(config.webhook_secret, storage, config.max_webhook_bytes, on_recorded=wake_workers)
 
     app = Flask("rollover")
     app.config["MAX_CONTENT_LENGTH"] = config.max_webhook_bytes   # refuse huge bodies before reading them

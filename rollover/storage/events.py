@@ -10,7 +10,21 @@ from typing import Any
 from rollover.leases import Lease
 from rollover.storage.connection import Database
 
-LEASE = Lease("events", "key", order="seq")   # workers name events by key; the oldest goes first
+# Workers name events by key; the oldest goes first, walking the small index of the pending ones.
+LEASE = Lease("events", "key", order="seq", index="events_pending")
+# Ready: due, and first in its ordering group (no earlier event of the group still pending, running or not).
+READY = ("status = 'pending' AND available_at <= ? AND NOT EXISTS (SELECT 1 FROM events earlier "
+         "WHERE earlier.order_key = events.order_key AND earlier.status = 'pending' AND earlier.seq < events.seq)")
+
+
+def event_order_key(resource: str, payload: dict[str, Any]) -> str | None:
+    """The ordering group of an event: one person's messages in a space (a document, then the next command),
+    or a space's card clicks (two clicks on one rotation); None (no order) when the payload names no space."""
+    data = payload.get("data") or {}
+    room_id = data.get("roomId")
+    if not isinstance(room_id, str):
+        return None
+    return f"{room_id} {data.get('personId')}" if resource == "messages" else room_id
 
 
 @dataclass(frozen=True)
@@ -40,15 +54,19 @@ class Events:
         """Store a delivery durably (committed when this returns); False when it was recorded already."""
         now = time.time() if now is None else now
         cursor = self.db.execute(
-            "INSERT INTO events (key, resource, event, payload, available_at, received_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [key, resource, event, json.dumps(payload, separators=(",", ":")), now, now], urgent=True)
+            "INSERT INTO events (key, resource, event, payload, order_key, available_at, received_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [key, resource, event, json.dumps(payload, separators=(",", ":")), event_order_key(resource, payload),
+             now, now], urgent=True)
         return cursor.rowcount == 1
 
     def claim(self, owner: str, lease_seconds: float, now: float | None = None) -> Event | None:
-        """Lease the oldest ready event to ``owner``; an expired lease (crashed worker) is reclaimable."""
+        """Lease the oldest ready event to ``owner``; an expired lease (crashed worker) is reclaimable.
+
+        Only the first pending event of its ordering group is ready: a later one waits until the earlier is
+        done or failed, also while the earlier one runs or waits for its retry."""
         now = time.time() if now is None else now
-        row = LEASE.claim_next(self.db, ready="status = 'pending' AND available_at <= ?", params=[now],
+        row = LEASE.claim_next(self.db, ready=READY, params=[now],
                                owner=owner, until=now + lease_seconds, now=now,
                                returning="seq, key, resource, event, payload, attempts")
         if row is None:

@@ -13,6 +13,7 @@ audit triggers, which each store writes its own way. Booleans are INTEGER 0/1 on
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Callable
 
@@ -250,6 +251,19 @@ def _create_connection_status(db: Database) -> None:
                f"updated_at {db.types.float} NOT NULL)")
 
 
+def _order_events(db: Database) -> None:
+    # The ordering group of an event (``events.event_order_key``): workers handle several events at a time,
+    # but never two of one group, and a group's events in the order they came.
+    from rollover.storage.events import event_order_key
+    db.execute("ALTER TABLE events ADD COLUMN order_key TEXT")
+    pending = db.execute("SELECT key, resource, payload FROM events WHERE status = 'pending'").fetchall()
+    db.executemany("UPDATE events SET order_key = ? WHERE key = ?",
+                   [(event_order_key(resource, json.loads(payload)), key) for key, resource, payload in pending])
+    # The claim walks the pending events in order and looks up each one's group: both stay small indexes.
+    db.execute("CREATE INDEX events_pending ON events (seq) WHERE status = 'pending'")
+    db.execute("CREATE INDEX events_pending_by_group ON events (order_key, seq) WHERE status = 'pending'")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_events", _create_events),
     ("0002_outbox", _create_outbox),
@@ -260,6 +274,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0007_reminder_candidates_index", _index_reminder_candidates),
     ("0008_reminder_mark_events", _record_reminder_mark_events),
     ("0009_connection_status", _create_connection_status),
+    ("0010_event_order", _order_events),
 ]
 
 

@@ -1,0 +1,162 @@
+"""Waking workers the moment an event is recorded, also when they run in another process.
+
+``serve`` wakes its worker thread in-process. In the Procfile setup the web process (gunicorn) and the
+``worker`` processes share only the database, and SQLite has no notifications: without a poke a worker
+finds a new event only at its next poll. So each listening worker binds a Unix datagram socket in a folder
+derived from the database path, and the web process sends one byte to every socket there after the event's
+commit. Polling stays as the fallback: a poke lost to a full socket buffer or a worker that is just
+starting costs at most one poll interval, never an event.
+
+A database with its own notifications takes the same role through the same two methods: PostgreSQL's
+``NOTIFY`` in ``notify`` and ``LISTEN`` in ``listen`` (see ``wake_channel_for``).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import secrets
+import socket
+import tempfile
+import threading
+from pathlib import Path
+from typing import Callable, Protocol
+
+log = logging.getLogger(__name__)
+
+MAX_SOCKET_PATH = 100          # AF_UNIX paths are limited to 107 bytes on Linux (103 on macOS)
+SOCKET_SUFFIX = ".sock"
+
+
+class WakeChannel(Protocol):
+    def notify(self) -> None:
+        """Poke every listening worker; never raises, never blocks."""
+
+    def listen(self, on_wake: Callable[[], None]) -> Callable[[], None]:
+        """Call ``on_wake`` (from a background thread) for each poke; returns the function that stops listening."""
+
+
+class SocketWakeChannel:
+    """Unix datagram sockets in one folder: one per listening worker process, poked by the web processes."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self._sender: socket.socket | None = None
+        self._targets: tuple[str, ...] = ()
+        self._seen_mtime: int | None = None
+        self._lock = threading.Lock()
+
+    # --- the web side ------------------------------------------------------------------------
+
+    def notify(self) -> None:
+        try:
+            targets = self._current_targets()
+        except OSError:
+            return   # no worker listens (yet): polling covers it
+        for target in targets:
+            self._poke(target)
+
+    def _current_targets(self) -> tuple[str, ...]:
+        # A stat per event instead of a listing: the folder's mtime changes when a worker comes or goes.
+        mtime = os.stat(self.folder).st_mtime_ns
+        with self._lock:
+            if mtime != self._seen_mtime:
+                self._targets = tuple(str(self.folder / name) for name in os.listdir(self.folder)
+                                      if name.endswith(SOCKET_SUFFIX))
+                self._seen_mtime = mtime
+            return self._targets
+
+    def _poke(self, target: str) -> None:
+        try:
+            self._sending_socket().sendto(b"!", target)
+        except BlockingIOError:
+            pass   # its buffer is full of pokes: it is awake already
+        except OSError as error:
+            if error.errno in (errno.ECONNREFUSED, errno.ENOENT):
+                self._forget(target)   # a worker that died without cleaning up (kill -9)
+            else:
+                log.debug("could not wake the worker at %s: %s", target, error)
+
+    def _sending_socket(self) -> socket.socket:
+        if self._sender is None:
+            sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sender.setblocking(False)
+            self._sender = sender
+        return self._sender
+
+    def _forget(self, target: str) -> None:
+        try:
+            os.unlink(target)
+        except OSError:
+            pass
+
+    # --- the worker side ---------------------------------------------------------------------
+
+    def listen(self, on_wake: Callable[[], None]) -> Callable[[], None]:
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = self.folder / f"w{os.getpid()}-{secrets.token_hex(3)}{SOCKET_SUFFIX}"
+        receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        receiver.bind(str(path))
+        stopped = threading.Event()
+
+        def receive() -> None:
+            while not stopped.is_set():
+                try:
+                    receiver.recv(64)
+                except OSError:
+                    return   # closed by stop()
+                on_wake()
+
+        def stop() -> None:
+            stopped.set()
+            self._forget(str(path))
+            # Closing alone does not interrupt a recv blocked in another thread; shutting down does.
+            try:
+                receiver.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            receiver.close()
+
+        threading.Thread(target=receive, name="rollover-wake", daemon=True).start()
+        return stop
+
+    def close(self) -> None:
+        if self._sender is not None:
+            self._sender.close()
+            self._sender = None
+
+
+class NoWakeChannel:
+    """For databases no other process can see (``:memory:``): in-process wake-ups only."""
+
+    def notify(self) -> None:
+        pass
+
+    def listen(self, on_wake: Callable[[], None]) -> Callable[[], None]:
+        return lambda: None
+
+
+def wake_folder(database_path: str) -> Path:
+    """The folder of the worker sockets of one database, the same for every process on the host."""
+    if "://" in database_path:            # a database server: named after its URL
+        return _short_folder(database_path)
+    database = Path(database_path).resolve()
+    folder = database.parent / f".{database.name}.wake"
+    if len(str(folder)) + 24 <= MAX_SOCKET_PATH:
+        return folder
+    # A deep database path would exceed the socket path limit: use a short folder named after it instead.
+    return _short_folder(str(database))
+
+
+def _short_folder(name: str) -> Path:
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"rollover-wake-{digest}"
+
+
+def wake_channel_for(database_path: str) -> WakeChannel:
+    """The wake-up channel of a database (a PostgreSQL storage would return its LISTEN/NOTIFY channel here)."""
+    if database_path == ":memory:":
+        return NoWakeChannel()
+    return SocketWakeChannel(wake_folder(database_path))

@@ -1,0 +1,57 @@
+"""The cross-process wake-up: a web process pokes the worker processes of its host after recording an event."""
+
+import os
+import socket
+import threading
+
+from rollover.pipeline.wakeup import SocketWakeChannel, wake_channel_for, wake_folder
+
+
+def test_a_poke_from_another_channel_of_the_same_database_wakes_the_listener(tmp_path):
+    woken = threading.Event()
+    stop = wake_channel_for(str(tmp_path / "bot.sqlite3")).listen(woken.set)
+    try:
+        wake_channel_for(str(tmp_path / "bot.sqlite3")).notify()      # as the web process would
+        assert woken.wait(10)
+    finally:
+        stop()
+
+
+def test_every_listening_worker_is_poked_and_a_stopped_one_leaves_nothing_behind(tmp_path):
+    channel = SocketWakeChannel(tmp_path / "wake")
+    woken = [threading.Event(), threading.Event()]
+    stops = [channel.listen(event.set) for event in woken]
+    channel.notify()
+    assert all(event.wait(10) for event in woken)
+    for stop in stops:
+        stop()
+    assert os.listdir(tmp_path / "wake") == []
+    channel.notify()                                                  # nobody listens: nothing happens
+
+
+def test_the_socket_of_a_killed_worker_is_removed_at_the_next_poke(tmp_path):
+    folder = tmp_path / "wake"
+    folder.mkdir()
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    dead.bind(str(folder / "w1-dead.sock"))
+    dead.close()                                                      # as kill -9 leaves it: the file stays
+    SocketWakeChannel(folder).notify()
+    assert os.listdir(folder) == []
+
+
+def test_without_a_listening_worker_a_poke_is_a_no_op(tmp_path):
+    SocketWakeChannel(tmp_path / "nobody").notify()
+    assert not (tmp_path / "nobody").exists()
+
+
+def test_a_deep_database_path_still_gets_a_socket_folder_within_the_path_limit(tmp_path):
+    deep = tmp_path.joinpath(*["a-rather-long-folder-name"] * 6, "bot.sqlite3")
+    folder = wake_folder(str(deep))
+    assert len(str(folder)) + 24 <= 100 and folder == wake_folder(str(deep))
+    woken = threading.Event()
+    stop = wake_channel_for(str(deep)).listen(woken.set)
+    try:
+        wake_channel_for(str(deep)).notify()
+        assert woken.wait(10)
+    finally:
+        stop()
