@@ -23,6 +23,9 @@ def chat_layer():
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    if args.web:
+        from fakes.web.demo_web import run as run_web
+        return run_web(port=args.port, keep_database=args.database)
     from fakes.demo import run
     return run(interactive=args.interactive, keep_database=args.database)
 

@@ -40,6 +40,8 @@ class DemoWorld:
     out: Any = sys.stdout
     webex: LocalWebex = field(init=False)
     extras: dict[str, Any] = field(default_factory=dict)
+    # The browser demo (`demo --web`) adds a second approver and someone from outside the allowed domains.
+    web: bool = False
 
     def start(self) -> "DemoWorld":
         # The local Entra tenant: a Webex SAML app whose active certificate expires in 20 days, and others.
@@ -47,10 +49,16 @@ class DemoWorld:
         self.webex = LocalWebex(deliver_events=True).start()
         self.bot = LocalBot(self.webex, self.database_path, secret=SECRET, graph=self.graph, owner="demo-worker",
                             allowed_domains=("example.com",), worker_poll_seconds=0.05,
-                            azure_tenant_id=self.graph.tenant_id, approvers=("bob@example.com",))
+                            azure_tenant_id=self.graph.tenant_id,
+                            approvers=("bob@example.com", "carol@example.com") if self.web else ("bob@example.com",))
         self.alice = self.webex.add_person("alice@example.com", "Alice Admin")
         self.bob = self.webex.add_person("bob@example.com", "Bob Builder")
-        self.room = self.webex.add_room("SSO certificates", "group", [self.alice, self.bob])
+        members = [self.alice, self.bob]
+        if self.web:
+            self.carol = self.webex.add_person("carol@example.com", "Carol Checker")
+            self.mallory = self.webex.add_person("mallory@outside.example", "Mallory Outsider")
+            members += [self.carol, self.mallory]
+        self.room = self.webex.add_room("SSO certificates", "group", members)
         self.config, self.services = self.bot.config, self.bot.services
         self.bot_url = self.bot.serve()
         self.bot.register_webhooks(self.bot_url)

@@ -16,6 +16,7 @@ import os
 import re
 import selectors
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -63,6 +64,7 @@ class LoggedRequest:
     form: dict[str, str] = field(default_factory=dict)
     uploads: tuple[str, ...] = ()
     headers: dict[str, str] = field(default_factory=dict)
+    at: float = field(default_factory=time.time)       # when it was answered (epoch seconds)
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -294,7 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
     remind.set_defaults(run=cmd_remind, needs_config=True)
 
     demo = commands.add_parser("demo", help="play a conversation against a local Webex API and SQLite file")
-    demo.add_argument("--interactive", action="store_true", help="type messages yourself as a space member")
+    shown = demo.add_mutually_exclusive_group()
+    shown.add_argument("--interactive", action="store_true", help="type messages yourself as a space member")
+    shown.add_argument("--web", action="store_true",
+                       help="then serve the space as a web page on 127.0.0.1: rendered cards, any member, file drop "
+                            "(needs `make browser-deps`)")
+    demo.add_argument("--port", type=int, default=8000, help="port of the --web page (default 8000)")
     demo.add_argument("--database", metavar="PATH", help="keep the demo database at PATH instead of a temp file")
     demo.set_defaults(run=cmd_demo, needs_config=False)
 

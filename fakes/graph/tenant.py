@@ -206,6 +206,12 @@ class GraphTenant:
         return sum(1 for entry in self.key_selects()
                    if not re.search(r"/(servicePrincipals|applications)$", entry.path))
 
+    def snapshot(self) -> tuple[list[dict], list[dict]]:
+        """Deep copies of the service principals and applications, for views that must not call Graph."""
+        with self._lock:
+            return (copy.deepcopy(list(self.service_principals.values())),
+                    copy.deepcopy(list(self.applications.values())))
+
     def verify_thumbprints(self, sp_id: str) -> list[str]:
         """Thumbprints of the SP's Verify keys computed from their DER (ground truth for tests)."""
         with self._lock:

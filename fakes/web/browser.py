@@ -55,13 +55,19 @@ def check_installed() -> None:
                              "(apt-get install chromium fonts-liberation, then npm ci)")
 
 
+def asset_path(url_path: str) -> Path | None:
+    """The file a URL path names under ``ASSET_ROOTS`` (None: not an asset; ``..`` never leaves its folder)."""
+    path = posixpath.normpath(unquote(urlsplit(url_path).path))
+    for prefix, folder in ASSET_ROOTS.items():
+        if path.startswith(prefix):
+            return folder / path[len(prefix):]
+    return None
+
+
 class _AssetHandler(http.server.SimpleHTTPRequestHandler):
     def translate_path(self, path: str) -> str:
-        path = posixpath.normpath(unquote(urlsplit(path).path))
-        for prefix, folder in ASSET_ROOTS.items():
-            if path.startswith(prefix):
-                return str(folder / path[len(prefix):])
-        return str(STATIC / "missing")  # anything else is a 404, never a directory listing
+        # Anything else is a 404, never a directory listing.
+        return str(asset_path(path) or STATIC / "missing")
 
     def list_directory(self, path):  # noqa: ANN001 - SimpleHTTPRequestHandler's signature
         self.send_error(404)

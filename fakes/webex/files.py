@@ -40,6 +40,11 @@ class FileRoutes(WebexWorld):
         content_id = content.id if isinstance(content, ContentFile) else content
         return f"{self.base_url}contents/{content_id}"
 
+    def hosted_file(self, content_id: str) -> ContentFile | None:
+        """A hosted file, with the spaces it was posted in (``room_ids``)."""
+        with self._lock:
+            return self._contents.get(content_id)
+
     # ---- contents ----------------------------------------------------------------------------
 
     def _api_contents_get(self, caller: Person, request: Request, content_id: str) -> Response:

@@ -102,6 +102,16 @@ class WebexWorld:
 
     # ---- inspection helpers ------------------------------------------------------------------
 
+    def person(self, person_id: str) -> Person:
+        """A person (or bot) of the organisation, by id."""
+        with self._lock:
+            return self._people[person_id]
+
+    def direct_room_between(self, person: Person, other: Person) -> Room | None:
+        """The 1:1 space of two people, if they have one (where a bot's private answers land)."""
+        with self._lock:
+            return self._direct_room(person, other, create=False)
+
     def messages_in(self, room: Room | str) -> list[dict[str, Any]]:
         """Live messages of a room, oldest first."""
         room_id = room.id if isinstance(room, Room) else room
