@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench settings-doc clean browser-deps
+.PHONY: demo test bench settings-doc clean browser-deps cards
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 demo: $(STAMP)
 	$(PY) bot.py demo
+
+# Every card state, drawn in chromium by Microsoft's renderer, into docs/cards/ (the README shows some).
+cards: $(STAMP) browser-deps
+	$(PY) -m fakes.web.gallery --out docs/cards
 
 test: $(STAMP) browser-deps
 	$(PY) -m pytest -q

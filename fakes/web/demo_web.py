@@ -31,7 +31,8 @@ def space_page(world: DemoWorld, port: int = 0) -> SpacePage:
 
 
 def run(*, port: int = 8000, keep_database: str | None = None,
-        scenes: Iterable[Callable[[DemoWorld], None]] = SCENES, wait: Callable[[], None] | None = None) -> int:
+        scenes: Iterable[Callable[[DemoWorld], None]] = SCENES,
+        wait: Callable[[SpacePage], None] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="rollover-demo-") as folder:
         database = keep_database or str(Path(folder) / "rollover.sqlite3")
         try:
@@ -49,7 +50,7 @@ def run(*, port: int = 8000, keep_database: str | None = None,
                 print(f"demo --web: cannot listen on 127.0.0.1:{port} ({error.strerror}); try --port", file=sys.stderr)
                 return 1
             print(f"\nThe demo space is served at {page.url} — open it in a browser; Ctrl+C stops.", flush=True)
-            (wait or _until_interrupted)()
+            (wait or _until_interrupted)(page)
             return 0
         finally:
             if page is not None:
@@ -57,7 +58,7 @@ def run(*, port: int = 8000, keep_database: str | None = None,
             world.stop()
 
 
-def _until_interrupted() -> None:
+def _until_interrupted(_page: SpacePage) -> None:
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+import requests
 from playwright.sync_api import expect
 
 from fakes.demo import demo_site_admin_metadata
@@ -28,17 +30,24 @@ class DemoSpace:
 
     def __init__(self, world: Any, server: Any, page: Any) -> None:
         self.world, self.server, self.page = world, server, page
+        self.me = world.alice                                # the page opens as the requester
         page.goto(server.url)
         expect(page.locator("body[data-ready]")).to_have_count(1)
 
     def act_as(self, person: Any) -> None:
         self.page.select_option("#member", person.id)
         expect(self.page.locator("#member")).to_have_value(person.id)
+        self.me = person
+
+    def mine(self) -> Any:
+        return self.page.locator(f'#timeline li.message[data-author="{self.me.display_name}"]')
 
     def say(self, text: str) -> None:
+        count = sum(m["personId"] == self.me.id for m in self.world.webex.messages_in(self.world.room))
         self.page.fill("#text", text)
         self.page.press("#text", "Enter")
-        expect(self.messages(text)).to_have_count(1)
+        expect(self.mine()).to_have_count(count + 1)
+        expect(self.mine().last).to_contain_text(text)
 
     def drop(self, path: Path) -> None:
         """Attach a file (as dropping it on the page does) and send it."""
@@ -142,3 +151,48 @@ def test_a_requester_approving_their_own_rotation_is_refused_privately(space):
     space.act_as(world.bob)                                  # Bob, in the same space, sees no refusal
     expect(space.card("Rotation #1")).to_contain_text("Waiting for approval")
     expect(space.page.locator("#timeline li.message.private")).to_have_count(0)
+
+
+# ---- the page's HTTP side, without the browser -----------------------------------------------------------------
+
+def test_the_view_keeps_private_answers_and_files_to_those_who_may_see_them(tmp_path):
+    world = web_world(str(tmp_path / "rollover.sqlite3"), out=io.StringIO())
+    server = space_page(world)
+    try:
+        world.say(world.alice, "rotate Cisco Webex")
+        world.click(world.alice, "Approve")                   # her own request: refused, privately
+        metadata = world.webex.add_file("idb-meta-SP.xml", b"<md/>", "application/xml")
+        world.say(world.bob, "", files=[metadata])
+
+        def view(person):
+            return requests.get(server.root_url + "/api/space", params={"as": person.id}, timeout=10).json()
+        alice_private = [m["markdown"] + m["text"] for m in view(world.alice)["messages"] if m["private"]]
+        assert len(alice_private) == 1 and "approve" in alice_private[0].lower()
+        assert not [m for m in view(world.bob)["messages"] if m["private"]]
+        shared = [m for m in view(world.mallory)["messages"] if m["files"]][-1]["files"][0]
+        download = requests.get(server.root_url + shared["url"], params={"as": world.mallory.id}, timeout=10)
+        assert (download.status_code, download.content, shared["name"]) == (200, b"<md/>", "idb-meta-SP.xml")
+        assert requests.get(server.root_url + "/files/nope", params={"as": world.bob.id}, timeout=10).status_code == 404
+        assert requests.get(server.root_url + "/api/space", params={"as": "stranger"}, timeout=10).status_code == 400
+        first = requests.get(server.root_url + "/", allow_redirects=False, timeout=10)
+        assert first.headers["Location"] == f"/?as={world.alice.id}"        # the story opens as the requester
+    finally:
+        server.stop()
+        world.stop()
+
+
+def test_demo_web_plays_the_scenes_then_serves_the_space(capsys):
+    from fakes.web.demo_web import run
+
+    seen = {}
+
+    def look(page):
+        seen["html"] = requests.get(page.url, timeout=10).text
+        requester = next(iter(page.members))
+        seen["messages"] = requests.get(page.root_url + "/api/space", params={"as": requester}, timeout=10).json()[
+            "messages"]
+
+    assert run(port=0, scenes=[lambda world: world.say(world.alice, "help")], wait=look) == 0
+    assert "Acting as" in seen["html"]
+    assert [m["card"] is not None for m in seen["messages"]] == [False, True]      # "help", and the help card
+    assert re.search(r"served at http://127\.0\.0\.1:\d+/", capsys.readouterr().out)
