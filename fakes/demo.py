@@ -37,7 +37,7 @@ class DemoWorld:
     """The demo's Webex organisation, the running bot, and the transcript printer."""
 
     database_path: str
-    out: Any = sys.stdout
+    out: Any = field(default_factory=lambda: sys.stdout)      # read when the world is made (pytest swaps it)
     webex: LocalWebex = field(init=False)
     extras: dict[str, Any] = field(default_factory=dict)
     # The browser demo (`demo --web`) adds a second approver and someone from outside the allowed domains.
