@@ -9,7 +9,7 @@ from fakes.web.gallery import STATES, collect_cards
 # What each state's card says, so a gallery entry is the state it is named after.
 SAYS = {"help": "Keeps Webex", "about": "About this Rollover", "status": "SSO certificates of this space",
         "explain": "Chain of trust", "apps": "SAML apps in Entra ID", "app": "Entra enterprise app",
-        "reminder": "SSO certificate expires", "digest": "Weekly digest",
+        "reminder": "expires in", "digest": "Weekly digest",
         "plan": "Waiting for approval to create the new certificate",
         "window-picker": "Waiting for a maintenance window",
         "approval": "Waiting for approval to activate the new certificate",
