@@ -48,7 +48,10 @@ def test_a_standby_worker_takes_the_websocket_over_after_the_holder_is_killed(ch
         assert wait_until(lambda: holder_pid(chat) in workers and mercury.connected_devices() == 1)
         first = chat.webex.post_as(chat.alice, chat.room, "help")
         mercury.on_message(first)
-        assert wait_until(lambda: len(chat.webex.sent_by_bot(chat.room)) == 1), "the holder did not answer"
+        done = f"messages:{first['id']}"            # finished before the kill: this test is about the connection
+        assert wait_until(lambda: (chat.services.storage.events.status(done) or {}).get("status") == "done"), \
+            "the holder did not answer"
+        assert len(chat.webex.sent_by_bot(chat.room)) == 1
         assert mercury.connected_devices() == 1                     # the standby never connected
 
         killed = holder_pid(chat)
@@ -107,7 +110,10 @@ def test_a_holder_killed_after_recording_but_before_webex_had_its_ack_loses_noth
         assert wait_until(lambda: holder_pid(chat) == first.pid and mercury.connected_devices() == 1)
         message = chat.webex.post_as(chat.alice, chat.room, "help")
         (frame,) = mercury.on_message(message)
-        assert wait_until(lambda: len(chat.webex.sent_by_bot(chat.room)) == 1), "the holder did not answer"
+        key = f"messages:{message['id']}"
+        assert wait_until(lambda: (chat.services.storage.events.status(key) or {}).get("status") == "done"), \
+            "the holder did not answer"
+        assert len(chat.webex.sent_by_bot(chat.room)) == 1
         assert frame in mercury.pending()          # recorded and answered, but Webex will send it again
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
@@ -118,7 +124,7 @@ def test_a_holder_killed_after_recording_but_before_webex_had_its_ack_loses_noth
         assert len([ack for ack in mercury.acks if ack.message_id == frame]) == 2    # delivered to both
         time.sleep(1.0)
         assert len(chat.webex.sent_by_bot(chat.room)) == 1
-        status = chat.services.storage.events.status(f"messages:{message['id']}")
+        status = chat.services.storage.events.status(key)
         assert status["status"] == "done" and status["attempts"] == 1
     finally:
         for process in (first, second):
