@@ -5,9 +5,8 @@ from __future__ import annotations
 from webexpythonsdk.models.cards import AdaptiveCard
 
 from cards.common import MAX_ACTIONS, card, facts, heading, paragraph, submit
-from rollover.pipeline.registry import CommandSpec
 from handlers import actions as action_ids
-
+from rollover.pipeline.registry import CommandSpec
 
 
 def help_card(commands: list[CommandSpec]) -> AdaptiveCard:

@@ -13,17 +13,17 @@ import tempfile
 import textwrap
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, time as clock_time, timedelta, timezone
+from datetime import datetime, timedelta, timezone
+from datetime import time as clock_time
 from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
-
-from fakes.harness import LocalBot
-from rollover.reminders import sweep as reminders
 from cards.text import summarize_card
 from fakes.graph import LocalGraph
+from fakes.harness import LocalBot
 from fakes.webex import LocalWebex
+from rollover.reminders import sweep as reminders
 from rollover.settings import WEEKDAYS
 
 SECRET = "demo-webhook-secret"
@@ -262,6 +262,7 @@ def _demo_sp_metadata(entity: str, acs: str, subject: str, days_left: int, *, ke
                       uses: tuple[str, ...]) -> bytes:
     import base64
     from xml.sax.saxutils import quoteattr
+
     from fakes.graph import make_self_signed_certificate, pooled_rsa_key
     now = datetime.now(timezone.utc)
     der, _ = make_self_signed_certificate(subject, now - timedelta(days=320), now + timedelta(days=days_left),

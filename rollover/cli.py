@@ -59,7 +59,8 @@ def _check_token(config: Config) -> None:
     except WebexUnavailable as error:
         if error.status_code == 401:
             raise ConfigError(["WEBEX_ACCESS_TOKEN was refused by Webex (401): copy the bot's current token "
-                               "from https://developer.webex.com/my-apps (regenerating it revokes the old one)."])
+                               "from https://developer.webex.com/my-apps (regenerating it revokes the old one)."]) \
+                from None
         log.warning("could not reach Webex to check the token (%s); starting anyway", error)
 
 
@@ -144,7 +145,8 @@ def iso_moment(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date/time, e.g. 2026-03-30T09:05+02:00")
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date/time, e.g. 2026-03-30T09:05+02:00") \
+            from None
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
@@ -304,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=cmd_demo, needs_config=False)
 
     check = commands.add_parser(
-        "check", help="check certificate files, SAML metadata files or URLs; exit code 0/1/2/3 like a monitoring plugin",
+        "check", help="check certificate files, SAML metadata files or URLs; exit code 0/1/2/3 like a "
+                      "monitoring plugin",
         add_help=False)
     check.add_argument("check_args", nargs=argparse.REMAINDER,
                        help="[--json] [--now ISO-8601] [--warning-days N] [--critical-days N] FILE_OR_URL...")

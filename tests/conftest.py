@@ -8,6 +8,8 @@ import pytest
 
 from fakes.conversation import SECRET, Conversation, Posted  # noqa: F401  (tests import them from here)
 from fakes.webex import LocalWebex
+from tests.support.postgres import postgres_cluster, postgres_database, postgres_url  # noqa: F401  (fixtures)
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
@@ -60,7 +62,8 @@ def client(graph):
 def demo_graph():
     """The local Graph seeded with scenarios/demo-tenant.yaml (a Webex app expiring in 20 days, ...)."""
     from fakes.graph import LocalGraph
-    with LocalGraph.from_scenario(Path(__file__).resolve().parents[1] / "fakes" / "scenarios" / "demo-tenant.yaml") as graph:
+    scenario = Path(__file__).resolve().parents[1] / "fakes" / "scenarios" / "demo-tenant.yaml"
+    with LocalGraph.from_scenario(scenario) as graph:
         yield graph
 
 

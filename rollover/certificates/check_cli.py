@@ -194,7 +194,7 @@ def _table_rows(reports: list[CertificateReport]) -> list[str]:
     widths = [max(len(row[i]) for row in [TABLE_COLUMNS, *cells]) for i in range(len(TABLE_COLUMNS) - 1)]
     lines = [_table_line(TABLE_COLUMNS, widths)]
     entity = None
-    for report, row in zip(reports, cells):
+    for report, row in zip(reports, cells, strict=False):
         if report.entity_id and report.entity_id != entity:
             entity = report.entity_id
             lines.append(f"  entity {entity}")
@@ -213,5 +213,5 @@ def use_label(report: CertificateReport) -> str:
 def _table_line(row: tuple[str, ...], widths: list[int]) -> str:
     """Left-aligned columns, DAYS right-aligned; the subject (last, longest) is not padded."""
     padded = [cell.rjust(width) if column == 1 else cell.ljust(width)
-              for column, (cell, width) in enumerate(zip(row, widths))]
+              for column, (cell, width) in enumerate(zip(row, widths, strict=False))]
     return "  " + "  ".join(padded + [row[-1]])

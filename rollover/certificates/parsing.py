@@ -21,6 +21,7 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Iterator, Optional, TypeVar
+from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml
 import defusedxml.ElementTree as SafeET
@@ -28,7 +29,6 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import PublicKeyAlgorithmOID
-from xml.etree.ElementTree import Element, ParseError
 
 from rollover.errors import UserError
 
@@ -434,7 +434,8 @@ class _MetadataReader:
             own = _parse_valid_until(element.get("validUntil"), self.source)
             if not self.seen_root:
                 self.root_valid_until = own
-            self.valid_until_stack.append(_earliest(own, self.valid_until_stack[-1] if self.valid_until_stack else None))
+            inherited = self.valid_until_stack[-1] if self.valid_until_stack else None
+            self.valid_until_stack.append(_earliest(own, inherited))
         self.seen_root = True
 
     def _check_root(self, element: Element) -> None:
@@ -503,7 +504,8 @@ def _role_of(descriptor: Element) -> Optional[str]:
 def _read_descriptor_settings(descriptor: Element, entity: EntityInfo, known: set[tuple[str, str]]) -> None:
     if descriptor.tag == SP_SSO_DESCRIPTOR:
         entity.authn_requests_signed = _parse_bool(descriptor.get("AuthnRequestsSigned"), entity.authn_requests_signed)
-        entity.want_assertions_signed = _parse_bool(descriptor.get("WantAssertionsSigned"), entity.want_assertions_signed)
+        entity.want_assertions_signed = _parse_bool(descriptor.get("WantAssertionsSigned"),
+                                                    entity.want_assertions_signed)
         _add_locations(descriptor, ASSERTION_CONSUMER_SERVICE, entity.acs_urls, known)
     elif descriptor.tag == IDP_SSO_DESCRIPTOR:
         entity.want_authn_requests_signed = _parse_bool(
@@ -581,7 +583,8 @@ def _refuse_hostile_xml(data: bytes, source: str) -> DocumentError:
     """Name the specific danger so the user sees why a DTD is refused."""
     entities = list(_entity_declarations(data))
     if any(EXTERNAL_ID.search(declaration) for declaration in entities):
-        return _refuse(source, "it declares an external entity (XXE); documents with a DTD are refused", "external-entity")
+        return _refuse(source, "it declares an external entity (XXE); documents with a DTD are refused",
+                       "external-entity")
     if entities:
         return _refuse(source, _entity_danger(entities, data) + "; documents with a DTD are refused", "entities")
     doctype = DOCTYPE.search(data)

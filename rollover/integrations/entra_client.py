@@ -47,7 +47,7 @@ from msgraph.generated.models.password_credential import PasswordCredential
 from msgraph.generated.models.request_signature_verification import RequestSignatureVerification
 from msgraph.generated.models.self_signed_certificate import SelfSignedCertificate
 from msgraph.generated.models.service_principal import ServicePrincipal
-from msgraph.generated.service_principals.item.add_token_signing_certificate.add_token_signing_certificate_post_request_body import (
+from msgraph.generated.service_principals.item.add_token_signing_certificate.add_token_signing_certificate_post_request_body import (  # noqa: E501 (a generated module's name)
     AddTokenSigningCertificatePostRequestBody,
 )
 from msgraph.generated.service_principals.service_principals_request_builder import ServicePrincipalsRequestBuilder
@@ -389,7 +389,8 @@ class EntraClient:
     # ------------------------------------------------------------------ reads
 
     def list_saml_service_principals(self, page_size: int = MAX_PAGE_SIZE) -> list[ServicePrincipalInfo]:
-        """All SPs with preferredSingleSignOnMode 'saml' (keys are null on lists; thumbprints from customKeyIdentifier)."""
+        """All SPs with preferredSingleSignOnMode 'saml' (keys are null on lists; thumbprints from
+        customKeyIdentifier)."""
         query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
             filter="preferredSingleSignOnMode eq 'saml'", select=SP_LIST_FIELDS, top=min(page_size, MAX_PAGE_SIZE))
         config = RequestConfiguration(query_parameters=query)

@@ -35,8 +35,8 @@ def test_group_mention_is_stripped_from_html_and_direct_messages_need_none(chat)
 
 
 def test_mention_by_display_name_in_text_only_is_stripped_too(chat):
-    from rollover.pipeline.dispatcher import command_text
     from rollover.integrations.webex_client import Message
+    from rollover.pipeline.dispatcher import command_text
     message = Message(id="M", room_id="R", room_type="group", person_id="P", person_email="a@example.com",
                       text="Rollover   status  now", html="")
     assert command_text(message, "BOT", "Rollover") == "status now"

@@ -6,11 +6,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from rollover.reminders import sweep as reminders
-from rollover import tracking
 from cards.text import markdown_texts, summarize_card
-from rollover.describe import short_thumbprint
 from handlers import actions as action_ids
+from rollover import tracking
+from rollover.describe import short_thumbprint
+from rollover.reminders import sweep as reminders
 from tests.support.certfactory import make_cert, make_sp_metadata, pem_of
 
 UTC = timezone.utc

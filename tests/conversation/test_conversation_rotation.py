@@ -9,18 +9,36 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import bot
-from rollover.rotation import engine as rotation
-from rollover.rotation.approvals import Approvers, approvers_for
 from cards.common import card, paragraph, submit
 from cards.text import markdown_texts, summarize_card
 from rollover.describe import short_thumbprint
 from rollover.errors import UserError
+from rollover.rotation import engine as rotation
+from rollover.rotation.approvals import Approvers, approvers_for
 from rollover.rotation.plans import NewRotation
 from tests.support.certfactory import make_cert, make_sp_metadata
 from tests.support.rotation_helpers import (
-    APPROVER_GROUP, MEETINGS_APP, MEETINGS_APPLICATION_ID, WEBEX_APP, WEBEX_SP_ID, activations, active_thumbprint,
-    add_member, card_text, click, control_hub_metadata, creations, drop, last_card_text, only_rotation,
-    rotate_to_sign_in_test, rotate_to_window, rotation_overrides, schedule_window, site_admin_metadata, use_clock,
+    APPROVER_GROUP,
+    MEETINGS_APP,
+    MEETINGS_APPLICATION_ID,
+    WEBEX_APP,
+    WEBEX_SP_ID,
+    activations,
+    active_thumbprint,
+    add_member,
+    card_text,
+    click,
+    control_hub_metadata,
+    creations,
+    drop,
+    last_card_text,
+    only_rotation,
+    rotate_to_sign_in_test,
+    rotate_to_window,
+    rotation_overrides,
+    schedule_window,
+    site_admin_metadata,
+    use_clock,
 )
 
 

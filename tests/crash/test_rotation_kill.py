@@ -8,11 +8,19 @@ import time
 import pytest
 
 from fakes.webex import ApiFailure
-from tests.support.rotation_helpers import (
-    MEETINGS_APP, MEETINGS_APPLICATION_ID, WEBEX_APP, activations, active_thumbprint, add_member, creations,
-    drop, rotation_overrides, site_admin_metadata,
-)
 from tests.support.processes import start_worker, wait_until, worker_environment
+from tests.support.rotation_helpers import (
+    MEETINGS_APP,
+    MEETINGS_APPLICATION_ID,
+    WEBEX_APP,
+    activations,
+    active_thumbprint,
+    add_member,
+    creations,
+    drop,
+    rotation_overrides,
+    site_admin_metadata,
+)
 
 LEASE_SECONDS = 1.5
 

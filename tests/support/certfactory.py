@@ -29,6 +29,9 @@ REWRITTEN_OIDS = {"sha1": bytes.fromhex("06092A864886F70D010105"), "md5": bytes.
 VERSION_AND_SERIAL_ONE = bytes.fromhex("A003020102020101")
 
 
+SHA256 = hashes.SHA256()   # one instance: a default argument is evaluated once anyway
+
+
 def utc(year: int, month: int = 1, day: int = 1, hour: int = 0, minute: int = 0) -> datetime:
     return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
@@ -49,7 +52,7 @@ def make_cert(
     not_before: datetime,
     not_after: datetime,
     key_size: int = 2048,
-    hash: hashes.HashAlgorithm = hashes.SHA256(),
+    hash: hashes.HashAlgorithm = SHA256,
     serial: Optional[int] = None,
     *,
     curve: Optional[str] = None,
@@ -188,7 +191,7 @@ def idp_entity(
 
 def as_document(entity_xml: str) -> bytes:
     """Wrap one entity as a standalone metadata document."""
-    return (f'<?xml version="1.0" encoding="UTF-8"?>' + entity_xml.replace(
+    return ('<?xml version="1.0" encoding="UTF-8"?>' + entity_xml.replace(
         "<md:EntityDescriptor ", f'<md:EntityDescriptor xmlns:md="{MD}" ', 1)).encode("utf-8")
 
 
@@ -205,6 +208,7 @@ def make_sp_metadata(entity_id, signing_certs=(), encryption_certs=(), acs=(), *
     return as_document(sp_entity(entity_id, signing_certs, encryption_certs, acs, **options))
 
 
-def make_idp_metadata(entity_id, signing_certs=(), sso_url="https://login.microsoftonline.com/tenant/saml2", **options) -> bytes:
+def make_idp_metadata(entity_id, signing_certs=(), sso_url="https://login.microsoftonline.com/tenant/saml2",
+                      **options) -> bytes:
     """Standalone IdP metadata (Entra-shaped with ``wsfed=True``)."""
     return as_document(idp_entity(entity_id, signing_certs, sso_url, **options))

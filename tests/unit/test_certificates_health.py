@@ -7,7 +7,14 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 
 from rollover.certificates.health import (
-    STATUS_COLOUR, STATUS_EMOJI, STATUS_ORDER, assess, assess_document, days_until, serial_hex, worst,
+    STATUS_COLOUR,
+    STATUS_EMOJI,
+    STATUS_ORDER,
+    assess,
+    assess_document,
+    days_until,
+    serial_hex,
+    worst,
 )
 from rollover.certificates.parsing import FoundCertificate, parse_document
 from tests.support.certfactory import der_of, make_cert, make_sp_metadata, utc

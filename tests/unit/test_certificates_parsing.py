@@ -9,8 +9,17 @@ from cryptography.hazmat.primitives import hashes
 
 from rollover.certificates.parsing import DocumentError, parse_document
 from tests.support.certfactory import (
-    as_document, b64_of, der_of, idp_entity, make_aggregate, make_cert, make_idp_metadata, make_sp_metadata,
-    pem_of, sp_entity, utc,
+    as_document,
+    b64_of,
+    der_of,
+    idp_entity,
+    make_aggregate,
+    make_cert,
+    make_idp_metadata,
+    make_sp_metadata,
+    pem_of,
+    sp_entity,
+    utc,
 )
 
 ORG = "8f5a2c4e-1111-2222-3333-444455556666"

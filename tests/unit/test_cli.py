@@ -10,8 +10,8 @@ import pytest
 
 import bot
 from rollover import VERSION
-from rollover.logging_setup import RedactSecrets
 from rollover.integrations.webex_client import WebexClient
+from rollover.logging_setup import RedactSecrets
 from rollover.pipeline.webhooks import sync_webhooks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,7 +114,9 @@ def test_log_lines_never_carry_secrets():
 def test_check_is_reachable_from_bot_py_with_its_own_options(tmp_path, capsys):
     import json as json_lib
     from datetime import datetime, timedelta, timezone
+
     from cryptography.hazmat.primitives import serialization
+
     from tests.support.certfactory import make_cert
     now = datetime(2026, 6, 1, tzinfo=timezone.utc)
     cert, _ = make_cert("expiring.example.com", now - timedelta(days=300), now + timedelta(days=10))
@@ -128,6 +130,7 @@ def test_check_is_reachable_from_bot_py_with_its_own_options(tmp_path, capsys):
 
 def test_check_uses_the_bots_thresholds_from_the_environment(tmp_path, monkeypatch):
     from datetime import datetime, timedelta, timezone
+
     from tests.support.certfactory import make_cert, pem_of
     now = datetime(2026, 6, 1, tzinfo=timezone.utc)
     path = tmp_path / "cert.pem"

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from fakes.graph import LocalGraph, make_self_signed_certificate, pooled_rsa_key, selects_key_credentials
 from rollover.integrations.entra_client import (
     EntraClient,
     GraphConfigurationError,
@@ -21,7 +22,6 @@ from rollover.integrations.entra_client import (
     LocalGraphCredential,
     to_trust_facts,
 )
-from fakes.graph import LocalGraph, make_self_signed_certificate, pooled_rsa_key, selects_key_credentials
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 

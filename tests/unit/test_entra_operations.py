@@ -7,14 +7,19 @@ import datetime as dt
 import pytest
 import requests
 
-from rollover.integrations.entra_client import EntraClient, GraphPermissionError, GraphUnavailableError, KeyCredentialInfo
+from fakes.graph import LocalGraph, make_self_signed_certificate, pooled_rsa_key
+from rollover.integrations.entra_client import (
+    EntraClient,
+    GraphPermissionError,
+    GraphUnavailableError,
+    KeyCredentialInfo,
+)
 from rollover.integrations.entra_operations import (
     EntraOperations,
     OperationRefusedError,
     OperationVerificationError,
     guard_key_credentials,
 )
-from fakes.graph import LocalGraph, make_self_signed_certificate, pooled_rsa_key
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 DAY = dt.timedelta(days=1)

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from rollover.certificates.diagnosis import classify_webex_entity
 from rollover.certificates.health import assess_document
 from rollover.certificates.parsing import (
-    DocumentError,
     Document,
+    DocumentError,
     EntityInfo,
     FoundCertificate,
     _refuse_hostile_xml,

@@ -10,8 +10,6 @@ import threading
 import psycopg
 import pytest
 
-from tests.support.postgres import postgres_cluster, postgres_database  # noqa: F401  (fixtures)
-
 pytestmark = pytest.mark.postgres
 
 # The claim the event, reminder and rotation repositories will use on PostgreSQL.

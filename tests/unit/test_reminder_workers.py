@@ -11,8 +11,8 @@ from pathlib import Path
 import time_machine
 
 import bot
-from rollover.reminders import sweep as reminders
 from rollover import scheduling as scheduler
+from rollover.reminders import sweep as reminders
 from rollover.storage import ReminderSubscription
 from tests.conversation.test_conversation_reminders import BASE, Clock, cards_posted, subscribe, track_file
 from tests.support.processes import worker_environment

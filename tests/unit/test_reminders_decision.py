@@ -5,7 +5,12 @@ from datetime import date, datetime, timezone
 import pytest
 
 from rollover.reminders.sweep import (
-    DAY_SECONDS, certificate_reminder, certificate_reminders, digest_due, open_slot, smallest_threshold_reached,
+    DAY_SECONDS,
+    certificate_reminder,
+    certificate_reminders,
+    digest_due,
+    open_slot,
+    smallest_threshold_reached,
 )
 from rollover.storage import ReminderCandidate, ReminderSubscription
 

@@ -4,10 +4,17 @@ import time
 
 import pytest
 
-from rollover.rotation import engine as rotation
 from cards.common import card, paragraph, submit
+from rollover.rotation import engine as rotation
 from tests.support.rotation_helpers import (
-    WEBEX_APP, Clock, add_member, card_text, cards, click, creations, only_rotation,
+    WEBEX_APP,
+    Clock,
+    add_member,
+    card_text,
+    cards,
+    click,
+    creations,
+    only_rotation,
     rotation_overrides,
 )
 

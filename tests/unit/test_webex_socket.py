@@ -15,12 +15,16 @@ import uuid
 import pytest
 import requests
 
+from fakes.webex import CARD_CONTENT_TYPE, LocalWebex
 from fakes.webex_mercury import WebexMercury, parse_public_id
 from rollover.integrations.webex_socket import (
-    Backoff, MalformedFrame, MercuryClient, cluster_name, event_from_frame, public_id,
+    Backoff,
+    MalformedFrame,
+    MercuryClient,
+    cluster_name,
+    event_from_frame,
+    public_id,
 )
-
-from fakes.webex import CARD_CONTENT_TYPE, LocalWebex
 
 TOKEN = "bot-token-" + "Zq7" * 12
 WAIT = 20.0

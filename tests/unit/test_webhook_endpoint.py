@@ -6,8 +6,8 @@ import pytest
 
 import bot
 from rollover import VERSION
-from rollover.storage import Storage
 from rollover.pipeline.webhooks import signature_for
+from rollover.storage import Storage
 
 SECRET = "webhook-secret-for-tests"
 
