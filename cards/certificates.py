@@ -82,8 +82,9 @@ def reading_answer(rows: list[dict], diagnosis: Diagnosis | None) -> str:
     found = f"{plural(len(rows), 'certificate')}, now tracked in this space"
     if diagnosis is None:
         return f"{found}."
-    if diagnosis.about_webex_certificate:
-        return f"{found}. {diagnosis.upload_answer}"
+    if diagnosis.about_webex_certificate:   # the most urgent thing first, then the answer and how to be sure
+        said = [diagnosis.urgent, diagnosis.upload_answer, diagnosis.next_step]
+        return f"{found}. " + " ".join(sentence for sentence in said if sentence)
     return f"{found}. {diagnosis.summary}"
 
 

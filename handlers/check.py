@@ -1,10 +1,12 @@
 """check <url>, and files dropped into the space: read, judge, track, answer with a status card."""
 
 from cards.certificates import reading_card, reading_text
+from cards.explain import diagnosis_card, diagnosis_text
 from rollover.errors import UserError
+from rollover.integrations.entra_files import looks_like_json
 from rollover.pipeline.dispatcher import Context
 from rollover.pipeline.registry import command, file_handler
-from rollover.tracking import document_diagnosis, track_document, track_url
+from rollover.tracking import document_diagnosis, room_diagnosis, track_app_file, track_document, track_url
 
 MAX_FILES_PER_MESSAGE = 1   # Webex allows one file per message
 
@@ -26,6 +28,9 @@ def check_dropped_file(ctx: Context) -> None:
     """Read a metadata or certificate file dropped into the space."""
     for url in ctx.files[:MAX_FILES_PER_MESSAGE]:
         download = ctx.services.webex.download(url, ctx.config.max_document_bytes)
+        if looks_like_json(download.data):   # the Webex app as `az ad app show` / `az ad sp show` print it
+            _answer_app_file(ctx, download.filename, download.data)
+            continue
         reading = track_document(ctx.services, room_id=ctx.room_id, kind="file", location=download.filename,
                                  added_by=ctx.person_email, data=download.data)
         _answer(ctx, reading)
@@ -37,3 +42,12 @@ def _answer(ctx: Context, reading) -> None:
     label = reading.source.label
     ctx.reply(reading_text(label, reading.reports, diagnosis),
               card=reading_card(label, reading.reports, diagnosis))
+
+
+def _answer_app_file(ctx: Context, name: str, data: bytes) -> None:
+    app_file, facts = track_app_file(ctx.services, room_id=ctx.room_id, name=name, data=data,
+                                     added_by=ctx.person_email)
+    diagnosis = room_diagnosis(ctx.services, ctx.room_id)
+    read = (f"Read {name}: the {app_file.describes} (appId {app_file.app_id}). This space's answer now uses "
+            f"{facts.display_name}'s settings.")
+    ctx.reply(f"{read}\n{diagnosis_text(diagnosis)}", card=diagnosis_card(diagnosis))

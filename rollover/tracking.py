@@ -7,11 +7,13 @@ so re-reading updates instead of duplicating, and a certificate rotated away sto
 being reminded about.
 
 The trust diagnosis of a space is rebuilt from what is stored: the documents (kept
-as read) and the Graph facts of the apps the space watches.
+as read), the Graph facts of the apps the space watches and of the tenant's Webex apps,
+and app JSON files dropped into the space (for spaces without Graph).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from rollover.certificates.diagnosis import (
     app_serves,
     app_standing_answer,
     diagnose,
+    is_webex_document,
     recognise_trusts,
 )
 from rollover.certificates.health import (
@@ -33,15 +36,19 @@ from rollover.certificates.health import (
     CertificateReport,
     assess_document,
     days_until,
+    normalise_thumbprint,
     validity_status,
 )
+from rollover.certificates.health import thumbprint as sha1_of
 from rollover.certificates.parsing import Document, DocumentError, parse_document
 from rollover.certificates.sources import fetch_url, redact
-from rollover.errors import UserError
+from rollover.errors import Retryable, UserError
+from rollover.integrations.entra_files import KIND_WORDS, SERVICE_PRINCIPAL, AppFile, facts_of, read_app_file
 from rollover.services import Services
 from rollover.storage import CertificateRecord, Source, TrackedCertificate
 
 ENTRA_ISSUER_PREFIX = "https://sts.windows.net/"
+ENTRA_APP_FILE = "entra-app-file"   # an app's JSON (az ad app/sp show) dropped into a space without Graph
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +149,41 @@ def _record(report: CertificateReport) -> CertificateRecord:
         sha1=report.sha1, sha256=report.sha256, entity_id=report.entity_id or "", role=report.role or "",
         use=report.use or "", subject=report.subject, not_before=report.not_before.timestamp(),
         not_after=report.not_after.timestamp(), active=None, details=report.to_json())
+
+
+# --- Entra apps from JSON files (no Graph) --------------------------------------------------------------
+
+def track_app_file(services: Services, *, room_id: str, name: str, data: bytes,
+                   added_by: str) -> tuple[AppFile, EntraAppFacts]:
+    """Read an app's JSON dropped into the space as that app's settings (Graph's shapes, see entra_files);
+    a service principal's signing certificates are tracked like a watched app's."""
+    app_file = read_app_file(data, name, services.config.max_document_bytes)
+    location = f"{app_file.app_id}/{app_file.kind}"
+    _refuse_new_source_over_limit(services, room_id, ENTRA_APP_FILE, location)
+    stored = [read_app_file(s.content or b"", s.label, max(len(s.content or b""), 1))
+              for s in services.storage.tracking.sources(room_id=room_id, kind=ENTRA_APP_FILE)
+              if s.location.startswith(f"{app_file.app_id}/") and s.location != location]
+    facts = facts_of(stored + [app_file])   # the same app, one application and one service principal
+    now = services.clock()
+    source = services.storage.tracking.upsert_source(
+        room_id=room_id, kind=ENTRA_APP_FILE, location=location, added_by=added_by, now=now.timestamp(),
+        label=f"Entra app {facts.display_name} ({KIND_WORDS[app_file.kind]}, {name})",
+        content=json.dumps(app_file.body).encode())
+    records = []
+    if app_file.kind == SERVICE_PRINCIPAL:
+        records = [_signing_record(cert, facts.app_id, app_file.body.get("id") or "") for cert in
+                   facts.signing_certificates]
+    services.storage.tracking.replace_certificates(source.id, records, now.timestamp())
+    return app_file, facts
+
+
+def _signing_record(cert: EntraSigningCertificate, app_id: str, sp_id: str) -> CertificateRecord:
+    details = {"subject": "Entra token-signing certificate", "sha1": cert.thumbprint, "app_id": app_id,
+               "sp_id": sp_id, "not_before": _iso(cert.not_before), "not_after": _iso(cert.not_after),
+               "active": cert.active}
+    return CertificateRecord(sha1=cert.thumbprint, sha256="", entity_id=ENTRA_ISSUER_PREFIX, role="idp",
+                             use="signing", subject=details["subject"], not_before=cert.not_before.timestamp(),
+                             not_after=cert.not_after.timestamp(), active=cert.active, details=details)
 
 
 # --- Entra apps (Graph) ---------------------------------------------------------------------------------
@@ -313,9 +355,14 @@ def view_of(certificate: TrackedCertificate, now: datetime, config) -> Certifica
 
 
 def room_trust_facts(services: Services, room_id: str) -> TrustFacts:
-    """Rebuild what the diagnosis needs from the space's stored documents and watched apps."""
-    webex_documents, entra_documents = [], []
+    """Rebuild what the diagnosis needs from the space's stored documents and its Entra apps: the apps it
+    watches, the Webex apps of the tenant (Graph), and app JSON files dropped into the space."""
+    webex_documents, entra_documents, other_sp_documents = [], [], []
+    app_files = []
     for source in services.storage.tracking.sources(room_id=room_id):
+        if source.kind == ENTRA_APP_FILE:
+            app_files.append(source)
+            continue
         if source.kind == "entra-app" or not source.content:
             continue
         try:
@@ -323,11 +370,58 @@ def room_trust_facts(services: Services, room_id: str) -> TrustFacts:
                                       max_bytes=max(len(source.content), services.config.max_document_bytes))
         except DocumentError:
             continue   # stored before a parser change; it is still listed by status
-        (webex_documents if _is_webex_document(document) else entra_documents).append(document)
-    watched = {s.location for s in services.storage.tracking.sources(room_id=room_id, kind="entra-app")}
-    apps = [app_facts(a) for a in services.storage.tracking.entra_apps() if a["sp_id"] in watched]
+        side = (webex_documents if is_webex_document(document)
+                else other_sp_documents if _is_other_sp_document(document) else entra_documents)
+        side.append(document)
+    apps, note = _space_apps(services, room_id, recognise_trusts(webex_documents), app_files)
     return TrustFacts(webex_documents=webex_documents, entra_documents=entra_documents, entra_apps=apps,
+                      other_sp_documents=other_sp_documents, entra_note=note,
                       warning_days=services.config.warning_days, critical_days=services.config.critical_days)
+
+
+def _space_apps(services: Services, room_id: str, trusts: list, app_files: list[Source], *,
+                refresh: bool = False) -> tuple[list[EntraAppFacts], str]:
+    """The apps a space's diagnosis covers: watched ones, the tenant's Webex apps and apps serving the
+    space's Webex documents (Graph), then app JSON files of apps Graph does not know. With Graph set up
+    but never read (or ``refresh``), the inventory is read now; a Graph failure becomes the note."""
+    watched = {s.location for s in services.storage.tracking.sources(room_id=room_id, kind="entra-app")}
+    stored, note = services.storage.tracking.entra_apps(), ""
+    if services.entra is not None and (refresh or not stored):
+        try:
+            stored = refresh_entra_inventory(services)
+        except (UserError, Retryable) as error:   # Graph refused or is down: answer without it, say why
+            note = f"I could not read the Entra apps from Microsoft Graph: {error}"
+    apps = []
+    for app in stored:
+        facts = app_facts(app)
+        if app["sp_id"] in watched or facts.webex_kind or any(app_serves(facts.identity, t) for t in trusts):
+            apps.append(facts)
+    known = {app.app_id for app in apps}
+    return apps + [app for app in _file_apps(services, app_files) if app.app_id not in known], note
+
+
+def _file_apps(services: Services, sources: list[Source]) -> list[EntraAppFacts]:
+    """The apps described by JSON files dropped into the space, one per appId (application + service principal)."""
+    by_app: dict[str, list] = {}
+    for source in sources:
+        try:
+            app_file = read_app_file(source.content or b"", source.label, max(len(source.content or b""), 1))
+        except UserError:
+            continue   # checked when dropped; a later reader change leaves it listed by status only
+        by_app.setdefault(app_file.app_id, []).append(app_file)
+    apps = []
+    for files in by_app.values():
+        try:
+            apps.append(facts_of(files))
+        except UserError:
+            continue
+    return apps
+
+
+def _is_other_sp_document(document: Document) -> bool:
+    """SP metadata of a service provider that is not Webex (Microsoft Online, Salesforce, ...)."""
+    return (any("sp" in e.roles for e in document.entities)
+            and not any("idp" in e.roles for e in document.entities))
 
 
 def app_answer(services, room_id: str, app: dict[str, Any]) -> tuple[str, str]:
@@ -352,18 +446,38 @@ def room_diagnosis(services: Services, room_id: str) -> Diagnosis:
 
 
 def document_diagnosis(services: Services, room_id: str, document: Document) -> Diagnosis:
-    """The diagnosis for one Webex document just read (its own trust only), with the space's Entra facts."""
+    """The diagnosis of one document just read: a Webex document with the Entra app serving its trust (read
+    from Graph at once when the stored inventory has none); Entra's metadata with the apps it signs for; any
+    other service provider's metadata on its own. The Webex question is only asked about a Webex document."""
     facts = room_trust_facts(services, room_id)
-    if _is_webex_document(document):
-        facts.webex_documents = [document]
-    return diagnose(facts, services.clock())
+    apps, now = facts.entra_apps, services.clock()
+    base = dict(warning_days=facts.warning_days, critical_days=facts.critical_days)
+    trusts = recognise_trusts([document])
+    if trusts:
+        serving = _serving(apps, trusts)
+        note = facts.entra_note
+        if not serving and services.entra is not None and not note:
+            apps, note = _space_apps(services, room_id, trusts, _app_file_sources(services, room_id), refresh=True)
+            serving = _serving(apps, trusts)
+        if not serving and apps and not note:
+            note = f"I found no Entra SAML app whose Identifier or reply URL is {trusts[0].entity_id}."
+        chosen = serving or [a for a in apps if not a.identity.known] or (apps if len(apps) == 1 else [])
+        return diagnose(TrustFacts(webex_documents=[document], entra_apps=chosen, entra_note=note,
+                                   entra_documents=facts.entra_documents, **base), now)
+    if _is_other_sp_document(document):
+        return diagnose(TrustFacts(other_sp_documents=[document], **base), now)
+    thumbprints = {sha1_of(c.der) for c in document.certificates}
+    signing_for = [app for app in apps
+                   if thumbprints & {normalise_thumbprint(c.thumbprint) for c in app.signing_certificates}]
+    return diagnose(TrustFacts(entra_documents=[document], entra_apps=signing_for, **base), now)
 
 
-def _is_webex_document(document: Document) -> bool:
-    """SP metadata (or a recognised Webex trust) is Webex's side; IdP documents are Entra's."""
-    if recognise_trusts([document]):
-        return True
-    return any("sp" in e.roles for e in document.entities) and not any("idp" in e.roles for e in document.entities)
+def _serving(apps: list[EntraAppFacts], trusts: list) -> list[EntraAppFacts]:
+    return [app for app in apps if any(app_serves(app.identity, t) for t in trusts)]
+
+
+def _app_file_sources(services: Services, room_id: str) -> list[Source]:
+    return services.storage.tracking.sources(room_id=room_id, kind=ENTRA_APP_FILE)
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -70,6 +70,7 @@ VERDICT_UNKNOWN = "unknown"
 VERDICT_NOT_APPLICABLE = "not-applicable"
 LEGACY_VERDICTS = {"upload-before-activating": VERDICT_UPLOAD_FIRST}   # stored in rotation plans before issue 10
 UPLOAD_VERIFICATION, UPLOAD_TOKEN_ENCRYPTION = "verification", "token-encryption"
+UNKNOWN_TITLE = "Unknown whether Entra needs the new Webex certificate"
 HOW_TO_GET_APP_FACTS = (
     "For a definite answer drop the app's JSON here (`az ad app show --id <appId>` and `az ad sp show --id "
     "<appId>`), pass it to `bot.py explain --entra-app`, or let an operator grant Graph read access "
@@ -85,6 +86,8 @@ class Diagnosis:
     trusts: list[WebexTrust] = field(default_factory=list)
     upload_to: list[str] = field(default_factory=list)
     activate_in: Optional[str] = None   # "control-hub" | "site-administration" | None
+    urgent: str = ""       # the summary's first sentence when something more urgent than the answer leads it
+    next_step: str = ""    # how to get a definite answer when Entra's side is not known
 
     @property
     def severity(self) -> str:
@@ -153,7 +156,10 @@ def diagnose(facts: TrustFacts, now: datetime) -> Diagnosis:
     findings += entra_findings.trusted_idp_findings(facts, documents, trusts, now)
     findings.sort(key=lambda f: -SEVERITY_ORDER.index(f.severity))
     summary = _summary(findings, answer, facts, now)
-    return Diagnosis(findings, summary, answer.verdict, answer.sentence, trusts, answer.upload_to, answer.activate_in)
+    urgent = next((f.headline for f in findings if f.severity in ("expired", "critical") and not f.answer), "")
+    unknown = any(f.title == UNKNOWN_TITLE for f in findings)
+    return Diagnosis(findings, summary, answer.verdict, answer.sentence, trusts, answer.upload_to, answer.activate_in,
+                     urgent, HOW_TO_GET_APP_FACTS if unknown else "")
 
 
 def verdict_of(stored: str) -> str:
@@ -468,7 +474,7 @@ def _unknown_finding(trust: WebexTrust, new: CertificateReport, facts: TrustFact
     elif facts.entra_apps:
         known = f"None of the Entra apps I know has the Identifier {trust.entity_id}. "
     return Finding(
-        "warning", "Unknown whether Entra needs the new Webex certificate",
+        "warning", UNKNOWN_TITLE,
         f"{known}Upload the new Webex certificate {new.sha1} to Entra first only if the Webex app requires "
         f"verification certificates (look in {verification_place()}: 'Require verification certificates') or "
         f"encrypts tokens (look in {token_encryption_place()}: an active certificate); otherwise just activate "
@@ -540,7 +546,7 @@ def _unsure_sentence(case: _Case, act: str) -> str:
 def _summary(findings: list[Finding], answer: _Answer, facts: TrustFacts, now: datetime) -> str:
     """At most two sentences: the most urgent problem the answer does not already say, then the answer."""
     urgent = next((f for f in findings if f.severity in ("expired", "critical") and not f.answer), None)
-    lead = [urgent.headline] if urgent else []
+    lead = [urgent.headline] if urgent else []   # findings are sorted worst first
     if answer.verdict != VERDICT_NOT_APPLICABLE:
         return " ".join(lead + [answer.sentence])
     entity_ids = _other_sp_entity_ids(facts)
