@@ -40,8 +40,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from fakes.server import serve_wsgi
 
 logger = logging.getLogger(__name__)
 
@@ -112,11 +113,6 @@ class _NoFrameLogger(logging.LoggerAdapter):
         return level > logging.DEBUG and self.logger.isEnabledFor(level)
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        """No access log: the fake keeps its own record."""
-
-
 class WebexMercury:
     """The u2c catalog, WDM and Mercury of the local Webex. See the module docstring."""
 
@@ -141,8 +137,7 @@ class WebexMercury:
         self._duplicates = 0
         self._drop_after_frame = False
         self._changed = threading.Condition(threading.RLock())
-        self._http = None
-        self._http_thread: threading.Thread | None = None
+        self._http = None                       # fakes.server's serving loop: stop() returns at once
         self._ws: Server | None = None
         self._ws_thread: threading.Thread | None = None
         self._url_map = Map([
@@ -158,10 +153,7 @@ class WebexMercury:
     def start(self) -> "WebexMercury":
         if self._http is not None:
             return self
-        self._http = make_server(self.host, 0, self._wsgi, threaded=True, request_handler=_QuietHandler)
-        self._http_thread = threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.05},
-                                             name="local-mercury-http", daemon=True)
-        self._http_thread.start()
+        self._http = serve_wsgi(self._wsgi, self.host, name="local-mercury-http")
         self._ws = serve(self._serve_socket, self.host, 0, process_request=self._check_device,
                          compression=None, ping_interval=None, close_timeout=2,
                          logger=_NoFrameLogger(logging.getLogger("websockets.server"), {}))
@@ -176,9 +168,7 @@ class WebexMercury:
             session.connection.close(1001, "going away")
         self._ws.shutdown()
         self._ws_thread.join(timeout=5)
-        self._http.shutdown()
-        self._http.server_close()
-        self._http_thread.join(timeout=5)
+        self._http.stop()
         self._http = None
 
     def __enter__(self) -> "WebexMercury":
@@ -189,7 +179,7 @@ class WebexMercury:
 
     @property
     def http_base(self) -> str:
-        return f"http://{self.host}:{self._http.server_port}"
+        return f"http://{self.host}:{self._http.server.server_port}"
 
     @property
     def u2c_url(self) -> str:
@@ -494,8 +484,8 @@ class WebexMercury:
             return _error(400, "Only format=hostmap is served here.")
         host_catalog = {conversation_host(c): [{"host": conversation_host(c), "ttl": -1, "priority": 5,
                                                  "id": f"{_cluster_id(c)}:conversation"}] for c in self.clusters}
-        host_catalog[f"{self.host}:{self._http.server_port}"] = [
-            {"host": f"{self.host}:{self._http.server_port}", "ttl": -1, "priority": 5, "id": f"{US_CLUSTER_ID}:wdm"}]
+        wdm_host = f"{self.host}:{self._http.server.server_port}"
+        host_catalog[wdm_host] = [{"host": wdm_host, "ttl": -1, "priority": 5, "id": f"{US_CLUSTER_ID}:wdm"}]
         return _json({"serviceLinks": {"wdm": f"{self.http_base}/wdm/api/v1",
                                        "conversation": f"https://{conversation_host('us')}/conversation/api/v1"},
                       "hostCatalog": host_catalog, "format": "hostmap"})
