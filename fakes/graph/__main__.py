@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import threading
+import signal
 from pathlib import Path
 from typing import Optional
 
@@ -27,7 +27,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     for sp in graph.service_principals.values():
         print(f"  {sp['displayName']}: appId {sp['appId']}  metadata {graph.metadata_url(sp['appId'])}", flush=True)
     try:
-        threading.Event().wait()
+        signal.pause()      # Ctrl+C; Event().wait() can die on 'release unlocked lock'
     except KeyboardInterrupt:
         print("stopping")
     finally:

@@ -7,9 +7,9 @@ page opens on the whole story; go on from there as any member.
 
 from __future__ import annotations
 
+import signal
 import sys
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -60,6 +60,6 @@ def run(*, port: int = 8000, keep_database: str | None = None,
 
 def _until_interrupted(_page: SpacePage) -> None:
     try:
-        threading.Event().wait()
+        signal.pause()      # Ctrl+C; Event().wait() can die on 'release unlocked lock'
     except KeyboardInterrupt:
         print("stopping")

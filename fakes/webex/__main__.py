@@ -8,7 +8,7 @@ Webex does (``--no-deliver`` keeps them to itself).
 from __future__ import annotations
 
 import argparse
-import threading
+import signal
 
 from fakes.webex.local import LocalWebex
 
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, value in exports.items():
         print(f"export {name}={value}", flush=True)
     try:
-        threading.Event().wait()
+        signal.pause()      # Ctrl+C; Event().wait() can die on 'release unlocked lock'
     except KeyboardInterrupt:
         print("stopping")
     finally:
