@@ -44,6 +44,19 @@ def trust_text(view: RotationView, key: str) -> str:
     return view.plan.get("trust", {}).get(key, "Control Hub or Site Administration")
 
 
+def relying_party(plan: dict) -> str:
+    """Who trusts Entra's signing certificate: Webex, or the other application a non-Webex app is (plans stored
+    before issue 10 were all Webex's)."""
+    return plan.get("trust", {}).get("relying_party", "Webex")
+
+
+def one_idp_certificate(plan: dict) -> str:
+    """Webex uses the first certificate of the imported metadata (Cisco); another application may too
+    (Microsoft Learn: "If the application can only handle one certificate at a time ...")."""
+    party = relying_party(plan)
+    return "Webex trusts one IdP certificate" if party == "Webex" else f"{party} may trust only one IdP certificate"
+
+
 def missed_window(view: RotationView) -> str:
     """Why the rotation is back at choosing a window, when the last one had passed."""
     missed = view.data.get("missed_window")
@@ -67,7 +80,7 @@ def done(view: RotationView) -> str:
         old = view.plan.get("current")
         cleanup = (f" The old certificate {old['thumbprint']} stays, inactive, until {day_of(old['not_after'])}; "
                    "after it expired, Clean up removes it (with an approval).") if old else ""
-        return f"Done: {new_certificate(view)} signs every sign-in and Webex trusts it.{cleanup}"
+        return f"Done: {new_certificate(view)} signs every sign-in and {relying_party(view.plan)} trusts it.{cleanup}"
     if view.kind == "webex-sp":
         entra = " and Entra knows it" if view.plan.get("needs_upload") else ""
         return f"Done: Webex uses its new certificate{entra}."
@@ -83,7 +96,7 @@ def failed(view: RotationView) -> str:
     previous = view.plan.get("current")
     emergency = ""
     if view.kind == "entra-signing" and previous:
-        emergency = (f" If sign-ins to Webex fail, "
+        emergency = (f" If sign-ins to {relying_party(view.plan)} fail, "
                      f"{manual_switch(view, 'the previous certificate ' + previous['thumbprint'])}")
     return (f"Failed: {view.last_detail} Check the app in the Entra admin center before going on."
             f"{left_inactive(view)} {start_again(view)}{emergency}")

@@ -117,9 +117,10 @@ ENTRA_SIGNING = machine("entra-signing", "Entra token-signing certificate", [
     State("creating", RUNNING, "Creating the new certificate in Entra", run=steps.create_certificate),
     State("awaiting-window", OPERATOR, "Waiting for a maintenance window",
           guidance=lambda v: (
-              f"{say.missed_window(v)}The new certificate {say.new_certificate(v)} exists in Entra, inactive. Webex "
-              "trusts one IdP certificate, so activating it in Entra and importing it into Webex must happen "
-              f"together: pick the maintenance window ({v.time_zone}), or Now if you are ready."),
+              f"{say.missed_window(v)}The new certificate {say.new_certificate(v)} exists in Entra, inactive. "
+              f"{say.one_idp_certificate(v.plan)}, so activating it in Entra and importing it into "
+              f"{say.relying_party(v.plan)} must happen together: pick the maintenance window ({v.time_zone}), "
+              "or Now if you are ready."),
           buttons=(Button("Schedule this window", "window", "positive"), Button("Now: I'm ready", "window-now"),
                    CANCEL)),
     State("awaiting-activate-approval", APPROVAL, "Waiting for approval to activate the new certificate",
@@ -143,9 +144,9 @@ ENTRA_SIGNING = machine("entra-signing", "Entra token-signing certificate", [
     State("awaiting-sign-in-test", OPERATOR, "Waiting for a test sign-in to Webex",
           guidance=lambda v: (
               f"Entra now signs with {say.new_certificate(v)}. Import the federation metadata file above into "
-              f"{say.trust_text(v, 'import_place')} now, then sign in to Webex through SSO in a private browser "
-              f"window. Sign-in works finishes the rotation; Roll back re-activates {v.current_thumbprint} after an "
-              "approval."),
+              f"{say.trust_text(v, 'import_place')} now, then sign in to {say.relying_party(v.plan)} through SSO in a "
+              "private browser window. Sign-in works finishes the rotation; Roll back re-activates "
+              f"{v.current_thumbprint} after an approval."),
           buttons=(Button("Sign-in works", "signed-in", "positive"), ROLL_BACK)),
     State("awaiting-rollback-approval", APPROVAL, "Waiting for approval to roll back",
           stage="activate", timeout="approval", on_timeout="timed-out",

@@ -29,6 +29,7 @@ from rollover.integrations.entra_client import GraphNotFoundError, GraphPermissi
 from rollover.integrations.entra_operations import EntraOperations, OperationRefusedError, OperationResult
 from rollover.rotation import audit
 from rollover.rotation.audit import BOT_ACTOR
+from rollover.rotation.guidance import one_idp_certificate, relying_party
 from rollover.services import Services
 
 NEW_CERTIFICATE_NAME = "CN=Microsoft Azure Federated SSO Certificate"
@@ -190,7 +191,8 @@ def _activation_problems(step: Step, new: str) -> tuple[list[str], bytes | None]
     if new not in published:
         problems.append(f"The federation metadata does not publish {new} yet.")
     elif published[0] != new:
-        problems.append(f"The federation metadata lists {published[0]} first; Webex would use that one.")
+        problems.append(f"The federation metadata lists {published[0]} first; "
+                        f"{relying_party(step.plan)} would use that one.")
     return problems, metadata
 
 
@@ -304,7 +306,7 @@ def certificate_post(step: Step, thumbprint: str, der: bytes) -> dict:
 def metadata_post(step: Step, metadata: bytes, *, after: str) -> dict:
     trust = step.plan["trust"]
     return {"markdown": (f"**Entra's federation metadata for {plain(step.record.app_name)}**, read after {after}. "
-                         f"Import it now into {trust['import_place']}: Webex trusts one IdP certificate, the first "
+                         f"Import it now into {trust['import_place']}: {one_idp_certificate(step.plan)}, the first "
                          "one listed."),
             "file_name": f"federationmetadata-{_slug(step.record.app_name)}.xml", "file_text": metadata.decode()}
 

@@ -165,3 +165,4 @@ def test_a_non_webex_app_gets_its_own_guidance_and_its_rotation_no_webex_step(ma
     assert "is not one" in refused
     plan = text_of(graph_chat.say(graph_chat.alice, "rotate Salesforce")[0])
     assert "Salesforce's SAML settings" in plan and "Control Hub" not in plan
+    assert "Salesforce, in the same window" in plan and "Webex trusts one IdP certificate" not in plan
