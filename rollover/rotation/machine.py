@@ -92,6 +92,13 @@ def machine(kind: str, label: str, states: list[State], transitions: list[tuple[
     return Machine(kind, label, by_name, table)
 
 
+def first_approval(state: str, *, approved: str) -> list[tuple[str, str, str]]:
+    """The transitions of the approval that starts a rotation: nothing has changed yet, so Reject and Cancel
+    end it, and so does its timeout."""
+    return [(state, "approved", approved), (state, "rejected", "cancelled"), (state, "cancelled", "cancelled"),
+            (state, "timed-out", "expired")]
+
+
 def _cleanup_offered(view: RotationView) -> bool:
     """After an Entra signing rotation that replaced a certificate for real, the old one can be removed."""
     return view.kind == "entra-signing" and bool(view.plan.get("current")) and not view.data.get("simulated")
@@ -154,10 +161,7 @@ ENTRA_SIGNING = machine("entra-signing", "Entra token-signing certificate", [
           buttons=(APPROVE, REJECT)),       # no Cancel: the new certificate is active, only Roll back undoes it
     State("rolling-back", RUNNING, "Re-activating the previous certificate", run=steps.roll_back),
 ], [
-    ("awaiting-create-approval", "approved", "creating"),
-    ("awaiting-create-approval", "rejected", "cancelled"),
-    ("awaiting-create-approval", "cancelled", "cancelled"),
-    ("awaiting-create-approval", "timed-out", "expired"),
+    *first_approval("awaiting-create-approval", approved="creating"),
     ("creating", "created", "awaiting-window"),
     ("creating", "failed", "failed"),
     ("awaiting-window", "window-chosen", "awaiting-activate-approval"),
@@ -206,10 +210,7 @@ WEBEX_SP = machine("webex-sp", "Webex SP certificate", [
           guidance=say.awaiting_webex,
           buttons=(Button("Activated in Webex", "webex-activated", "positive"), CANCEL)),
 ], [
-    ("awaiting-upload-approval", "approved", "uploading"),
-    ("awaiting-upload-approval", "rejected", "cancelled"),
-    ("awaiting-upload-approval", "cancelled", "cancelled"),
-    ("awaiting-upload-approval", "timed-out", "expired"),
+    *first_approval("awaiting-upload-approval", approved="uploading"),
     ("uploading", "uploaded", "verifying-upload"),
     ("uploading", "failed", "failed"),
     ("verifying-upload", "verified", "awaiting-webex-activation"),
@@ -227,10 +228,7 @@ ENTRA_CLEANUP = machine("entra-cleanup", "Clean-up of the old Entra certificate"
           buttons=APPROVAL_BUTTONS),
     State("cleaning-up", RUNNING, "Removing the old certificate from Entra", run=steps.remove_old_certificate),
 ], [
-    ("awaiting-cleanup-approval", "approved", "cleaning-up"),
-    ("awaiting-cleanup-approval", "rejected", "cancelled"),
-    ("awaiting-cleanup-approval", "cancelled", "cancelled"),
-    ("awaiting-cleanup-approval", "timed-out", "expired"),
+    *first_approval("awaiting-cleanup-approval", approved="cleaning-up"),
     ("cleaning-up", "removed", "done"),
     ("cleaning-up", "failed", "failed"),
 ])
