@@ -137,12 +137,8 @@ class Dispatcher:
 
     def _handle_message(self, event: Event, last_attempt: bool) -> None:
         webex, config = self.services.webex, self.services.config
-        try:
-            message = webex.get_message(event.data_id)
-        except WebexUnavailable:
-            raise
-        except WebexError as error:
-            log.warning("message of event %s could not be read, dropping it: %s", event.key, error)
+        message = _fetched(webex.get_message, event, "message")
+        if message is None:
             return
         me = webex.me()
         if message.person_id == me.id:
@@ -178,12 +174,8 @@ class Dispatcher:
 
     def _handle_card_action(self, event: Event, last_attempt: bool) -> None:
         webex, config = self.services.webex, self.services.config
-        try:
-            action = webex.get_attachment_action(event.data_id)
-        except WebexUnavailable:
-            raise
-        except WebexError as error:
-            log.warning("card action of event %s could not be read, dropping it: %s", event.key, error)
+        action = _fetched(webex.get_attachment_action, event, "card action")
+        if action is None:
             return
         # Authorize the person who clicked, as Webex reports them for this action, not as the
         # webhook body claims: anyone in a room can click any card in it.
@@ -210,22 +202,36 @@ class Dispatcher:
         try:
             handler(ctx)
         except UserError as error:
-            # A refused click is the clicker's business; a refused command is answered where it was asked.
-            ctx.reply(sentence_text(str(error)),
-                      to_person_id=ctx.person_id if ctx.card_message_id else None)
+            _answer_problem(ctx, error)
         except WebexUnavailable:
             raise                   # nothing can be answered while Webex fails: the worker retries
         except Retryable as error:
             if not last_attempt:
                 raise               # the worker runs the event again later
-            ctx.reply(sentence_text(str(error)),
-                      to_person_id=ctx.person_id if ctx.card_message_id else None)
+            _answer_problem(ctx, error)
         except Exception:
             incident = secrets.token_hex(4)
             log.exception("incident %s: handler %s failed on event %s",
                           incident, getattr(handler, "__name__", handler), ctx.event_key)
             ctx.reply(markdown=f"Sorry, something went wrong on my side (incident `{incident}`). "
                                "The operators can find the details in the bot's log.")
+
+
+def _answer_problem(ctx: Context, error: Exception) -> None:
+    # A refused click is the clicker's business; a refused command is answered where it was asked.
+    ctx.reply(sentence_text(str(error)), to_person_id=ctx.person_id if ctx.card_message_id else None)
+
+
+def _fetched(fetch: Callable[[str], Any], event: Event, what: str) -> Any:
+    """What the event points at, or None when Webex says it is gone for good (the event is dropped);
+    a WebexUnavailable goes up: the worker tries again later."""
+    try:
+        return fetch(event.data_id)
+    except WebexUnavailable:
+        raise
+    except WebexError as error:
+        log.warning("%s of event %s could not be read, dropping it: %s", what, event.key, error)
+        return None
 
 
 def sentence_text(sentence: str) -> str:
