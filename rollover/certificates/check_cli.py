@@ -51,7 +51,7 @@ class SourceResult:
         return max(EXIT_BY_STATUS[worst(c.status for c in self.certificates)], EXIT_WARNING if stale else EXIT_OK)
 
 
-class _UsageError(Exception):
+class UsageError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
@@ -64,7 +64,7 @@ EXIT_CODES_HELP = """exit codes (the worst input decides, as a monitoring plugin
   3  UNKNOWN   an input could not be read or checked (missing, malformed, no certificate in it), or bad usage"""
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """argparse that writes to the given streams and reports instead of calling sys.exit."""
 
     def __init__(self, stdout: TextIO, stderr: TextIO, **kwargs):
@@ -75,10 +75,10 @@ class _Parser(argparse.ArgumentParser):
         super().print_help(self._out)
 
     def exit(self, status=0, message=None):
-        raise _UsageError(status, message or "")
+        raise UsageError(status, message or "")
 
     def error(self, message):
-        raise _UsageError(EXIT_UNKNOWN, f"{self.prog}: error: {message}\n")
+        raise UsageError(EXIT_UNKNOWN, f"{self.prog}: error: {message}\n")
 
 
 def run_check(argv: list[str], stdout: TextIO, stderr: TextIO, *, warning_days: int = 60,
@@ -87,8 +87,8 @@ def run_check(argv: list[str], stdout: TextIO, stderr: TextIO, *, warning_days: 
     parser = _build_parser(stdout, stderr, warning_days, critical_days)
     try:
         args = parser.parse_args(argv)
-        now = _parse_now(args.now)
-    except _UsageError as exc:
+        now = parse_now(args.now)
+    except UsageError as exc:
         if exc.status == 0:  # --help was printed
             return EXIT_OK
         parser.print_usage(stderr)
@@ -103,23 +103,28 @@ def run_check(argv: list[str], stdout: TextIO, stderr: TextIO, *, warning_days: 
     return max((r.exit_code for r in results), default=EXIT_OK)
 
 
-def _build_parser(stdout: TextIO, stderr: TextIO, warning_days: int, critical_days: int) -> _Parser:
-    parser = _Parser(stdout, stderr, prog="bot.py check",
+def _build_parser(stdout: TextIO, stderr: TextIO, warning_days: int, critical_days: int) -> Parser:
+    parser = Parser(stdout, stderr, prog="bot.py check",
                      description="Check certificate files or SAML metadata (paths or http/https URLs).",
                      epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print the machine-readable report")
     parser.add_argument("--now", metavar="ISO-8601", help="pretend it is this moment (UTC if no offset)")
-    parser.add_argument("--warning-days", type=_non_negative, default=warning_days, metavar="N",
-                        help=f"warning when N days or fewer are left (default {warning_days}, "
-                             "ROLLOVER_WARNING_DAYS)")
-    parser.add_argument("--critical-days", type=_non_negative, default=critical_days, metavar="N",
-                        help=f"critical when N days or fewer are left (default {critical_days}, "
-                             "ROLLOVER_CRITICAL_DAYS)")
+    add_threshold_options(parser, warning_days, critical_days)
     parser.add_argument("inputs", nargs="+", metavar="FILE_OR_URL")
     return parser
 
 
-def _non_negative(text: str) -> int:
+def add_threshold_options(parser: argparse.ArgumentParser, warning_days: int, critical_days: int) -> None:
+    """--warning-days and --critical-days, defaulting to the bot's settings (shared by check and explain)."""
+    parser.add_argument("--warning-days", type=non_negative, default=warning_days, metavar="N",
+                        help=f"warning when N days or fewer are left (default {warning_days}, "
+                             "ROLLOVER_WARNING_DAYS)")
+    parser.add_argument("--critical-days", type=non_negative, default=critical_days, metavar="N",
+                        help=f"critical when N days or fewer are left (default {critical_days}, "
+                             "ROLLOVER_CRITICAL_DAYS)")
+
+
+def non_negative(text: str) -> int:
     try:
         value = int(text)
     except ValueError as exc:
@@ -129,19 +134,20 @@ def _non_negative(text: str) -> int:
     return value
 
 
-def _parse_now(text: Optional[str]) -> datetime:
+def parse_now(text: Optional[str], prog: str = "bot.py check") -> datetime:
+    """--now as a UTC moment (UTC when it has no offset); now when not given."""
     if text is None:
         return datetime.now(timezone.utc)
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError as exc:
-        raise _UsageError(EXIT_UNKNOWN, f"bot.py check: error: --now {text!r} is not an ISO 8601 date/time\n") from exc
+        raise UsageError(EXIT_UNKNOWN, f"{prog}: error: --now {text!r} is not an ISO 8601 date/time\n") from exc
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 def _check_one(source: str, now: datetime, args: argparse.Namespace, max_bytes: int) -> SourceResult:
     try:
-        data = _read_input(source, max_bytes)
+        data = read_input(source, max_bytes)
         document = parse_document(data, source=source, max_bytes=max_bytes)
         reports = assess_document(document, now, warning_days=args.warning_days, critical_days=args.critical_days)
     except UserError as exc:
@@ -153,7 +159,7 @@ def _check_one(source: str, now: datetime, args: argparse.Namespace, max_bytes: 
     return SourceResult(source, certificates=reports)
 
 
-def _read_input(source: str, max_bytes: int) -> bytes:
+def read_input(source: str, max_bytes: int) -> bytes:
     if _is_url(source):
         return fetch_url(source, max_bytes=max_bytes)
     try:

@@ -12,16 +12,23 @@ Otherwise the worst of each document's ``check`` code and the findings (critical
 
 from __future__ import annotations
 
-import argparse
 import json
 import textwrap
-from datetime import datetime, timezone
-from typing import Optional, TextIO
+from datetime import datetime
+from typing import TextIO
 
-from rollover.certificates.check_cli import EXIT_CRITICAL, EXIT_OK, EXIT_UNKNOWN, EXIT_WARNING, SourceResult
-from rollover.certificates.check_cli import _Parser as Parser
-from rollover.certificates.check_cli import _read_input as read_input
-from rollover.certificates.check_cli import _UsageError as UsageError
+from rollover.certificates.check_cli import (
+    EXIT_CRITICAL,
+    EXIT_OK,
+    EXIT_UNKNOWN,
+    EXIT_WARNING,
+    Parser,
+    SourceResult,
+    UsageError,
+    add_threshold_options,
+    parse_now,
+    read_input,
+)
 from rollover.certificates.diagnosis import SEVERITY_ORDER, Diagnosis, Finding, TrustFacts, diagnose
 from rollover.certificates.health import assess_document
 from rollover.certificates.parsing import DEFAULT_MAX_BYTES, Document, parse_document
@@ -37,7 +44,7 @@ def run_explain(argv: list[str], stdout: TextIO, stderr: TextIO, *, warning_days
     parser = _build_parser(stdout, stderr, warning_days, critical_days)
     try:
         args = parser.parse_args(argv)
-        now = _parse_now(args.now)
+        now = parse_now(args.now, "bot.py explain")
     except UsageError as exc:
         if exc.status == 0:  # --help was printed
             return EXIT_OK
@@ -73,34 +80,10 @@ def _build_parser(stdout: TextIO, stderr: TextIO, warning_days: int, critical_da
     parser.add_argument("--entra-app", action="append", metavar="FILE",
                         help="the Webex enterprise app as Graph returns it: `az ad app show --id <appId>` and/or "
                              "`az ad sp show --id <appId>` saved to a file (repeat for both, any order)")
-    parser.add_argument("--warning-days", type=_non_negative, default=warning_days, metavar="N",
-                        help=f"warning when N days or fewer are left (default {warning_days}, ROLLOVER_WARNING_DAYS)")
-    parser.add_argument("--critical-days", type=_non_negative, default=critical_days, metavar="N",
-                        help=f"critical when N days or fewer are left (default {critical_days}, "
-                             "ROLLOVER_CRITICAL_DAYS)")
+    add_threshold_options(parser, warning_days, critical_days)
     parser.add_argument("inputs", nargs="+", metavar="FILE_OR_URL",
                         help="Webex SP metadata, Entra federation metadata or certificate files, or their URLs")
     return parser
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
-
-
-def _parse_now(text: Optional[str]) -> datetime:
-    if text is None:
-        return datetime.now(timezone.utc)
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError as exc:
-        raise UsageError(EXIT_UNKNOWN, f"bot.py explain: error: --now {text!r} is not an ISO 8601 date/time\n") from exc
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 def _read_documents(inputs: list[str], now: datetime, args, max_bytes: int):
