@@ -12,9 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rollover.web import create_app
-
 __all__ = ["create_app", "main"]
+
+
+def create_app(config=None):
+    """``gunicorn 'bot:create_app()'``: the webhook service (``rollover.web``), loaded only when asked for, so
+    the command line starts without Flask."""
+    from rollover.web import create_app as create_web_app
+    return create_web_app(config)
 
 
 def chat_layer():

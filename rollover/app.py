@@ -10,18 +10,17 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from rollover.pipeline.dispatcher import Dispatcher
-from rollover.pipeline.registry import Registry
-from rollover.pipeline.worker import Worker
-from rollover.presenters import Presenters
-from rollover.services import Services
 from rollover.settings import Config, load_config
 from rollover.storage import Storage
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:   # the web process (resolve_config, open_storage) loads none of the worker's modules
     from rollover.integrations.entra_client import EntraClient
     from rollover.integrations.webex_client import WebexClient
+    from rollover.pipeline.registry import Registry
     from rollover.pipeline.socket_events import SocketEvents
+    from rollover.pipeline.worker import Worker
+    from rollover.presenters import Presenters
+    from rollover.services import Services
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,7 @@ def build_services(config: Config, chat: ChatLayer, webex: WebexClient | None = 
                    entra: EntraClient | None = None) -> Services:
     """Everything the worker's handlers use, built once per process (or per background job)."""
     from rollover.integrations.webex_client import WebexClient
+    from rollover.services import Services
     webex = webex or WebexClient(config.webex_access_token, config.webex_base_url)
     return Services(config=config, storage=open_storage(config), webex=webex, registry=chat.registry,
                     cards=chat.cards, entra=entra if entra is not None else build_entra_client(config))
@@ -70,6 +70,8 @@ def build_entra_client(config: Config) -> EntraClient | None:
 
 
 def build_worker(services: Services, owner: str | None = None) -> Worker:
+    from rollover.pipeline.dispatcher import Dispatcher
+    from rollover.pipeline.worker import Worker
     config = services.config
     return Worker(services.storage, Dispatcher(services), lease_seconds=config.worker_lease_seconds,
                   max_attempts=config.worker_max_attempts, poll_seconds=config.worker_poll_seconds,

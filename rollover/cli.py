@@ -12,28 +12,16 @@ import sys
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from rollover import VERSION
-from rollover.app import (
-    ChatLayer,
-    ChatLayerFactory,
-    build_services,
-    build_worker,
-    resolve_config,
-    run_worker_until,
-    start_background_jobs,
-    start_socket_events,
-)
 from rollover.errors import Retryable, UserError
-from rollover.integrations.webex_client import WebexClient, WebexError, WebexUnavailable
 from rollover.logging_setup import configure_logging
-from rollover.pipeline.wakeup import wake_channel_for
-from rollover.pipeline.webhooks import sync_webhooks, webhook_target
-from rollover.services import Services
 from rollover.settings import Config, ConfigError, load_config, readme_with_settings, settings_markdown
-from rollover.storage import Storage, is_database_url
-from rollover.web import create_app, on_recorded
+
+if TYPE_CHECKING:   # the rest is imported by the sub-commands that use it: `check` and --help load none of it
+    from rollover.app import ChatLayer, ChatLayerFactory
+    from rollover.storage import Storage
 
 log = logging.getLogger("rollover")
 
@@ -54,6 +42,7 @@ def _require_live(config: Config, *, receives_webhooks: bool) -> None:
 
 def _check_token(config: Config) -> None:
     """Fail at start-up, not at the first message, when Webex refuses the token."""
+    from rollover.integrations.webex_client import WebexClient, WebexUnavailable
     try:
         WebexClient(config.webex_access_token, config.webex_base_url).me()
     except WebexUnavailable as error:
@@ -67,6 +56,9 @@ def _check_token(config: Config) -> None:
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     """One-process install: the webhook service with a worker thread beside it."""
     from werkzeug.serving import make_server
+
+    from rollover.app import build_services, build_worker, run_worker_until, start_background_jobs, start_socket_events
+    from rollover.web import create_app, on_recorded
     # Websocket mode receives events over an outbound connection: no webhook secret, no public URL.
     _require_live(config, receives_webhooks=not config.websocket_events)
     app = create_app(config)
@@ -99,6 +91,8 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_worker(args: argparse.Namespace, config: Config) -> int:
     """The Procfile's worker process: runs recorded events and the scheduler (rotation and reminder sweeps)."""
+    from rollover.app import build_services, build_worker, start_background_jobs, start_socket_events
+    from rollover.pipeline.wakeup import wake_channel_for
     _require_live(config, receives_webhooks=False)
     chat = args.chat()
     worker = build_worker(build_services(config, chat))
@@ -122,7 +116,9 @@ def cmd_worker(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_remind(args: argparse.Namespace, config: Config) -> int:
     """One reminder sweep now (or as of --now); --dry-run prints what would be sent and records nothing."""
+    from rollover.app import build_services
     from rollover.reminders.sweep import run_sweep
+    from rollover.services import Services
     if args.dry_run:
         # Reads only: no Webex or Graph client is needed, so no token either.
         storage = existing_storage(config)
@@ -151,6 +147,8 @@ def iso_moment(text: str) -> datetime:
 
 
 def cmd_webhooks(args: argparse.Namespace, config: Config) -> int:
+    from rollover.integrations.webex_client import WebexClient
+    from rollover.pipeline.webhooks import sync_webhooks, webhook_target
     config.require("webex_access_token")
     webex = WebexClient(config.webex_access_token, config.webex_base_url)
     if args.webhooks_command == "list":
@@ -201,6 +199,8 @@ def cmd_rotations(args: argparse.Namespace, config: Config) -> int:
 
 def cancel_rotation(config: Config, rotation_id: int, chat: ChatLayer) -> int:
     """Cancel as the operator (audited so) and post the cancelled card in the rotation's space."""
+    from rollover.app import build_services
+    from rollover.integrations.webex_client import WebexUnavailable
     from rollover.rotation import engine as rotation
     config.require("webex_access_token")
     existing_storage(config)
@@ -220,6 +220,7 @@ def cancel_rotation(config: Config, rotation_id: int, chat: ChatLayer) -> int:
 
 def existing_storage(config: Config) -> Storage:
     """The bot's database for commands that only read it: a wrong path must not look like an empty history."""
+    from rollover.storage import Storage, is_database_url
     if not is_database_url(config.database_path) and not Path(config.database_path).is_file():
         raise ConfigError([f"ROLLOVER_DATABASE={config.database_path!r} does not exist "
                            f"(looked in {Path(config.database_path).resolve()}): point it at the bot's database "
@@ -240,7 +241,7 @@ def cmd_settings(args: argparse.Namespace, config: Config | None) -> int:
         readme.write_text(readme_with_settings(readme.read_text()))
         print("wrote docs/settings.md and the settings block of README.md")
         return 0
-    for name, value in resolve_config(None).redacted().items():
+    for name, value in load_config().redacted().items():
         print(f"{name}={value}")
     return 0
 
@@ -379,9 +380,18 @@ def main(argv: list[str] | None = None, *, chat: ChatLayerFactory | None = None,
     except ConfigError as error:
         print(f"bot.py {args.command}: {error}", file=sys.stderr)
         return 2
-    except (WebexError, UserError, Retryable) as error:
+    except Exception as error:
+        if not is_expected(error):
+            raise
         print(f"bot.py {args.command}: {error}", file=sys.stderr)
         return 1
+
+
+def is_expected(error: Exception) -> bool:
+    """A sentence for the person rather than a bug: a UserError, a Retryable, or Webex refusing (WebexError,
+    which only a command that loaded the Webex client can raise)."""
+    webex = sys.modules.get("rollover.integrations.webex_client")
+    return isinstance(error, (UserError, Retryable)) or (webex is not None and isinstance(error, webex.WebexError))
 
 
 def _no_chat_layer() -> ChatLayer:

@@ -22,7 +22,6 @@ from typing import Optional, TextIO
 
 from rollover.certificates.health import FINDINGS, CertificateReport, assess_document, iso_utc, worst
 from rollover.certificates.parsing import DEFAULT_MAX_BYTES, parse_document
-from rollover.certificates.sources import fetch_url
 from rollover.errors import UserError
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
@@ -161,6 +160,8 @@ def _check_one(source: str, now: datetime, args: argparse.Namespace, max_bytes: 
 
 def read_input(source: str, max_bytes: int) -> bytes:
     if _is_url(source):
+        # requests is loaded only when a URL is checked
+        from rollover.certificates.sources import fetch_url
         return fetch_url(source, max_bytes=max_bytes)
     try:
         if os.path.getsize(source) > max_bytes:  # refuse before reading a huge file into memory

@@ -12,10 +12,11 @@ import hmac
 import json
 import logging
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from rollover.integrations.webex_client import WebexClient
-from rollover.storage import Storage
+if TYPE_CHECKING:   # the acknowledgement path loads neither the Webex SDK nor the storage (it is handed one)
+    from rollover.integrations.webex_client import WebexClient
+    from rollover.storage import Storage
 
 log = logging.getLogger(__name__)
 
