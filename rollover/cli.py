@@ -55,9 +55,8 @@ def _check_token(config: Config) -> None:
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     """One-process install: the webhook service with a worker thread beside it."""
-    from werkzeug.serving import make_server
-
     from rollover.app import build_services, build_worker, run_worker_until, start_background_jobs, start_socket_events
+    from rollover.serving import PooledWSGIServer
     from rollover.web import create_app, on_recorded
     # Websocket mode receives events over an outbound connection: no webhook secret, no public URL.
     _require_live(config, receives_webhooks=not config.websocket_events)
@@ -70,7 +69,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     socket_events = start_socket_events(config, worker.storage, worker.wake.set)
     app.extensions["rollover"]["socket_events"] = socket_events
     stop_background_jobs = start_background_jobs(config, chat)
-    server = make_server(args.host, args.port, app, threaded=True)
+    server = PooledWSGIServer(args.host, args.port, app)   # acknowledges on a pool: threads and connections reused
     if socket_events is not None:
         log.info("Rollover %s receiving Webex events over the websocket; /healthz on http://%s:%d",
                  VERSION, args.host, args.port)
