@@ -198,8 +198,8 @@ def warm_up(setups: list[Setup], webex: LocalWebex, clock: ReplyClock, people: l
     """Imports, connections and caches of every process; returns the bot's help reply (the floor posts it)."""
     for setup in setups:
         measure_bot(setup, webex, clock, people, 8, 10.0)
-    replies = [m for m in webex.requests if m["method"] == "POST" and m["path"] == "/v1/messages"]
-    fields = replies[-1].get("json") or {}
+    replies = [r for r in webex.requests if r.method == "POST" and r.path == "/v1/messages"]
+    fields = replies[-1].json or {}
     return {"text": fields.get("text"), "markdown": fields.get("markdown"), "attachments": fields.get("attachments")}
 
 

@@ -45,7 +45,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import queue
+import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
@@ -58,6 +61,7 @@ from rollover.leases import backoff_seconds, lease_owner
 from rollover.pipeline.access import is_room_allowed
 from rollover.pipeline.outbox import card_dict
 from rollover.reminders.facts import ReminderFacts
+from rollover.reminders.spaces import SpaceFacts
 from rollover.services import Services
 from rollover.settings import WEEKDAYS
 from rollover.storage import (
@@ -71,8 +75,6 @@ from rollover.storage import (
 from rollover.tracking import (
     refresh_entra_inventory,
     refresh_url_sources,
-    room_certificates,
-    room_diagnosis,
     view_of,
 )
 
@@ -82,6 +84,7 @@ DAY_SECONDS = 86400
 SNOOZE_DAYS = 7
 EXPIRED_REPEAT_DAYS = 7
 SWEEP_LEASE = "reminder-sweep"
+POSTERS = 4    # reminders posted at the same time: a sweep of a thousand cards takes a quarter of the time
 MAX_INTERNAL_ERROR_ATTEMPTS = 3     # attempts (of any kind) after which a reminder failing on a bug is failed
 
 
@@ -272,8 +275,10 @@ def _sweep(services: Services, now: datetime, owner: str) -> SweepReport:
 
 def preview(services: Services, now: datetime) -> SweepReport:
     report = SweepReport(now, dry_run=True)
+    spaces = SpaceFacts(services, now)
     for due in decide(services.storage, services.config, now).due:
-        message = compose(services, PlannedReminder(0, due.room_id, due.subject, due.kind, due.step, 0), now)
+        message = compose(services, PlannedReminder(0, due.room_id, due.subject, due.kind, due.step, 0), now,
+                          spaces=spaces)
         if message is not None:
             report.previews.append(f"- to space {due.room_id} ({describe(due)}):\n    "
                                    + message.text.replace("\n", "\n    "))
@@ -334,16 +339,47 @@ def _refresh_graph(services: Services) -> str | None:
 # --- posting ----------------------------------------------------------------------------------------
 
 def post_planned(services: Services, now: datetime, owner: str, report: SweepReport) -> None:
-    """Post every reminder ready to go; stop at the first Webex outage (the rest waits for a later sweep)."""
+    """Post every reminder ready to go, ``POSTERS`` at a time; stop at the first Webex outage (the rest waits
+    for a later sweep).
+
+    This thread claims, in order; each claimed reminder goes to the poster of its space (always the same
+    one), so a space's reminders, and its digest after them, still arrive in the order they were planned."""
     storage, config = services.storage, services.config
-    while _keep_lease(storage, config, owner):
-        planned = storage.reminders.claim(owner, now=now.timestamp(), wall_now=time.time(),
-                                         claim_seconds=config.reminder_lease_seconds)
-        if planned is None or not post_one(services, planned, now, owner, report):
-            return
+    spaces, outage = SpaceFacts(services, now), threading.Event()
+    queues = [queue.Queue(maxsize=2) for _ in range(POSTERS)]      # claims run at most a few posts ahead
+    posters = [threading.Thread(target=_poster, args=(services, line, spaces, now, owner, report, outage),
+                                name=f"rollover-reminders-{n}", daemon=True) for n, line in enumerate(queues)]
+    for poster in posters:
+        poster.start()
+    try:
+        while not outage.is_set() and _keep_lease(storage, config, owner):
+            planned = storage.reminders.claim(owner, now=now.timestamp(), wall_now=time.time(),
+                                              claim_seconds=config.reminder_lease_seconds)
+            if planned is None:
+                break
+            queues[zlib.crc32(planned.room_id.encode()) % POSTERS].put(planned)
+    finally:
+        for line in queues:
+            line.put(None)
+        for poster in posters:
+            poster.join()
 
 
-def post_one(services: Services, planned: PlannedReminder, now: datetime, owner: str, report: SweepReport) -> bool:
+def _poster(services: Services, line: queue.Queue, spaces: SpaceFacts, now: datetime, owner: str,
+            report: SweepReport, outage: threading.Event) -> None:
+    try:
+        while (planned := line.get()) is not None:
+            if outage.is_set():     # claimed before Webex failed: back to planned, for the next sweep
+                services.storage.reminders.retry_later(planned.id, owner, now.timestamp(),
+                                                       "not posted: Webex was unavailable")
+            elif not post_one(services, planned, now, owner, report, spaces=spaces):
+                outage.set()
+    finally:
+        services.storage.close()   # this thread's connection
+
+
+def post_one(services: Services, planned: PlannedReminder, now: datetime, owner: str, report: SweepReport, *,
+             spaces: SpaceFacts | None = None) -> bool:
     """Post one claimed reminder and record the outcome; False when Webex is unavailable."""
     storage, what = services.storage, describe(planned)
     if not is_room_allowed(services.config, planned.room_id):
@@ -353,7 +389,7 @@ def post_one(services: Services, planned: PlannedReminder, now: datetime, owner:
                                 error="the space is no longer in ROLLOVER_ALLOWED_ROOMS")
         return True
     try:
-        message = compose(services, planned, now)
+        message = compose(services, planned, now, spaces=spaces)
     except Exception:
         log.exception("reminder %s (%s) could not be composed (attempt %d)", planned.id, what, planned.attempts)
         _internal_error(storage, planned, owner, now, report)
@@ -411,12 +447,14 @@ def describe(reminder: PlannedReminder | DueReminder) -> str:
 
 # --- composing the cards ----------------------------------------------------------------------------
 
-def compose(services: Services, planned: PlannedReminder, now: datetime) -> ReminderMessage | None:
-    """The card of a planned reminder, from what is stored now; None when it is no longer due."""
+def compose(services: Services, planned: PlannedReminder, now: datetime, *,
+            spaces: SpaceFacts | None = None) -> ReminderMessage | None:
+    """The card of a planned reminder, from what is stored now (as the sweep read it once per space, when
+    ``spaces`` is given); None when it is no longer due."""
+    spaces = spaces or SpaceFacts(services, now)
     if planned.kind == "digest":
-        return compose_digest(services, planned.room_id, date.fromordinal(planned.step), now)
-    certificates = [c for c in services.storage.tracking.certificates(room_id=planned.room_id)
-                    if c.sha1 == planned.subject]
+        return compose_digest(services, planned.room_id, date.fromordinal(planned.step), now, spaces=spaces)
+    certificates = [c for c in spaces.certificates(planned.room_id) if c.sha1 == planned.subject]
     mark = services.storage.reminders.marks(planned.room_id).get(planned.subject)
     # Inactive in an Entra app of the space (replaced by a rotation), it signs nothing, even where another
     # source (Entra's federation metadata URL) still lists it.
@@ -424,7 +462,7 @@ def compose(services: Services, planned: PlannedReminder, now: datetime) -> Remi
             or not still_wanted(planned, mark, now, services.config.reminder_final_days):
         return None
     certificate = min(certificates, key=lambda c: (c.source_kind != "entra-app", c.id))
-    facts = reminder_facts(services, certificate, planned, mark, now)
+    facts = reminder_facts(services, certificate, planned, mark, now, spaces=spaces)
     text, card = services.cards.reminder(facts)
     return ReminderMessage(text, card_dict(card))
 
@@ -439,17 +477,17 @@ def still_wanted(planned: PlannedReminder, mark: ReminderMark | None, now: datet
 
 
 def reminder_facts(services: Services, certificate: TrackedCertificate, planned: PlannedReminder,
-                   mark: ReminderMark | None, now: datetime) -> ReminderFacts:
+                   mark: ReminderMark | None, now: datetime, *, spaces: SpaceFacts | None = None) -> ReminderFacts:
     """What the reminder says about its own certificate: the diagnosis findings about it, and the "upload the
     new Webex certificate to Azure?" answer only when the certificate is Webex's."""
-    storage = services.storage
-    sources = storage.tracking.sources(room_id=certificate.room_id)
-    same = [c for c in storage.tracking.certificates(room_id=certificate.room_id) if c.sha1 == certificate.sha1]
+    spaces = spaces or SpaceFacts(services, now)
+    sources = spaces.sources(certificate.room_id)
+    same = [c for c in spaces.certificates(certificate.room_id) if c.sha1 == certificate.sha1]
     view = view_of(certificate, now, services.config)
     row = certificate_rows([view_of(c, now, services.config) for c in same or [certificate]],
                            source_numbers(sources))[0]
-    diagnosis = room_diagnosis(services, certificate.room_id)
-    app_name = entra_app_name(storage, certificate)
+    diagnosis = spaces.diagnosis(certificate.room_id)
+    app_name = entra_app_name(certificate, spaces.entra_apps())
     by_id = {s.id: s for s in sources}
     errors = {by_id[c.source_id].error for c in same if c.source_id in by_id and by_id[c.source_id].error}
     advice = [f"{f.title}: {f.text}" for f in diagnosis.findings
@@ -466,12 +504,12 @@ def reminder_facts(services: Services, certificate: TrackedCertificate, planned:
         notes=sorted(errors), rotation_app=app_name or None)
 
 
-def entra_app_name(storage: Storage, certificate: TrackedCertificate) -> str | None:
+def entra_app_name(certificate: TrackedCertificate, entra_apps: list[dict]) -> str | None:
     """The display name of the Entra app a certificate belongs to (Entra-app sources only)."""
     if certificate.source_kind != "entra-app":
         return None
     sp_id = certificate.details.get("sp_id")
-    return next((a["display_name"] for a in storage.tracking.entra_apps() if a["sp_id"] == sp_id), None)
+    return next((a["display_name"] for a in entra_apps if a["sp_id"] == sp_id), None)
 
 
 def trust_of(certificate: TrackedCertificate, diagnosis, app_name: str | None) -> str:
@@ -488,12 +526,14 @@ def trust_of(certificate: TrackedCertificate, diagnosis, app_name: str | None) -
     return "not recognised (`explain` shows what I know)"
 
 
-def compose_digest(services: Services, room_id: str, digest_day: date, now: datetime) -> ReminderMessage | None:
+def compose_digest(services: Services, room_id: str, digest_day: date, now: datetime, *,
+                   spaces: SpaceFacts | None = None) -> ReminderMessage | None:
     """The weekly digest: one row per tracked certificate, worst first; None when the space tracks nothing."""
-    views = room_certificates(services, room_id)
+    spaces = spaces or SpaceFacts(services, now)
+    views = spaces.views(room_id)
     if not views:
         return None
-    sources = services.storage.tracking.sources(room_id=room_id)
+    sources = spaces.sources(room_id)
     marks = services.storage.reminders.marks(room_id)
     rows = [with_mark(row, marks.get(row["sha1"]), now) for row in certificate_rows(views, source_numbers(sources))]
     notes = sorted({s.error for s in sources if s.error})

@@ -326,11 +326,11 @@ def test_a_card_that_fails_to_build_is_tried_again_a_few_times_then_failed(chat,
     broken = track_file(chat, 25.5, name="b.pem", cn="b.example.com")    # the bug stays
     compose, attempts = reminders.compose, {cured: 0, broken: 0}
 
-    def compose_with_a_bug(services, planned, now):
+    def compose_with_a_bug(services, planned, now, **options):
         attempts[planned.subject] += 1
         if planned.subject == broken or attempts[planned.subject] <= 2:
             raise KeyError("a bug building the card")
-        return compose(services, planned, now)
+        return compose(services, planned, now, **options)
     monkeypatch.setattr(reminders, "compose", compose_with_a_bug)
     for minutes in (0, 5, 10, 15, 20):
         sweep(chat, BASE + timedelta(minutes=minutes), clock)
