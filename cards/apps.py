@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from webexpythonsdk.models.cards import AdaptiveCard
+from webexpythonsdk.models.cards.options import ActionStyle
 
 from cards.certificates import STATUS_WORDS, certificate_row, day, when
-from cards.common import card, facts, heading, paragraph, plain, submit
+from cards.common import card, details, facts, heading, paragraph, plain, submit
 from handlers import actions as action_ids
 from rollover.certificates.health import STATUS_EMOJI, STATUS_ORDER
 from rollover.describe import plural
@@ -41,19 +42,37 @@ def apps_text(rows: list[dict]) -> str:
 
 def app_card(app: dict, cert_rows: list[dict], settings: list[tuple[str, str]], *, watched: bool,
              verdict: tuple[str, str] | None, can_rotate: bool) -> AdaptiveCard:
-    body = [*heading(plain(app["display_name"]), subtitle=f"Entra enterprise app · appId {plain(app['app_id'])}")]
+    body = [*heading(plain(app["display_name"]), subtitle="Entra enterprise app"),
+            paragraph(plain(app_answer(cert_rows, watched=watched, can_rotate=can_rotate)))]
     for row in cert_rows:
         body.append(certificate_row(status=row["status"], title=row["title"], detail=row["detail"]))
-    body.append(facts((plain(name), plain(value)) for name, value in settings))
     if verdict is not None:
-        body.append(paragraph(plain(verdict[0]), bold=True))
         body.append(paragraph(plain(verdict[1])))
     actions = []
     if not watched:
         actions.append(submit("Watch in this space", action_ids.WATCH_APP, sp_id=app["sp_id"]))
     if can_rotate:
-        actions.append(submit("Start rotation", action_ids.ROTATION_START, app=app["display_name"]))
+        actions.append(submit("Start rotation", action_ids.ROTATION_START, style=ActionStyle.POSITIVE,
+                              app=app["display_name"]))
+    settings_facts = [("appId", plain(app["app_id"])), *((plain(name), plain(value)) for name, value in settings)]
+    actions.append(details("Details", [facts(settings_facts)]))
     return card(body, actions=actions)
+
+
+def app_answer(cert_rows: list[dict], *, watched: bool, can_rotate: bool) -> str:
+    """How the certificate sign-ins depend on stands, and what the buttons do about it."""
+    active = next((row for row in cert_rows if row["title"].startswith("Active")), None)
+    if active is None:
+        said = "It has no active token-signing certificate: sign-ins cannot be signed."
+    else:
+        state, _, rest = active["detail"].partition(": ")
+        verb = {"valid": "is valid", "not valid yet": "is not valid yet"}.get(state, state)
+        said = f"Its active signing certificate {verb}: {rest.split(' · ')[0]}."
+    if can_rotate:
+        said += " Start rotation renews it, with approvals."
+    if not watched:
+        said += " Watch in this space adds it to status and reminders."
+    return said
 
 
 def _app_row(app: dict) -> dict:

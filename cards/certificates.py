@@ -6,6 +6,7 @@ from webexpythonsdk.models.cards import AdaptiveCard, Column, ColumnSet, TextBlo
 from webexpythonsdk.models.cards.options import ActionStyle, Colors, FontWeight, Spacing
 
 from cards.common import card, details, facts, heading, paragraph, plain, submit
+from cards.paths import PathsSaid
 from handlers import actions as action_ids
 from rollover.certificates.diagnosis import Diagnosis
 from rollover.certificates.health import FINDINGS, STATUS_EMOJI, CertificateReport, worst
@@ -92,7 +93,7 @@ def reading_text(label: str, reports: list[CertificateReport], diagnosis: Diagno
     rows = reading_rows(reports)
     lines = [f"{label}: {reading_answer(rows, diagnosis)}"]
     lines += [f"{STATUS_EMOJI[r['status']]} {r['title']}: {r['detail']} · SHA-1 {r['sha1']}" for r in rows[:MAX_ROWS]]
-    return "\n".join(lines)
+    return "\n".join(PathsSaid().lines(lines))
 
 
 # --- the space's status -------------------------------------------------------------------------------
@@ -118,7 +119,7 @@ def status_text(rows: list[dict], diagnosis: Diagnosis | None, rotatable_apps: l
     lines += certificate_lines(rows)
     if _verdict_fact(diagnosis):
         lines.append(f"{VERDICT_TITLE[diagnosis.upload_verdict]}: {diagnosis.upload_answer}")
-    return "\n".join(lines)
+    return "\n".join(PathsSaid().lines(lines))
 
 
 def status_answer(rows: list[dict], rotatable_apps=()) -> str:

@@ -15,6 +15,7 @@ from webexpythonsdk.models.cards.options import ActionStyle, Colors, FontWeight
 
 from cards.certificates import VERDICT_TITLE, certificate_blocks, certificate_details, certificate_lines
 from cards.common import card, details, facts, heading, paragraph, plain, submit
+from cards.paths import PathsSaid
 from handlers import actions as action_ids
 from rollover.certificates.health import STATUS_EMOJI, worst
 from rollover.describe import day, plural, short_thumbprint, when
@@ -104,7 +105,7 @@ def reminder_text(f: ReminderFacts) -> str:
     if f.webex_question:
         lines.append(f"{VERDICT_TITLE[f.webex_question[0]]}: {f.webex_question[1]}")
     lines.append(reminder_why(f))
-    return "\n".join(lines + [f"⚠️ {note}" for note in f.notes])
+    return "\n".join(PathsSaid().lines(lines + [f"⚠️ {note}" for note in f.notes]))
 
 
 # --- the weekly digest -------------------------------------------------------------------------------

@@ -14,30 +14,43 @@ from webexpythonsdk.models.cards import AdaptiveCard, Column, ColumnSet, TextBlo
 from webexpythonsdk.models.cards.inputs import Date, Time
 from webexpythonsdk.models.cards.options import ActionStyle, ContainerStyle, FontWeight, Spacing
 
-from cards.common import card, facts, heading, paragraph, plain, section, submit
+from cards.common import MAX_ACTIONS, card, details, facts, heading, paragraph, plain, section, submit
+from cards.paths import PathsSaid
 from handlers import actions as action_ids
-from rollover.rotation.guidance import trust_text, window_text
+from rollover.rotation.guidance import NOT_YET, trust_text, window_text
 from rollover.rotation.machine import MACHINES, State
 from rollover.rotation.view import RotationView
 
-HISTORY_LINES = 3
+HISTORY_LINES = 10          # behind History; the audit log keeps every entry
+
 
 def rotation_card(view: RotationView) -> tuple[str, AdaptiveCard]:
-    """The card of the rotation's current state and its fallback text."""
+    """The card of the rotation's current state and its fallback text: where the rotation is (the step
+    indicator), what to do now (the step's guidance), the key facts; the rest behind Details, Graph request
+    and History."""
     shown = _markdown_safe(view)           # TextBlocks render Markdown; the fallback is plain text
     body = [*heading(f"{shown.emoji} Rotation #{shown.id}: {shown.app_name}",
                      subtitle=f"{shown.kind_label} · {shown.step}")]
+    indicator = step_indicator(view, current="**{}**")
+    if indicator:
+        body.append(TextBlock(indicator, wrap=True, spacing=Spacing.SMALL))
     if shown.report_only:
         body.append(section([paragraph("REPORT ONLY: Graph writes are described here, never sent "
                                        "(ROLLOVER_REPORT_ONLY).", bold=True)], style=ContainerStyle.WARNING))
     body.append(paragraph(_state(shown).guide(shown)))
-    body.append(facts(_facts(shown)))
-    if shown.state_kind == "approval" and shown.state in _PLAN_STATES:
-        body.append(_changes_block(shown))
-    body += _history_blocks(shown)
+    body.append(facts(_key_facts(shown)))
     if shown.state == "awaiting-window":
         body += _window_inputs(shown)
-    return _fallback_text(view, _state(view).guide(view)), card(body, actions=_buttons(view))
+    buttons = _buttons(view)
+    return _fallback_text(view), card(body, actions=buttons + _more(shown, MAX_ACTIONS - len(buttons)))
+
+
+def step_indicator(view: RotationView, current: str = "{}") -> str:
+    """'1 Create ✓ · 2 Window ✓ · 3 Activate · 4 Verify · 5 Done', from the machine's declared phases;
+    ``current`` formats the phase the rotation is in. Empty once it stopped short of Done."""
+    marks = {"done": "{} ✓", "current": current, "next": "{}"}
+    return " · ".join(marks[mark].format(f"{number} {name}")
+                      for number, name, mark in MACHINES[view.kind].progress(view))
 
 
 def _markdown_safe(view: RotationView) -> RotationView:
@@ -85,14 +98,27 @@ _PLAN_STATES = ("awaiting-create-approval", "awaiting-upload-approval", "awaitin
 # --- facts ---------------------------------------------------------------------------------------
 
 def _facts(view: RotationView) -> list[tuple[str, str]]:
+    """Every fact: behind Details and in the fallback text."""
     app = view.plan["app"]
     pairs = [("Enterprise app", f"{app['name']} (appId {app['app_id']})")]
     pairs += _KIND_FACTS[view.kind](view)
     pairs.append(("Requested by", view.requested_by))
+    pairs.append(("Step", view.step))
     if view.state_kind == "approval":
         approved = f" ({', '.join(view.approvals)})" if view.approvals else ""
         pairs.append(("Approvals", f"{len(view.approvals)} of {view.required_approvals}{approved}"))
     return pairs
+
+
+_KEY_FACTS = ("Current certificate", "Previous certificate", "New certificate", "Maintenance window",
+              "New Webex certificate", "Entra needs it", "Old certificate", "Active certificate (stays)")
+
+
+def _key_facts(view: RotationView) -> list[tuple[str, str]]:
+    """What the card shows at first: the certificates, the window once chosen, approvals once some came."""
+    pairs = [(title, value) for title, value in _facts(view)
+             if title in _KEY_FACTS and value != NOT_YET or title == "Approvals" and view.approvals]
+    return [(title, value.split(" · thumbprint known")[0]) for title, value in pairs]
 
 
 def _signing_facts(view: RotationView) -> list[tuple[str, str]]:
@@ -133,20 +159,40 @@ def _cleanup_facts(view: RotationView) -> list[tuple[str, str]]:
 _KIND_FACTS = {"entra-signing": _signing_facts, "webex-sp": _webex_facts, "entra-cleanup": _cleanup_facts}
 
 
-def _changes_block(view: RotationView):
-    items = [TextBlock("What will change", weight=FontWeight.BOLDER, wrap=True)]
-    items += [paragraph(f"{number}. {change}") for number, change in enumerate(view.plan["changes"], start=1)]
-    for request in view.plan.get("requests", []):
-        items.append(paragraph(f"Graph request: {request}", subtle=True))
-    return section(items, style=ContainerStyle.EMPHASIS)
+def _more(view: RotationView, room: int) -> list:
+    """The ShowCard buttons: Details (every fact, what will change), Graph request (a plan's requests) and
+    History, as many as the card has room for; what does not fit goes into Details."""
+    sections = [("Details", _details(view)), ("Graph request", _requests(view)), ("History", _history(view))]
+    sections = [(title, blocks) for title, blocks in sections if blocks]
+    shown = sections[:max(room, 1)]
+    for title, blocks in sections[len(shown):]:
+        shown[0][1].extend([TextBlock(title, weight=FontWeight.BOLDER, wrap=True, separator=True), *blocks])
+    return [details(title, blocks) for title, blocks in shown]
 
 
-def _history_blocks(view: RotationView) -> list:
-    history = (view.data.get("history") or [])[-HISTORY_LINES:]
-    if not history:
+def _details(view: RotationView) -> list:
+    blocks: list = [facts(_facts(view))]
+    changes = view.plan.get("changes") or []
+    if changes and view.state in _PLAN_STATES:
+        blocks.append(TextBlock("What will change", weight=FontWeight.BOLDER, wrap=True))
+        # "1\." stays text: as a Markdown list the renderer lets long items run off the card
+        blocks += [paragraph(f"{number}\\. {change}") for number, change in enumerate(changes, start=1)]
+    return blocks
+
+
+def _requests(view: RotationView) -> list:
+    if view.state not in _PLAN_STATES:
         return []
-    lines = [f"{entry['at'][:16].replace('T', ' ')} · {entry['by']}: {entry['what']}" for entry in history]
-    return [TextBlock("\n\n".join(lines), isSubtle=True, wrap=True, separator=True)]
+    return [paragraph(request, subtle=True) for request in view.plan.get("requests", [])]
+
+
+def _history(view: RotationView) -> list:
+    history = (view.data.get("history") or [])[-HISTORY_LINES:]
+    return [paragraph(line, subtle=True) for line in _history_lines(history)]
+
+
+def _history_lines(history: list[dict]) -> list[str]:
+    return [f"{entry['at'][:16].replace('T', ' ')} · {entry['by']}: {entry['what']}" for entry in history]
 
 
 def _window_inputs(view: RotationView) -> list:
@@ -175,12 +221,21 @@ def _buttons(view: RotationView) -> list:
 
 # --- text ----------------------------------------------------------------------------------------
 
-def _fallback_text(view: RotationView, guidance: str) -> str:
-    lines = [f"Rotation #{view.id} of {view.app_name} ({view.kind_label}): {view.step}.", guidance]
-    lines += [f"{title}: {value}" for title, value in _facts(view)]
+def _fallback_text(view: RotationView) -> str:
+    """Everything the card and its ShowCards say, as plain text, each where-to-click path once."""
+    lines = [f"Rotation #{view.id} of {view.app_name} ({view.kind_label}): {view.step}."]
+    if step_indicator(view):
+        lines.append(f"Steps: {step_indicator(view)}")
     if view.report_only:
-        lines.insert(1, "REPORT ONLY: Graph writes are described, never sent.")
-    return "\n".join(lines)
+        lines.append("REPORT ONLY: Graph writes are described, never sent.")
+    lines.append(_state(view).guide(view))
+    lines += [f"{title}: {value}" for title, value in _facts(view)]
+    if view.state in _PLAN_STATES:
+        lines += [f"What will change: {number}. {change}"
+                  for number, change in enumerate(view.plan.get("changes") or [], start=1)]
+        lines += [f"Graph request: {request}" for request in view.plan.get("requests", [])]
+    lines += [f"History: {line}" for line in _history_lines((view.data.get("history") or [])[-HISTORY_LINES:])]
+    return "\n".join(PathsSaid().lines(lines))
 
 
 def _history_time(data: dict) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 from rollover.describe import unescape
 
 _SPACES = re.compile(r"\s+")
+_BOLD = re.compile(r"(?<!\\)\*\*")      # '**' is markup only where not escaped (plain() escapes every '*')
 
 
 def summarize_card(card: dict[str, Any], *, opened: bool = False) -> str:
@@ -70,7 +71,7 @@ def _walk(elements: list[dict[str, Any]], lines: list[str]) -> None:
     for element in elements:
         kind = element.get("type")
         if kind == "TextBlock":
-            lines.append(unescape(element.get("text", "")))
+            lines.append(unescape(_BOLD.sub("", element.get("text", ""))))
         elif kind == "FactSet":
             lines.extend(f"  {unescape(f.get('title', ''))}: {unescape(f.get('value', ''))}"
                          for f in element.get("facts", []))

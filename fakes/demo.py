@@ -42,6 +42,7 @@ class DemoWorld:
     extras: dict[str, Any] = field(default_factory=dict)
     # The browser demo (`demo --web`) adds a second approver and someone from outside the allowed domains.
     web: bool = False
+    posted: list[dict] = field(default_factory=list)    # every message the bot posted, in transcript order
 
     def start(self) -> "DemoWorld":
         # The local Entra tenant: a Webex SAML app whose active certificate expires in 20 days, and others.
@@ -114,6 +115,7 @@ class DemoWorld:
             time.sleep(0.05)
 
     def _print_message(self, message: dict) -> None:
+        self.posted.append(message)
         attachments = message.get("attachments")
         if attachments:
             self._print_line("Rollover", "[card]\n" + summarize_card(attachments[0]["content"]))

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from cards.apps import app_card, app_rows, apps_card, apps_text
 from cards.certificates import STATUS_WORDS, VERDICT_TITLE, day, when
+from cards.paths import PathsSaid
 from handlers import actions as action_ids
 from rollover.certificates.health import days_until, validity_status
 from rollover.errors import UserError
@@ -118,4 +119,4 @@ def app_text(app: dict, verdict: tuple[str, str]) -> str:
     lines += [f"- {row['title']}: {row['detail']}" for row in certificate_rows(app)]
     lines += [f"- {name}: {value}" for name, value in app_settings(app)]
     lines.append(f"{verdict[0]}: {verdict[1]}")
-    return "\n".join(lines)
+    return "\n".join(PathsSaid().lines(lines))

@@ -1,11 +1,11 @@
 """audit: the recent audit log entries of this space's rotations."""
 
-from rollover.describe import plural
+from rollover.describe import plural, shorten_thumbprints
 from rollover.pipeline.dispatcher import Context
 from rollover.pipeline.registry import command
 from rollover.rotation.audit import CHAT_ENTRIES, entry_line
 
-MAX_LINE = 300   # one entry per line; the full text is in `python bot.py audit --json`
+MAX_LINE = 300   # one entry per line, thumbprints short; the full text is in `python bot.py audit --json`
 
 
 @command("audit")
@@ -17,7 +17,7 @@ def show_audit(ctx: Context) -> None:
         return
     lines = [f"**Audit log of this space**, the latest {plural(len(entries), 'entry')}, oldest first "
              "(`python bot.py audit --json` exports all of them):"]
-    lines += [f"- {_shorten(entry_line(entry))}" for entry in entries]
+    lines += [f"- {_shorten(shorten_thumbprints(entry_line(entry)))}" for entry in entries]
     ctx.reply(markdown="\n".join(lines))
 
 

@@ -13,22 +13,18 @@ from rollover.rotation.view import RotationView, moment_utc, window_moment
 NOT_YET = "chosen after the new certificate exists"
 
 
-def with_deadline(view: RotationView, text: str) -> str:
-    if view.state_kind == "approval" and view.deadline:
-        return text + f" This request expires on {moment_utc(view.deadline)} UTC."
-    return text
-
-
 def approval_needed(what: str):
-    """The guidance of an approval state: what approving does."""
+    """The guidance of an approval state: what approving does, who decides, and by when."""
     def guidance(view: RotationView) -> str:
         return _approval_needed(view, what(view) if callable(what) else what)
     return guidance
 
 
 def _approval_needed(view: RotationView, what: str) -> str:
-    return (f"Approve to {what}. It needs {view.required_approvals} approval"
-            f"{'s' if view.required_approvals > 1 else ''} from: {view.approvers}. Nothing changes before that.")
+    needed = view.required_approvals - len(view.approvals)
+    deadline = f", by {moment_utc(view.deadline)} UTC" if view.deadline else ""
+    return (f"Approve to {what}. Nothing changes before that: {needed} more approval"
+            f"{'s' if needed != 1 else ''} needed from {view.approvers}{deadline}.")
 
 
 def new_certificate(view: RotationView) -> str:

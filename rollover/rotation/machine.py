@@ -1,8 +1,9 @@
 """The rotation state machines, declared: each step's state, its transitions, its guidance and its buttons.
 
 Adding a step means adding its ``State`` (kind, what the card calls it, its approvers or step function,
-its timeout, the sentence its card leads with and its buttons) and its transitions, here. The engine
-(``rollover.rotation.engine``) runs them; the chat layer's card draws ``guide`` and ``buttons_for``.
+its timeout, the sentence its card leads with, its buttons and the phase of the step indicator it belongs to)
+and its transitions, here. The engine (``rollover.rotation.engine``) runs them; the chat layer's card draws
+``guide``, ``buttons_for`` and ``Machine.progress`` ("1 Create ✓ · 2 Window ✓ · 3 Activate · 4 Verify · 5 Done").
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Callable
 
 from rollover.rotation import guidance as say
 from rollover.rotation import steps
-from rollover.rotation.guidance import approval_needed, with_deadline
+from rollover.rotation.guidance import approval_needed
 from rollover.rotation.steps import Outcome, Step
 from rollover.rotation.view import RotationView
 from rollover.storage import RotationRecord
@@ -49,13 +50,25 @@ class State:
     on_timeout: str | None = None                # the event fired when the deadline passes
     guidance: Callable[[RotationView], str] | None = None   # the card's sentence (default: the step name)
     buttons: tuple[Button, ...] = ()             # the card's buttons, in order
+    phase: str | None = None                     # its phase of the step indicator; None: the rotation stopped
 
     def guide(self, view: RotationView) -> str:
-        text = self.guidance(view) if self.guidance else self.step + "…"
-        return with_deadline(view, text)
+        return self.guidance(view) if self.guidance else self.step + "…"
 
     def buttons_for(self, view: RotationView) -> list[Button]:
         return [button for button in self.buttons if button.shown is None or button.shown(view)]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A numbered step of the indicator on rotation cards. ``applies`` leaves it out of rotations that skip it
+    (a Webex certificate Entra does not need is never added to Entra)."""
+
+    name: str
+    applies: Callable[[RotationView], bool] | None = None
+
+
+DONE = "Done"
 
 
 @dataclass(frozen=True)
@@ -64,9 +77,22 @@ class Machine:
     label: str
     states: dict[str, State]
     transitions: dict[tuple[str, str], str]      # (state, event) -> next state
+    phases: tuple[Phase, ...] = ()
 
     def state(self, name: str) -> State:
         return self.states[name]
+
+    def progress(self, view: RotationView) -> list[tuple[int, str, str]]:
+        """The step indicator: (number, phase, "done" | "current" | "next") for each phase that applies;
+        empty once the rotation stopped short of Done (cancelled, failed, expired, rolled back)."""
+        current = self.states[view.state].phase
+        phases = [p.name for p in self.phases if p.applies is None or p.applies(view)]
+        if current not in phases:
+            return []
+        at = phases.index(current)
+        finished = current == DONE
+        return [(number, name, "done" if index < at or finished else "current" if index == at else "next")
+                for number, (index, name) in enumerate(enumerate(phases), start=1)]
 
     def allows(self, state: str, event: str) -> bool:
         return (state, event) in self.transitions
@@ -82,14 +108,21 @@ class InvalidTransition(Exception):
     """A bug: code asked for a transition the machine does not declare."""
 
 
-def machine(kind: str, label: str, states: list[State], transitions: list[tuple[str, str, str]]) -> Machine:
+def machine(kind: str, label: str, states: list[State], transitions: list[tuple[str, str, str]],
+            phases: tuple[Phase, ...]) -> Machine:
     by_name = {s.name: s for s in states + TERMINAL_STATES}
     table = {}
     for source, event, target in transitions:
         if source not in by_name or target not in by_name:
             raise ValueError(f"{kind}: transition {source} --{event}--> {target} names an undeclared state")
         table[(source, event)] = target
-    return Machine(kind, label, by_name, table)
+    names = [p.name for p in phases]
+    if not names or names[-1] != DONE:
+        raise ValueError(f"{kind}: the step indicator ends with {DONE!r}")
+    for state in states:
+        if state.phase not in names:
+            raise ValueError(f"{kind}: state {state.name} belongs to no phase of the step indicator {names}")
+    return Machine(kind, label, by_name, table, phases)
 
 
 def first_approval(state: str, *, approved: str) -> list[tuple[str, str, str]]:
@@ -105,7 +138,7 @@ def _cleanup_offered(view: RotationView) -> bool:
 
 
 TERMINAL_STATES = [
-    State("done", TERMINAL, "Done", guidance=say.done,
+    State("done", TERMINAL, "Done", guidance=say.done, phase=DONE,
           buttons=(Button("Clean up old certificate", "cleanup", shown=_cleanup_offered),)),
     State("cancelled", TERMINAL, "Cancelled", guidance=lambda v: (
         f"{v.last_decision}: nothing more happens in this rotation.{say.left_inactive(v)}")),
@@ -120,46 +153,49 @@ TERMINAL_STATES = [
 ENTRA_SIGNING = machine("entra-signing", "Entra token-signing certificate", [
     State("awaiting-create-approval", APPROVAL, "Waiting for approval to create the new certificate",
           stage="create", timeout="approval", on_timeout="timed-out",
-          guidance=approval_needed("create the new certificate in Entra"), buttons=APPROVAL_BUTTONS),
-    State("creating", RUNNING, "Creating the new certificate in Entra", run=steps.create_certificate),
+          guidance=approval_needed("create the new certificate in Entra (inactive: sign-ins are not affected)"),
+          buttons=APPROVAL_BUTTONS, phase="Create"),
+    State("creating", RUNNING, "Creating the new certificate in Entra", run=steps.create_certificate,
+          phase="Create"),
     State("awaiting-window", OPERATOR, "Waiting for a maintenance window",
           guidance=lambda v: (
-              f"{say.missed_window(v)}The new certificate {say.new_certificate(v)} exists in Entra, inactive. "
-              f"{say.one_idp_certificate(v.plan)}, so activating it in Entra and importing it into "
-              f"{say.relying_party(v.plan)} must happen together: pick the maintenance window ({v.time_zone}), "
-              "or Now if you are ready."),
+              f"{say.missed_window(v)}The new certificate {say.new_certificate(v)} is in Entra, inactive. Choose "
+              f"when to activate it ({v.time_zone}), or Now. {say.one_idp_certificate(v.plan)}: import it there in "
+              "that same window."),
           buttons=(Button("Schedule this window", "window", "positive"), Button("Now: I'm ready", "window-now"),
-                   CANCEL)),
+                   CANCEL), phase="Window"),
     State("awaiting-activate-approval", APPROVAL, "Waiting for approval to activate the new certificate",
           stage="activate", timeout="approval", on_timeout="timed-out",
           guidance=approval_needed(lambda v: (
-              f"make {say.new_certificate(v)} the active certificate in the window starting {say.window_text(v)}")),
-          buttons=APPROVAL_BUTTONS),
+              f"make {say.new_certificate(v)} the active certificate at {say.window_text(v)}")),
+          buttons=APPROVAL_BUTTONS, phase="Activate"),
     State("scheduled", WAITING, "Activation scheduled for the maintenance window", timeout="window",
           on_timeout="window-started",
           guidance=lambda v: (
               f"Approved. I activate {say.new_certificate(v)} at {say.window_text(v)}; be ready then to import the "
               f"federation metadata into {say.trust_text(v, 'import_place')}."),
-          buttons=(CANCEL,)),
-    State("activating", RUNNING, "Activating the new certificate in Entra", run=steps.activate_certificate),
-    State("verifying", RUNNING, "Verifying in Graph and the federation metadata", run=steps.verify_activation),
+          buttons=(CANCEL,), phase="Activate"),
+    State("activating", RUNNING, "Activating the new certificate in Entra", run=steps.activate_certificate,
+          phase="Activate"),
+    State("verifying", RUNNING, "Verifying in Graph and the federation metadata", run=steps.verify_activation,
+          phase="Verify"),
     State("verification-failed", OPERATOR, "Verification failed: verify again or roll back",
           guidance=lambda v: (
               " ".join(v.data.get("verification_problems") or [v.last_detail]) + " Verify again in a few minutes "
               "(Entra can take a while to publish), or Roll back."),
-          buttons=(Button("Verify again", "verify"), ROLL_BACK)),
+          buttons=(Button("Verify again", "verify"), ROLL_BACK), phase="Verify"),
     State("awaiting-sign-in-test", OPERATOR, "Waiting for a test sign-in to Webex",
           guidance=lambda v: (
               f"Entra now signs with {say.new_certificate(v)}. Import the federation metadata file above into "
-              f"{say.trust_text(v, 'import_place')} now, then sign in to {say.relying_party(v.plan)} through SSO in a "
-              "private browser window. Sign-in works finishes the rotation; Roll back re-activates "
-              f"{v.current_thumbprint} after an approval."),
-          buttons=(Button("Sign-in works", "signed-in", "positive"), ROLL_BACK)),
+              f"{say.trust_text(v, 'import_place')} now, then test an SSO sign-in to {say.relying_party(v.plan)} in "
+              f"a private window. Sign-in works finishes; Roll back re-activates {v.current_thumbprint} (with an "
+              "approval)."),
+          buttons=(Button("Sign-in works", "signed-in", "positive"), ROLL_BACK), phase="Verify"),
     State("awaiting-rollback-approval", APPROVAL, "Waiting for approval to roll back",
           stage="activate", timeout="approval", on_timeout="timed-out",
           guidance=approval_needed(lambda v: f"re-activate the previous certificate {v.current_thumbprint}"),
-          buttons=(APPROVE, REJECT)),       # no Cancel: the new certificate is active, only Roll back undoes it
-    State("rolling-back", RUNNING, "Re-activating the previous certificate", run=steps.roll_back),
+          buttons=(APPROVE, REJECT), phase="Verify"),   # no Cancel: the new certificate is active
+    State("rolling-back", RUNNING, "Re-activating the previous certificate", run=steps.roll_back, phase="Verify"),
 ], [
     *first_approval("awaiting-create-approval", approved="creating"),
     ("creating", "created", "awaiting-window"),
@@ -195,20 +231,23 @@ ENTRA_SIGNING = machine("entra-signing", "Entra token-signing certificate", [
     ("rolling-back", "rolled-back", "rolled-back"),
     ("rolling-back", "refused", "failed"),        # e.g. the previous certificate expired: nothing was sent
     ("rolling-back", "failed", "failed"),
-])
+], phases=(Phase("Create"), Phase("Window"), Phase("Activate"), Phase("Verify"), Phase(DONE)))
 
 WEBEX_SP = machine("webex-sp", "Webex SP certificate", [
     State("awaiting-upload-approval", APPROVAL, "Waiting for approval to add the Webex certificate to Entra",
           stage="create", timeout="approval", on_timeout="timed-out",
           guidance=approval_needed(lambda v: (
               f"add Webex's new certificate {v.plan['webex']['thumbprint']} to {v.app_name} in Entra (every "
-              "existing credential stays); only then is it activated in Webex")),
-          buttons=APPROVAL_BUTTONS),
-    State("uploading", RUNNING, "Adding the Webex certificate to Entra", run=steps.upload_webex_certificate),
-    State("verifying-upload", RUNNING, "Verifying the Webex certificate in Entra", run=steps.verify_upload),
+              "existing credential stays); then you activate it in Webex")),
+          buttons=APPROVAL_BUTTONS, phase="Add to Entra"),
+    State("uploading", RUNNING, "Adding the Webex certificate to Entra", run=steps.upload_webex_certificate,
+          phase="Add to Entra"),
+    State("verifying-upload", RUNNING, "Verifying the Webex certificate in Entra", run=steps.verify_upload,
+          phase="Add to Entra"),
     State("awaiting-webex-activation", OPERATOR, "Waiting for the new certificate to be activated in Webex",
           guidance=say.awaiting_webex,
-          buttons=(Button("Activated in Webex", "webex-activated", "positive"), CANCEL)),
+          buttons=(Button("Activated in Webex", "webex-activated", "positive"), CANCEL),
+          phase="Activate in Webex"),
 ], [
     *first_approval("awaiting-upload-approval", approved="uploading"),
     ("uploading", "uploaded", "verifying-upload"),
@@ -218,20 +257,22 @@ WEBEX_SP = machine("webex-sp", "Webex SP certificate", [
     ("verifying-upload", "failed", "failed"),
     ("awaiting-webex-activation", "webex-activated", "done"),
     ("awaiting-webex-activation", "cancelled", "cancelled"),
-])
+], phases=(Phase("Add to Entra", applies=lambda v: bool(v.plan.get("needs_upload"))), Phase("Activate in Webex"),
+           Phase(DONE)))
 
 ENTRA_CLEANUP = machine("entra-cleanup", "Clean-up of the old Entra certificate", [
     State("awaiting-cleanup-approval", APPROVAL, "Waiting for approval to remove the old certificate",
           stage="create", timeout="approval", on_timeout="timed-out",
           guidance=approval_needed(lambda v: (
               f"remove the expired certificate {v.plan['old']['thumbprint']} from {v.app_name}")),
-          buttons=APPROVAL_BUTTONS),
-    State("cleaning-up", RUNNING, "Removing the old certificate from Entra", run=steps.remove_old_certificate),
+          buttons=APPROVAL_BUTTONS, phase="Approve"),
+    State("cleaning-up", RUNNING, "Removing the old certificate from Entra", run=steps.remove_old_certificate,
+          phase="Remove"),
 ], [
     *first_approval("awaiting-cleanup-approval", approved="cleaning-up"),
     ("cleaning-up", "removed", "done"),
     ("cleaning-up", "failed", "failed"),
-])
+], phases=(Phase("Approve"), Phase("Remove"), Phase(DONE)))
 
 MACHINES = {m.kind: m for m in (ENTRA_SIGNING, WEBEX_SP, ENTRA_CLEANUP)}
 

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from rollover.certificates.health import thumbprint as sha1_of
 from rollover.certificates.parsing import parse_document
 from rollover.certificates.sources import entra_federation_metadata_url, fetch_url
-from rollover.describe import plain
+from rollover.describe import plain, short_thumbprint
 from rollover.errors import UserError
 from rollover.integrations.entra_client import GraphNotFoundError, GraphPermissionError, GraphRequestError
 from rollover.integrations.entra_operations import EntraOperations, OperationRefusedError, OperationResult
@@ -297,8 +297,10 @@ def dry_run_post(requests) -> dict:
 def certificate_post(step: Step, thumbprint: str, der: bytes) -> dict:
     pem = x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM).decode()
     trust = step.plan["trust"]
-    return {"markdown": (f"**New token-signing certificate for {plain(step.record.app_name)}** (inactive): thumbprint "
-                         f"`{thumbprint}`. Sign-ins still use `{step.plan['current']['thumbprint']}`.\n\n"
+    # Short thumbprints for the eye; the whole one is in the .cer file (and behind the card's Details).
+    return {"markdown": (f"**New token-signing certificate for {plain(step.record.app_name)}** (inactive): "
+                         f"{short_thumbprint(thumbprint)}, the .cer file below. Sign-ins still use "
+                         f"{short_thumbprint(step.plan['current']['thumbprint'])}.\n\n"
                          f"Where it goes: {trust['import_guidance']}"),
             "file_name": f"{_slug(step.record.app_name)}-{thumbprint[:8]}.cer", "file_text": pem}
 

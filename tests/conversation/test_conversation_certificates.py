@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from cards.text import summarize_card
 from tests.support.certfactory import make_cert, make_sp_metadata
 
 ORG = "7f9e2c4a-0000-4000-8000-0000000000e1"
@@ -145,16 +146,17 @@ def test_apps_lists_saml_apps_worst_first(graph_chat):
 
 
 def test_app_shows_certificates_settings_and_the_verdict(graph_chat):
-    text = card_texts(graph_chat.say(graph_chat.alice, "app cisco webex")[0].card)
-    assert "Active token-signing certificate" in text
-    assert "Signed requests: not required" in text
-    assert "No upload to Azure needed" in text
+    card = graph_chat.say(graph_chat.alice, "app cisco webex")[0].card
+    text = card_texts(card)
+    assert text.splitlines()[2].startswith("Its active signing certificate expires soon: not after ")
+    assert "Active token-signing certificate" in text and "no upload to Azure" in text
+    assert "Signed requests: not required" in summarize_card(card, opened=True)     # settings behind Details
 
 
 def test_an_app_that_requires_signed_requests_needs_the_upload_first(graph_chat):
-    text = card_texts(graph_chat.say(graph_chat.alice, "app Webex Meetings")[0].card)
-    assert "Signed requests: required" in text
-    assert "Upload to Entra first, then activate in Webex" in text
+    card = graph_chat.say(graph_chat.alice, "app Webex Meetings")[0].card
+    assert "Signed requests: required" in summarize_card(card, opened=True)
+    assert "Verification certificates first, then activate it in Site Administration" in card_texts(card)
 
 
 def test_unknown_and_ambiguous_app_names_are_explained(graph_chat):

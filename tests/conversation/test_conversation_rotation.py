@@ -73,9 +73,14 @@ def test_an_entra_signing_rotation_from_plan_to_done(rotation_chat):
     assert len(plan) == 1
     text = card_text(plan[0])
     assert "Waiting for approval to create the new certificate" in text
-    assert f"Current certificate: {short_thumbprint(before)}" in text and "What will change" in text
-    assert "Webex trust: Control Hub (organisation" in text and "Maintenance window:" in text
-    assert "addTokenSigningCertificate" in text and "[Approve]  [Reject]  [Cancel rotation]" in text
+    assert "1 Create · 2 Window · 3 Activate · 4 Verify · 5 Done" in text            # the step indicator
+    assert f"Current certificate: {short_thumbprint(before)}" in text
+    assert "[Approve]  [Reject]  [Cancel rotation]  [Details]  [Graph request]" in text
+    assert "addTokenSigningCertificate" not in text and "What will change" not in text  # behind the buttons
+    opened = summarize_card(plan[0].card, opened=True)
+    assert "What will change" in opened and f"Current certificate: {before}" in opened
+    assert "Webex trust: Control Hub (organisation" in opened and "Maintenance window:" in opened
+    assert "addTokenSigningCertificate" in opened
     assert graph.write_requests() == []                          # planning only reads
 
     created = click(chat, chat.bob, "Approve")
@@ -159,7 +164,7 @@ def test_a_space_with_a_reminder_time_zone_chooses_and_reads_its_window_in_that_
     rotate_to_window(chat)
     text = summarize_card(chat.last_card_message()["attachments"][0]["content"])
     assert "<Window start date (Europe/Stockholm)>" in text and "<Window start time (Europe/Stockholm, 24 h)>" in text
-    assert "maintenance window (Europe/Stockholm)" in text
+    assert "Choose when to activate it (Europe/Stockholm)" in text
     stockholm = ZoneInfo("Europe/Stockholm")
     day = (clock() + timedelta(days=2)).astimezone(stockholm).date()
     chosen = click(chat, chat.alice, "Schedule this window", {"window_date": day.isoformat(), "window_time": "22:00"})
@@ -370,8 +375,10 @@ def test_a_webex_sp_rotation_adds_the_certificate_where_entra_requires_it(rotati
     before = {kc["keyId"] for kc in graph.applications[MEETINGS_APPLICATION_ID]["keyCredentials"]}
     plan = chat.say(chat.alice, f"rotate webex-sp {MEETINGS_APP}")
     text = card_text(plan[0])
-    assert "Entra needs it: yes" in text and "Webex trust: Site Administration (site contoso)" in text
-    assert "[Approve]" in text and "PATCH" in text
+    assert "1 Add to Entra · 2 Activate in Webex · 3 Done" in text
+    assert "Entra needs it: yes" in text and "[Approve]" in text
+    opened = summarize_card(plan[0].card, opened=True)
+    assert "Webex trust: Site Administration (site contoso)" in opened and "PATCH" in opened
 
     uploaded = click(chat, chat.bob, "Approve")
     after = graph.applications[MEETINGS_APPLICATION_ID]["keyCredentials"]
@@ -538,6 +545,7 @@ def test_without_approvers_only_a_rotation_that_changes_nothing_in_entra_starts_
     drop(chat, "idb-meta-SP.xml", control_hub_metadata(days_left=365))
     plan = chat.say(chat.alice, f"rotate webex-sp {WEBEX_APP}")
     assert "Entra needs it: no" in card_text(plan[0]) and "[Activated in Webex]" in card_text(plan[0])
+    assert "**1 Activate in Webex** · 2 Done" in plan[0].card["body"][2]["text"]   # no Entra step to show
     meaning = SETTINGS_BY_KEY["approvers"].help
     assert "no rotation that changes Entra starts" in meaning and "needs no approver" in meaning
 

@@ -166,3 +166,50 @@ def test_every_state_people_wait_in_says_what_to_do(kind):
     for state in MACHINES[kind].states.values():
         if state.kind in (APPROVAL, "operator"):
             assert state.guidance is not None and state.buttons, state.name
+
+
+def _view_at(kind: str, state: str, **plan):
+    from datetime import datetime, timezone
+
+    from rollover.rotation.view import RotationView
+    return RotationView(id=1, kind=kind, kind_label="", app_name="App", state=state, state_kind="", step="",
+                        version=1, requested_by="", plan=plan, data={}, approvals=[], required_approvals=1,
+                        approvers="", deadline=None, report_only=False, now=datetime.now(timezone.utc))
+
+
+@pytest.mark.parametrize("kind", sorted(MACHINES))
+def test_every_open_state_shows_where_the_rotation_is_and_done_ticks_every_step(kind):
+    machine = MACHINES[kind]
+    for name, state in machine.states.items():
+        progress = machine.progress(_view_at(kind, name, needs_upload=True))
+        if state.kind == TERMINAL and name != "done":
+            assert progress == [], name              # stopped short of Done: no steps to tick
+            continue
+        marks = [mark for _number, _phase, mark in progress]
+        assert [number for number, _phase, _mark in progress] == list(range(1, len(progress) + 1))
+        assert progress[-1][1] == "Done"
+        if name == "done":
+            assert set(marks) == {"done"}
+        else:
+            current = marks.index("current")
+            assert set(marks[:current]) <= {"done"} and set(marks[current + 1:]) <= {"next"}, name
+
+
+def test_the_step_indicator_reads_as_the_rotation_goes():
+    from cards.rotations import step_indicator
+    assert step_indicator(_view_at("entra-signing", "awaiting-activate-approval"), current="[{}]") == \
+        "1 Create ✓ · 2 Window ✓ · [3 Activate] · 4 Verify · 5 Done"
+    assert step_indicator(_view_at("entra-signing", "awaiting-sign-in-test")) == \
+        "1 Create ✓ · 2 Window ✓ · 3 Activate ✓ · 4 Verify · 5 Done"
+    # A Webex certificate Entra does not need is never added there: that step is not shown at all.
+    assert step_indicator(_view_at("webex-sp", "awaiting-webex-activation", needs_upload=False)) == \
+        "1 Activate in Webex · 2 Done"
+    assert step_indicator(_view_at("webex-sp", "done", needs_upload=True)) == \
+        "1 Add to Entra ✓ · 2 Activate in Webex ✓ · 3 Done ✓"
+
+
+def test_a_state_outside_the_declared_steps_is_refused_when_the_machine_is_declared():
+    from rollover.rotation.machine import DONE, Phase, State, machine
+    with pytest.raises(ValueError, match="belongs to no phase"):
+        machine("x", "X", [State("waiting", APPROVAL, "Waiting", phase="Nowhere")], [("waiting", "ok", "done")],
+                phases=(Phase("Start"), Phase(DONE)))
