@@ -39,6 +39,7 @@ cards: $(STAMP) browser-deps
 	$(PY) -m fakes.web.gallery --out docs/cards
 
 test: $(STAMP) browser-deps
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

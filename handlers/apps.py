@@ -108,7 +108,8 @@ def app_settings(app: dict) -> list[tuple[str, str]]:
         ("Identifier (Entity ID)", ", ".join(facts["sp_entity_ids"]) or "not set"),
     ]
     for secret in facts["client_secrets"]:
-        settings.append((f"Client secret '{secret['name']}'", f"expires {secret['end'][:10] if secret['end'] else '?'}"))
+        settings.append((f"Client secret '{secret['name']}'",
+                         f"expires {secret['end'][:10] if secret['end'] else '?'}"))
     for cert in facts["certificate_credentials"]:
         settings.append((f"App certificate '{cert['name']}'", f"expires {cert['end'][:10] if cert['end'] else '?'}"))
     return settings

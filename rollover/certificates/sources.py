@@ -39,7 +39,8 @@ MAX_HOST_LENGTH = 253
 MAX_LABEL_LENGTH = 63
 SHOWN_URL_CHARACTERS = 120
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-TENANT_DOMAIN = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+TENANT_DOMAIN = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                           r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 
 # IPv6 spellings that carry an IPv4 address (checked like that address) or reach local networks.
 NAT64 = ipaddress.ip_network("64:ff9b::/96")             # RFC 6052: the last 32 bits are the IPv4 address

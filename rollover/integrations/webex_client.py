@@ -210,7 +210,7 @@ class WebexClient:
                 response = requests.get(url, headers={"Authorization": f"Bearer {self._token}"},
                                         stream=True, timeout=self._timeout)
             except requests.RequestException as error:
-                raise WebexUnavailable(f"Webex could not be reached for a download: {type(error).__name__}")
+                raise WebexUnavailable(f"Webex could not be reached for a download: {type(error).__name__}") from None
             with response:
                 if response.status_code == 423:
                     wait = _retry_after(response, default=2.0)

@@ -191,7 +191,8 @@ def act(services: Services, record: RotationRecord, event: str, *, actor: str, e
     return services.storage.rotations.get(record.id)
 
 
-def approve(services: Services, record: RotationRecord, *, actor: str, event_key: str) -> tuple[RotationRecord | None, int]:
+def approve(services: Services, record: RotationRecord, *, actor: str,
+            event_key: str) -> tuple[RotationRecord | None, int]:
     """Add ``actor``'s approval; with enough approvals the rotation moves on. (None, 0) when outdated."""
     state = state_of(record)
     required = services.config.required_approvals

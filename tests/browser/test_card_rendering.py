@@ -78,7 +78,8 @@ def test_show_card_opens_inline_and_is_not_counted_while_closed(card_page):
     assert details.is_visible()
     assert card_page.button("Details").get_attribute("aria-expanded") == "true"
     assert card_page.button("Pick window").is_visible()
-    assert card_page.page.evaluate("RolloverCards.visibleChars(document.getElementById('card'))") > report["visibleChars"]
+    shown = card_page.page.evaluate("RolloverCards.visibleChars(document.getElementById('card'))")
+    assert shown > report["visibleChars"]
 
 
 def test_visible_characters_are_what_a_reader_sees(card_page):
@@ -87,7 +88,8 @@ def test_visible_characters_are_what_a_reader_sees(card_page):
                                       {"type": "TextBlock", "text": "secret", "isVisible": False}],
                              "actions": [{"type": "Action.Submit", "title": "Go"},
                                          {"type": "Action.ShowCard", "title": "More", "card": {
-                                             "type": "AdaptiveCard", "body": [{"type": "TextBlock", "text": "x" * 50}]}}]})
+                                             "type": "AdaptiveCard",
+                                             "body": [{"type": "TextBlock", "text": "x" * 50}]}}]})
 
     assert report["visibleChars"] == len("Hello world Go More")
 

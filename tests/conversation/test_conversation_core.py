@@ -318,7 +318,8 @@ def test_file_urls_outside_the_webex_api_host_never_get_the_token(chat):
     webex = chat.services.webex
     base = chat.webex.base_url.rstrip("/")
     for url in (base.replace("127.0.0.1", "127.0.0.1.evil.example") + "/contents/x",
-                base.replace("http://", "http://127.0.0.1@") .replace("127.0.0.1@127.0.0.1", "evil@127.0.0.1") + "/contents/x",
+                base.replace("http://", "http://127.0.0.1@")
+                    .replace("127.0.0.1@127.0.0.1", "evil@127.0.0.1") + "/contents/x",
                 "https://evil.example/v1/contents/x"):
         with pytest.raises(UserError, match="not hosted by Webex"):
             webex.download(url, 1000)

@@ -164,7 +164,7 @@ def test_the_daily_slot_follows_stockholm_time_across_daylight_saving(chat, cloc
             if sweep(chat, moment, clock).sent:
                 posted_at.append(moment)
     assert [(m.date().isoformat(), m.hour, m.minute) for m in posted_at] == \
-        [(monday, hour, 0) for monday, hour in zip(mondays, utc_hours)]
+        [(monday, hour, 0) for monday, hour in zip(mondays, utc_hours, strict=True)]
 
 
 def test_two_weeks_of_downtime_end_with_one_catch_up_card_per_certificate(chat, clock):

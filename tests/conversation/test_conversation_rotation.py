@@ -237,8 +237,8 @@ def test_a_failed_activation_names_what_is_left_and_how_to_go_on(rotation_chat):
     assert f"The new certificate {short_thumbprint(new)} stays in Entra, inactive" in text
     assert f"“rotate {WEBEX_APP}” starts again." in text
     assert (f"in the Entra admin center › Enterprise applications › {WEBEX_APP} › Single sign-on › SAML "
-            f"Certificates make the previous certificate {short_thumbprint(previous)} active, then import the app's federation "
-            "metadata into Control Hub") in text
+            f"Certificates make the previous certificate {short_thumbprint(previous)} active, then import the app's "
+            "federation metadata into Control Hub") in text
 
 
 def test_a_roll_back_is_not_approved_once_the_previous_certificate_expired(space):

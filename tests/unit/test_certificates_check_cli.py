@@ -96,7 +96,7 @@ def test_table_is_aligned_and_readable(files):
     headers = [line for line in lines if line.strip().startswith("STATUS")]
     rows = [line for line in lines if line.strip().startswith(("ok ", "expired "))]
     assert len(headers) == 2 and len(rows) == 2
-    assert all(row.index("CN=") == header.index("SUBJECT") for row, header in zip(rows, headers))
+    assert all(row.index("CN=") == header.index("SUBJECT") for row, header in zip(rows, headers, strict=True))
     assert any("UNREADABLE" in line and "broken.xml" in line for line in lines)
 
 

@@ -24,14 +24,15 @@ SITE_ACS = "https://acme.webex.com/dispatcher/SAML2AuthService?siteurl=acme"
 
 @pytest.fixture(scope="module")
 def certs():
+    entra = "Microsoft Azure Federated SSO Certificate"   # the subject Entra gives its SAML signing certificates
     made = {
         "webex_old": make_cert("webex-sp-2024", utc(2024, 7, 1), utc(2025, 7, 1), key_index=0),
         "webex_new": make_cert("webex-sp-2025", utc(2025, 5, 1), utc(2026, 7, 1), key_index=1),
         "webex_future": make_cert("webex-sp-future", utc(2025, 9, 1), utc(2026, 9, 1), key_index=1),
-        "entra_active": make_cert("Microsoft Azure Federated SSO Certificate", utc(2022, 9, 28), utc(2025, 9, 28), key_index=2),
-        "entra_next": make_cert("Microsoft Azure Federated SSO Certificate", utc(2024, 5, 7), utc(2027, 5, 7), key_index=3),
-        "entra_expired": make_cert("Microsoft Azure Federated SSO Certificate", utc(2022, 1, 1), utc(2025, 1, 1), key_index=2),
-        "entra_future": make_cert("Microsoft Azure Federated SSO Certificate", utc(2025, 8, 1), utc(2028, 8, 1), key_index=3),
+        "entra_active": make_cert(entra, utc(2022, 9, 28), utc(2025, 9, 28), key_index=2),
+        "entra_next": make_cert(entra, utc(2024, 5, 7), utc(2027, 5, 7), key_index=3),
+        "entra_expired": make_cert(entra, utc(2022, 1, 1), utc(2025, 1, 1), key_index=2),
+        "entra_future": make_cert(entra, utc(2025, 8, 1), utc(2028, 8, 1), key_index=3),
     }
     return {name: cert for name, (cert, _key) in made.items()}
 
@@ -91,7 +92,8 @@ def test_idp_entity_is_never_a_webex_trust():
 
 def test_entra_rollover_with_inactive_certificate_needs_a_maintenance_window(certs):
     entra = app(certs, signing_certificates=[signing(certs["entra_active"], True), signing(certs["entra_next"], False)])
-    diagnosis = diagnose(TrustFacts(webex_documents=[control_hub_metadata(certs, "webex_new")], entra_apps=[entra]), NOW)
+    diagnosis = diagnose(TrustFacts(webex_documents=[control_hub_metadata(certs, "webex_new")], entra_apps=[entra]),
+                         NOW)
     [finding] = [f for f in diagnosis.findings if "rollover" in f.title]
     assert finding.severity == "warning" and finding.inferred
     assert "maintenance window" in finding.text and "only one IdP certificate" in finding.text
@@ -100,8 +102,9 @@ def test_entra_rollover_with_inactive_certificate_needs_a_maintenance_window(cer
 
 
 def test_entra_metadata_with_two_signing_certs_hints_rollover_without_graph(certs):
-    entra_doc = parse_document(make_idp_metadata("https://sts.windows.net/t/", [certs["entra_active"], certs["entra_next"]],
-                                                 wsfed=True), source="federationmetadata.xml")
+    entra_doc = parse_document(make_idp_metadata("https://sts.windows.net/t/",
+                                                 [certs["entra_active"], certs["entra_next"]], wsfed=True),
+                               source="federationmetadata.xml")
     diagnosis = diagnose(TrustFacts(entra_documents=[entra_doc]), NOW)
     [finding] = [f for f in diagnosis.findings if "several signing certificates" in f.title]
     assert finding.inferred and "2 signing certificates" in finding.text
@@ -116,7 +119,8 @@ def test_expired_entra_signing_certificate_is_an_outage(certs):
 
 
 def test_not_yet_valid_inactive_and_webex_certificates(certs):
-    entra = app(certs, signing_certificates=[signing(certs["entra_active"], True), signing(certs["entra_future"], False)])
+    entra = app(certs, signing_certificates=[signing(certs["entra_active"], True),
+                                             signing(certs["entra_future"], False)])
     diagnosis = diagnose(TrustFacts(webex_documents=[control_hub_metadata(certs, "webex_old", "webex_future")],
                                     entra_apps=[entra]), NOW)
     rollover = next(f for f in diagnosis.findings if "rollover" in f.title)
@@ -126,15 +130,17 @@ def test_not_yet_valid_inactive_and_webex_certificates(certs):
 
 
 def test_expired_webex_certificate_without_replacement_is_critical_but_superseded_one_is_not(certs):
-    only_old = diagnose(TrustFacts(webex_documents=[control_hub_metadata(certs, "webex_old")]), utc(2025, 8, 1))
+    later = utc(2025, 8, 1)   # webex_old expired on 1 July
+    only_old = diagnose(TrustFacts(webex_documents=[control_hub_metadata(certs, "webex_old")]), later)
     assert "Webex SP certificate expired" in titles(only_old, "expired")
-    both = diagnose(TrustFacts(webex_documents=[control_hub_metadata(certs, "webex_old", "webex_new")]), utc(2025, 8, 1))
+    both = diagnose(TrustFacts(webex_documents=[control_hub_metadata(certs, "webex_old", "webex_new")]), later)
     assert "Webex SP certificate expired" not in titles(both)
     assert "Old Webex certificate expired" in titles(both, "info")
 
 
 def test_webex_trusting_another_certificate_than_entra_signs_with_is_an_outage_risk(certs):
-    trusted = parse_document(make_idp_metadata("https://sts.windows.net/t/", [certs["entra_next"]]), source="imported.xml")
+    trusted = parse_document(make_idp_metadata("https://sts.windows.net/t/", [certs["entra_next"]]),
+                             source="imported.xml")
     diagnosis = diagnose(TrustFacts(webex_documents=[control_hub_metadata(certs, "webex_new")],
                                     webex_trusted_idp_documents=[trusted], entra_apps=[app(certs)]), NOW)
     [finding] = [f for f in diagnosis.findings if "different certificate" in f.title]

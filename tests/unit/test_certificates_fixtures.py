@@ -23,9 +23,12 @@ ENTRA_CERTS = {  # SHA-1 prefix -> not_after date, for the three 2016-2019 Entra
 
 PARSED = {
     # file: (entities, entries, distinct, {sha1 prefix: not_after day})
-    "adfs_v2_metadata_signed_wsfed_roledescriptors.xml": (1, 4, 2, {"28D1BE71": "2017-12-03", "7C72CBF5": "2017-12-03"}),
-    "adfs_v3_metadata_signed_wsfed_roledescriptors.xml": (1, 4, 2, {"8C3B60F1": "2018-03-13", "03EA0A1F": "2018-03-13"}),
-    "adfs_v4_metadata_signed_wsfed_roledescriptors.xml": (1, 4, 2, {"D5FE7391": "2018-01-23", "5CC6722B": "2018-01-23"}),
+    "adfs_v2_metadata_signed_wsfed_roledescriptors.xml":
+        (1, 4, 2, {"28D1BE71": "2017-12-03", "7C72CBF5": "2017-12-03"}),
+    "adfs_v3_metadata_signed_wsfed_roledescriptors.xml":
+        (1, 4, 2, {"8C3B60F1": "2018-03-13", "03EA0A1F": "2018-03-13"}),
+    "adfs_v4_metadata_signed_wsfed_roledescriptors.xml":
+        (1, 4, 2, {"D5FE7391": "2018-01-23", "5CC6722B": "2018-01-23"}),
     "entitiesdescriptor_multiple_idps_2_rubysaml.xml": (3, 4, 2, {"F13C6B80": "2032-04-14", "08EB6E60": "2029-03-18"}),
     "entitiesdescriptor_two_sps_cert_serial_zero.xml": (2, 4, 1, {"EE174EFB": "2042-02-08"}),
     "entra_common_federationmetadata_signed_3signingcerts.xml": (1, 6, 3, ENTRA_CERTS),
@@ -33,10 +36,13 @@ PARSED = {
     "entra_tenant_federationmetadata_whitespace_in_elements.xml": (1, 3, 3, ENTRA_CERTS),
     "idp_metadata_mdui_uiinfo_pysaml2.xml": (1, 1, 1, {"021C37E4": "2009-11-05"}),
     "metadata_without_idpssodescriptor_rubysaml.xml": (1, 2, 1, {"F13C6B80": "2032-04-14"}),
-    "onelogin_idp_metadata_different_sign_and_encrypt_cert.xml": (1, 2, 2, {"2DA94088": "2018-06-05", "CD2B2BDA": "2021-08-05"}),
+    "onelogin_idp_metadata_different_sign_and_encrypt_cert.xml":
+        (1, 2, 2, {"2DA94088": "2018-06-05", "CD2B2BDA": "2021-08-05"}),
     "onelogin_idp_metadata_linewrapped_cert_expired_2018.xml": (1, 1, 1, {"EF69AE37": "2018-10-01"}),
-    "onelogin_idp_metadata_multi_signing_certs_linewrapped.xml": (1, 2, 2, {"CD2B2BDA": "2021-08-05", "B3914C17": "2018-04-15"}),
-    "samltest_id_shibboleth_idp_metadata_leading_comment.xml": (1, 3, 3, {"0FF5606F": "2038-08-24", "E76B5E8E": "2038-08-24", "1D65B89C": "2038-08-24"}),
+    "onelogin_idp_metadata_multi_signing_certs_linewrapped.xml":
+        (1, 2, 2, {"CD2B2BDA": "2021-08-05", "B3914C17": "2018-04-15"}),
+    "samltest_id_shibboleth_idp_metadata_leading_comment.xml":
+        (1, 3, 3, {"0FF5606F": "2038-08-24", "E76B5E8E": "2038-08-24", "1D65B89C": "2038-08-24"}),
     "secureworks_idp_metadata_realworld.xml": (1, 1, 1, {"62CB2032": "2018-05-11"}),
     "shibboleth_idp_metadata_msidlab_whitespace_cert.xml": (1, 1, 1, {"9E34F0EE": "2018-02-14"}),
     "sp_metadata_entity_category_re_pysaml2.xml": (1, 2, 1, {"090DF18C": "2010-10-26"}),
@@ -44,7 +50,8 @@ PARSED = {
     "sp_metadata_no_validuntil_no_cert.xml": (1, 0, 0, {}),
     "sp_metadata_validuntil_2014_cert_expired_2007.xml": (1, 2, 1, {"AFE71C28": "2007-08-14"}),
     "testshib_entitiesdescriptor_crewjam.xml": (2, 2, 2, {"953926B5": "2036-08-23", "A7FCF7BF": "2016-08-27"}),
-    "testshib_providers_entitiesdescriptor_python3saml.xml": (2, 2, 2, {"953926B5": "2036-08-23", "A7FCF7BF": "2016-08-27"}),
+    "testshib_providers_entitiesdescriptor_python3saml.xml":
+        (2, 2, 2, {"953926B5": "2036-08-23", "A7FCF7BF": "2016-08-27"}),
     "webex_meetings_site_sp_metadata_shrm_expired_2022_cert.xml": (1, 1, 1, {"555C26A7": "2022-11-30"}),
     "pem_cert_with_extra_blank_lines.crt": (0, 1, 1, {"3B9A6605": "3018-08-13"}),
     "pem_chain_with_linebreaks.pem": (0, 2, 2, {"021C37E4": "2009-11-05", "3CE25AE0": "2028-05-15"}),

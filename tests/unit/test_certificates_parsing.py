@@ -177,7 +177,8 @@ def test_document_signature_key_info_is_ignored(certs):
 def test_nested_aggregate_valid_until_is_the_earliest(certs):
     inner = make_aggregate([sp_entity("https://a", [certs["old"]], valid_until=utc(2031, 1, 1))],
                            valid_until=utc(2030, 1, 1)).decode()
-    inner_element = inner[inner.index("<md:EntitiesDescriptor"):].replace(' xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"', "")
+    namespace = ' xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"'
+    inner_element = inner[inner.index("<md:EntitiesDescriptor"):].replace(namespace, "")
     outer = make_aggregate([inner_element, sp_entity("https://b", valid_until=utc(2026, 1, 1))],
                            valid_until=utc(2032, 1, 1))
     document = parse_document(outer)

@@ -64,7 +64,8 @@ def test_inventory_fetches_the_key_only_where_customkeyidentifier_is_not_a_thumb
     assert [r.path for r in graph.requests_matching("GET", r"/servicePrincipals/") if selects_key_credentials(r)] == [
         f"/v1.0/servicePrincipals/{uploaded['id']}"]
     certificate = inventory["Uploaded cert"].signing_certificates[0]
-    assert certificate.thumbprint_source == "key" and certificate.thumbprint == graph.verify_thumbprints(uploaded["id"])[0]
+    assert certificate.thumbprint_source == "key"
+    assert certificate.thumbprint == graph.verify_thumbprints(uploaded["id"])[0]
     assert inventory["Portal cert"].token_encryption_thumbprint is not None
     assert len(inventory["Portal cert"].signing_certificates) == 1   # the encryption key is not a signing cert
 

@@ -36,7 +36,8 @@ NOW = datetime(2025, 6, 1, tzinfo=timezone.utc)
 BASE64_RUN = re.compile(rb"[A-Za-z0-9+/=\r\n]{200,8000}")  # bounded: runs of certificate base64
 
 TOKENS = [
-    b"<!DOCTYPE x [", b'<!ENTITY a "b">', b"&a;", b"]>", b"-----BEGIN CERTIFICATE-----\n", b"-----END CERTIFICATE-----\n",
+    b"<!DOCTYPE x [", b'<!ENTITY a "b">', b"&a;", b"]>",
+    b"-----BEGIN CERTIFICATE-----\n", b"-----END CERTIFICATE-----\n",
     b'<?xml version="1.0" encoding="x"?>', b'encoding="utf-16"', b'validUntil="9999-12-31T23:59:59-01:00"',
     b'validUntil="0000-00-00"', b'use="both"', b"<md:KeyDescriptor>", b"</md:KeyDescriptor>", b"\x00", b"\xff\xfe",
     b"\xef\xbb\xbf", b"<![CDATA[", b"]]>", b"<!--", b"-->", b'xmlns:md="urn:x"', b"entityID=\"\"", b"=", b"<", b">",
