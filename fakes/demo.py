@@ -189,7 +189,7 @@ def scene_reminders(world: DemoWorld) -> None:
         world.narrate("The new Webex certificate comes later: Alice snoozes the Control Hub reminder")
         world.click(world.alice, "Snooze 7 days")
         second = first + timedelta(days=1)
-        world.narrate("The next morning's sweep: each reminder went out once, one is snoozed: no message")
+        world.narrate("The next morning's sweep: no reminder goes out twice, and the snoozed one stays quiet")
         world.services.clock = lambda: second
         sweep_and_show(world, sweeper, second)
         world.say(world.alice, "remind")

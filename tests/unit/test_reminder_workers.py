@@ -1,6 +1,7 @@
 """Reminders from several threads and processes at once: one decision at a time (the lease), each reminder
 posted once; the `remind` command line; the APScheduler job."""
 
+import re
 import subprocess
 import sys
 import threading
@@ -157,8 +158,13 @@ def test_the_demo_fast_forwards_to_a_reminder_and_a_snooze(capsys):
     assert demo.run() == 0
     out = capsys.readouterr().out
     scene = out[out.index("Reminders in the space"):]
-    assert "Webex SP certificate idbroker.webex.com expires in 32 days" in scene and "Weekly digest" in scene
+    # The story is dated from today: how many days are left depends on the time of day the demo runs.
+    assert re.search(r"Webex SP certificate idbroker\.webex\.com expires in 3[23] days", scene)
+    assert "Weekly digest" in scene
     assert "alice@example.com snoozed the reminders about **Webex SP certificate" in scene
     quiet = scene[scene.index("The next morning's sweep"):]
     quiet = quiet[:quiet.find("\n── ")] if "\n── " in quiet else quiet     # up to the next scene's first title
-    assert "[card]" not in quiet and "Snoozed now: 1." in quiet
+    # Only a certificate crossing its next threshold overnight may speak (that depends on the day the demo runs);
+    # the snoozed one and the ones already reminded stay quiet.
+    assert "Webex SP certificate idbroker" not in quiet and "Weekly digest" not in quiet
+    assert "expires in 8 days" not in quiet and "Snoozed now: 1." in quiet
