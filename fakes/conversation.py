@@ -45,9 +45,11 @@ class Conversation:
     tmp_path: Path
     overrides: dict[str, Any] = field(default_factory=dict)
     graph: Any = None        # a started local_graph.LocalGraph, or None (Graph not configured)
+    database: str | None = None   # an SQLite path or a PostgreSQL URL; default: a file in tmp_path
 
     def __post_init__(self) -> None:
-        self.bot = LocalBot(self.webex, str(self.tmp_path / "rollover.sqlite3"), secret=SECRET, graph=self.graph,
+        database = self.database or str(self.tmp_path / "rollover.sqlite3")
+        self.bot = LocalBot(self.webex, database, secret=SECRET, graph=self.graph,
                             owner="test-worker", **{"allowed_domains": ("example.com",),
                                                     "worker_lease_seconds": 5.0, **self.overrides})
         self.bot_person, self.token = self.bot.bot_person, self.bot.token

@@ -62,3 +62,4 @@ class LocalBot:
             self._server.stop()
             self._worker_thread.join(timeout=5)
         close_services(self.services)
+        self.app.extensions["rollover"]["storage"].dispose()

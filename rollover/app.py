@@ -90,6 +90,7 @@ def start_background_jobs(config: Config, chat: ChatLayer) -> Callable[[], None]
 def close_services(services: Services) -> None:
     if services.entra is not None:
         services.entra.close()
+    services.storage.dispose()
 
 
 def run_worker_until(worker: Worker, stop: threading.Event) -> threading.Thread:

@@ -77,6 +77,33 @@ def parse_exact_list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in re.split(r"[,\s]+", raw) if item.strip())
 
 
+DATABASE_URL_SCHEMES = ("postgresql://", "postgres://")   # Heroku-style platforms still issue postgres://
+
+
+def parse_database(raw: str) -> str:
+    """An SQLite file path, or a PostgreSQL URL."""
+    text = raw.strip()
+    if "://" in text and not text.startswith(DATABASE_URL_SCHEMES):
+        raise ValueError("must be an SQLite file path or a postgresql:// URL (Rollover stores its data in "
+                         "SQLite or PostgreSQL)")
+    return text
+
+
+def parse_database_url(raw: str) -> str:
+    text = raw.strip()
+    if not text.startswith(DATABASE_URL_SCHEMES):
+        raise ValueError("must be a postgresql:// URL (Rollover stores its data in SQLite or PostgreSQL)")
+    return text
+
+
+def redact_url(text: str) -> str:
+    """A database URL without its password (user:password@ and ?password=…), anything else as is."""
+    if "://" not in text:
+        return text
+    text = re.sub(r"^(\w+://[^:/@?]*):[^@/?]*@", r"\1:<hidden>@", text)
+    return re.sub(r"([?&]password=)[^&]*", r"\1<hidden>", text)
+
+
 def parse_guid(raw: str) -> str:
     """An Entra object id such as a group's (a GUID)."""
     text = raw.strip().lower()
@@ -329,8 +356,13 @@ SETTINGS: tuple[Setting, ...] = (
             "interrupted rotations.", parse_seconds),
     # --- storage and worker -----------------------------------------------------------------
     Setting("ROLLOVER_DATABASE", "database_path", "var/rollover.sqlite3",
-            "Path of the SQLite database file (created with its folder when missing).",
-            fix="point it at a writable file path"),
+            "Where the data lives: the path of an SQLite file (created with its folder when missing), or a "
+            "PostgreSQL URL `postgresql://user:password@host:5432/database` (the store every process of several "
+            "hosts shares; its password is never shown). When unset, `DATABASE_URL` is used if set.",
+            parse_database, fix="point it at a writable file path or a PostgreSQL database"),
+    Setting("DATABASE_URL", "database_url", "",
+            "The PostgreSQL URL Heroku-style platforms (Heroku, Dokku, Render …) give the app; used when "
+            "ROLLOVER_DATABASE is not set.", parse_database_url, secret=True),
     Setting("ROLLOVER_WORKER_LEASE_SECONDS", "worker_lease_seconds", "60",
             "How long a worker owns a claimed event; after a crash the event is retried when the lease ends.",
             parse_seconds),
@@ -404,7 +436,7 @@ class Config:
 def _display(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(str(v) for v in value)
-    return "" if value is None else str(value)
+    return "" if value is None else redact_url(str(value))
 
 
 def _missing_message(setting: Setting) -> str:
@@ -428,7 +460,7 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> C
         try:
             values[setting.key] = setting.parse(raw)
         except ValueError as error:
-            shown = "<hidden>" if setting.secret else repr(raw)
+            shown = "<hidden>" if setting.secret else repr(redact_url(raw))
             fix = f" ({setting.fix})" if setting.fix else ""
             problems.append(f"{setting.env}={shown} {error}{fix}.")
     if not problems and values["critical_days"] >= values["warning_days"]:
@@ -436,6 +468,8 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> C
                         f"ROLLOVER_WARNING_DAYS={values['warning_days']}, or 'warning' can never happen.")
     if problems:
         raise ConfigError(problems)
+    if values["database_url"] and not environ.get("ROLLOVER_DATABASE", "").strip():
+        values["database_path"] = values["database_url"]      # the platform's database
     config = Config(values)
     return config.replace(**overrides) if overrides else config
 

@@ -61,9 +61,10 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
             backlog = storage.events.backlog(time.time())
         except Exception:
             log.exception("health check: database unreachable")
-            return {"status": "unavailable", "version": VERSION, "database": "unreachable"}, 503
+            return {"status": "unavailable", "version": VERSION, "database": "unreachable",
+                    "store": storage.describe()}, 503
         # A growing backlog or an old pending event means no worker is running (or Webex is refusing us).
-        health = {"status": "ok", "version": VERSION, "database": "ok", "events": backlog}
+        health = {"status": "ok", "version": VERSION, "database": "ok", "store": storage.describe(), "events": backlog}
         if config.websocket_events:
             health["websocket"] = websocket = connection_status(
                 storage, config.webex_access_token, lease_seconds=config.websocket_lease_seconds, now=time.time(),

@@ -125,3 +125,22 @@ def test_serve_in_websocket_mode_needs_no_webhook_secret(monkeypatch, capsys):
     assert bot.main(["serve"]) == 2
     err = capsys.readouterr().err        # events come over the websocket: no secret, no public URL asked for
     assert "WEBEX_ACCESS_TOKEN is not set" in err and "ROLLOVER_WEBHOOK_SECRET" not in err
+
+
+def test_database_url_selects_postgresql_unless_rollover_database_is_set():
+    url = "postgres://app:pa55word@db.internal:5432/rollover"
+    assert load_config({"DATABASE_URL": url}).database_path == url                       # the platform's variable
+    assert load_config({"DATABASE_URL": url, "ROLLOVER_DATABASE": "data/r.sqlite3"}).database_path == "data/r.sqlite3"
+    assert load_config({"ROLLOVER_DATABASE": url.replace("postgres:", "postgresql:")}).database_path.startswith(
+        "postgresql://app:")
+
+
+def test_a_database_password_is_never_shown():
+    url = "postgresql://app:pa55word@db.internal:5432/rollover?sslmode=require&password=pa55word"
+    shown = load_config({"DATABASE_URL": url}).redacted()
+    assert "pa55word" not in str(shown)
+    assert shown["ROLLOVER_DATABASE"].startswith("postgresql://app:<hidden>@db.internal:5432/rollover")
+    assert shown["DATABASE_URL"] == "<set>"
+    with pytest.raises(ConfigError) as caught:
+        load_config({"ROLLOVER_DATABASE": "mysql://app:pa55word@db/rollover"})
+    assert "pa55word" not in str(caught.value) and "SQLite file path or a postgresql:// URL" in str(caught.value)

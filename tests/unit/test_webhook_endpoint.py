@@ -13,8 +13,11 @@ SECRET = "webhook-secret-for-tests"
 
 
 @pytest.fixture
-def app(tmp_path):
-    return bot.create_app({"database_path": str(tmp_path / "r.sqlite3"), "webhook_secret": SECRET})
+def app(store):
+    """The webhook service on each store (SQLite and PostgreSQL)."""
+    app = bot.create_app({"database_path": store, "webhook_secret": SECRET})
+    yield app
+    app.extensions["rollover"]["storage"].dispose()
 
 
 @pytest.fixture
@@ -85,11 +88,14 @@ def test_unsubscribed_resources_are_acknowledged_and_dropped(app, storage):
     assert storage.events.count("pending") == 0
 
 
-def test_healthz_reports_database_version_and_the_event_backlog(app):
+def test_healthz_reports_database_version_store_and_the_event_backlog(app, store):
     client = app.test_client()
-    assert client.get("/healthz").json == {
-        "status": "ok", "version": VERSION, "database": "ok",
+    health = client.get("/healthz").json
+    assert health == {
+        "status": "ok", "version": VERSION, "database": "ok", "store": health["store"],
         "events": {"pending": 0, "failed": 0, "oldest_pending_seconds": 0}}
+    assert health["store"].startswith("PostgreSQL rollover@127.0.0.1:" if store.startswith("postgresql")
+                                      else "SQLite /")
     body = envelope()
     post(client, body, signature_for(SECRET, body))
     events = client.get("/healthz").json["events"]
