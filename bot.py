@@ -32,7 +32,11 @@ def run_demo(args: argparse.Namespace) -> int:
         from fakes.web.demo_web import run as run_web
         return run_web(port=args.port, keep_database=args.database)
     from fakes.demo import run
-    return run(interactive=args.interactive, keep_database=args.database)
+    from rollover.settings import load_config
+    from rollover.storage import is_database_url
+    configured = load_config().database_path     # DATABASE_URL set: the demo runs on that PostgreSQL
+    return run(interactive=args.interactive, keep_database=args.database,
+               postgres_url=configured if is_database_url(configured) else None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ its scenes to ``SCENES``; ``--interactive`` lets a person type as a space member
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 import textwrap
@@ -282,22 +283,37 @@ def _demo_sp_metadata(entity: str, acs: str, subject: str, days_left: int, *, ke
             f'Location={quoteattr(acs)} index="0"/></md:SPSSODescriptor></md:EntityDescriptor>').encode()
 
 
-def run(*, interactive: bool = False, keep_database: str | None = None) -> int:
-    with tempfile.TemporaryDirectory(prefix="rollover-demo-") as folder:
-        database = keep_database or str(Path(folder) / "rollover.sqlite3")
-        world = DemoWorld(database).start()
-        try:
-            print(f"Rollover demo: local Webex API at {world.webex.base_url}, bot at {world.bot_url}, "
-                  f"database {database}")
-            if interactive:
-                return _interactive(world)
-            for scene in SCENES:
-                scene(world)
-            print("\nDemo finished: every message above went through a signed webhook, the SQLite event "
-                  "queue and the worker.")
-            return 0
-        finally:
-            world.stop()
+def run(*, interactive: bool = False, keep_database: str | None = None, postgres_url: str | None = None) -> int:
+    """The demo on a temporary SQLite file, on ``keep_database``, or on the PostgreSQL of ``postgres_url``
+    (DATABASE_URL) in a schema of its own that is dropped afterwards: the database's own tables stay untouched."""
+    with contextlib.ExitStack() as stack:
+        if keep_database:
+            database = keep_database
+        elif postgres_url:
+            from rollover.storage.postgresql import scratch_schema
+            database = stack.enter_context(scratch_schema(postgres_url, "rollover_demo"))
+        else:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="rollover-demo-"))
+            database = str(Path(folder) / "rollover.sqlite3")
+        return _play(database, interactive)
+
+
+def _play(database: str, interactive: bool) -> int:
+    world = DemoWorld(database).start()
+    try:
+        storage = world.bot.services.storage
+        print(f"Rollover demo: local Webex API at {world.webex.base_url}, bot at {world.bot_url}, "
+              f"database {storage.describe()}")
+        if interactive:
+            return _interactive(world)
+        for scene in SCENES:
+            scene(world)
+        store = "PostgreSQL" if storage.dialect == "postgresql" else "SQLite"
+        print(f"\nDemo finished: every message above went through a signed webhook, the {store} event queue "
+              "and the worker.")
+        return 0
+    finally:
+        world.stop()
 
 
 def _interactive(world: DemoWorld) -> int:

@@ -229,6 +229,28 @@ def existing_storage(config: Config) -> Storage:
     return storage
 
 
+def cmd_copy_database(args: argparse.Namespace, config: Config) -> int:
+    """Copy an SQLite install's data into the configured (or --to) store, verified by counts."""
+    from rollover.storage.copy import copy_store
+    target_location = args.to or config.database_path
+    if is_database_url(args.sqlite_file) or not Path(args.sqlite_file).is_file():
+        raise ConfigError([f"{args.sqlite_file!r} is not an SQLite file: give the path of the old install's "
+                           "database (its ROLLOVER_DATABASE)."])
+    if not is_database_url(target_location) and Path(target_location).resolve() == Path(args.sqlite_file).resolve():
+        raise ConfigError(["The target is the SQLite file itself: set DATABASE_URL (or pass --to URL)."])
+    source, target = Storage(args.sqlite_file), Storage(target_location)
+    try:
+        print(f"Copying {source.describe()} into {target.describe()} …")
+        copied = copy_store(source, target, progress=lambda line: print(f"  {line}"))
+    finally:
+        source.dispose()
+        target.dispose()
+    rows = sum(table.target_rows for table in copied)
+    print(f"Done: {rows} rows in {len(copied)} tables, the counts of every table match. Point the bot at "
+          f"{target.describe()} and start it.")
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace, config: Config | None) -> int:
     if args.markdown:
         sys.stdout.write(settings_markdown())
@@ -342,6 +364,14 @@ def build_parser() -> argparse.ArgumentParser:
                            help="cancel this rotation if it has not activated anything yet (audited as the "
                                 "operator's; its space gets the cancelled card)")
     rotations.set_defaults(run=cmd_rotations, needs_config=True)
+
+    copy_database = commands.add_parser(
+        "copy-database", help="copy an SQLite install's data into the configured PostgreSQL database (which must "
+                              "be empty), every table with its ids in one transaction, verified by counts")
+    copy_database.add_argument("sqlite_file", metavar="SQLITE_FILE", help="the old install's database file")
+    copy_database.add_argument("--to", metavar="URL",
+                               help="the target store (default: DATABASE_URL or ROLLOVER_DATABASE)")
+    copy_database.set_defaults(run=cmd_copy_database, needs_config=True)
 
     settings = commands.add_parser("settings", help="show the current settings (secrets hidden)")
     settings.add_argument("--markdown", action="store_true", help="print the settings reference as Markdown")

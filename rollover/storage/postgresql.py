@@ -59,8 +59,8 @@ class PostgresDatabase(Database):
         return self._pool
 
     def _open_pool(self) -> ConnectionPool:
-        # One direct connection first: when the server cannot be reached the pool only says "timeout",
-        # libpq says why (refused, unknown host, password authentication failed).
+        # One direct connection first: when the server cannot be reached the pool retries for its whole
+        # timeout and then only says "timeout"; libpq says at once why (refused, unknown host, password).
         try:
             psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_SECONDS).close()
         except psycopg.OperationalError as error:
@@ -146,3 +146,17 @@ def postgres_sql(sql: str) -> str:
 
 def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+@contextmanager
+def scratch_schema(url: str, prefix: str) -> Iterator[str]:
+    """A URL whose tables live in a new schema of their own, dropped afterwards: the demo and the benchmarks
+    run on the given PostgreSQL without touching what its database already holds."""
+    schema = f"{prefix}_{os.getpid()}_{threading.get_ident() % 10**6}"
+    with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS) as connection:
+        connection.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS) as connection:
+            connection.execute(f"DROP SCHEMA {schema} CASCADE")
