@@ -231,6 +231,7 @@ def existing_storage(config: Config) -> Storage:
 
 def cmd_copy_database(args: argparse.Namespace, config: Config) -> int:
     """Copy an SQLite install's data into the configured (or --to) store, verified by counts."""
+    from rollover.storage import Storage, is_database_url
     from rollover.storage.copy import copy_store
     target_location = args.to or config.database_path
     if is_database_url(args.sqlite_file) or not Path(args.sqlite_file).is_file():
