@@ -18,7 +18,7 @@ from fakes import demo
 
 # Visible characters (outside ShowCards) a card of each type may show; the demo's cards as of issue 15, plus
 # a little room. Before issue 15: explain 3,062, status 1,291, a rotation plan 1,888.
-BUDGETS = {"help": 1500, "about": 500, "check": 800, "apps": 450, "app": 700, "status": 650, "explain": 1200,
+BUDGETS = {"help": 1500, "about": 600, "check": 800, "apps": 450, "app": 700, "status": 650, "explain": 1200,
            "reminder": 420, "digest": 520, "rotation": 750}
 TRANSCRIPT_BEFORE = 40_568            # characters of the demo transcript before issue 15
 THUMBPRINT = re.compile(r"\b[0-9A-F]{40}\b")
