@@ -59,7 +59,7 @@ from rollover.errors import Retryable, UserError
 from rollover.integrations.webex_client import WebexError, WebexUnavailable
 from rollover.leases import backoff_seconds, lease_owner
 from rollover.pipeline.access import is_room_allowed
-from rollover.pipeline.outbox import card_dict
+from rollover.pipeline.outbox import Poster, card_dict
 from rollover.reminders.facts import ReminderFacts
 from rollover.reminders.spaces import SpaceFacts
 from rollover.services import Services
@@ -372,10 +372,21 @@ def _poster(services: Services, line: queue.Queue, spaces: SpaceFacts, now: date
             if outage.is_set():     # claimed before Webex failed: back to planned, for the next sweep
                 services.storage.reminders.retry_later(planned.id, owner, now.timestamp(),
                                                        "not posted: Webex was unavailable")
-            elif not post_one(services, planned, now, owner, report, spaces=spaces):
+            elif not _post_guarded(services, planned, now, owner, report, spaces):
                 outage.set()
     finally:
         services.storage.close()   # this thread's connection
+
+
+def _post_guarded(services: Services, planned: PlannedReminder, now: datetime, owner: str, report: SweepReport,
+                  spaces: SpaceFacts) -> bool:
+    """post_one, with a bug on one reminder logged instead of ending this poster: its queue would fill and the
+    claiming thread wait for it forever. The reminder keeps its claim and is tried again when the claim ends."""
+    try:
+        return post_one(services, planned, now, owner, report, spaces=spaces)
+    except Exception:
+        log.exception("reminder %s: posting failed on a bug; tried again when its claim runs out", planned.id)
+        return True
 
 
 def post_one(services: Services, planned: PlannedReminder, now: datetime, owner: str, report: SweepReport, *,
@@ -399,7 +410,10 @@ def post_one(services: Services, planned: PlannedReminder, now: datetime, owner:
                                 error="no longer due (rotated, removed, snoozed or acknowledged)")
         return True
     try:
-        message_id = services.webex.post_message(room_id=planned.room_id, text=message.text, card=message.card)
+        # Through the outbox like every post the bot makes on its own: should the "sent" mark below be lost,
+        # a retry of this reminder finds its message there instead of posting it twice.
+        poster = Poster(storage, services.webex, f"reminder:{planned.id}", planned.room_id)
+        message_id = poster.reply(message.text, card=message.card)
     except WebexUnavailable as error:
         storage.reminders.retry_later(planned.id, owner, _retry_at(planned, now, error.retry_after), str(error))
         log.warning("reminder %s (%s) will be retried: %s", planned.id, what, error)

@@ -168,3 +168,47 @@ def test_the_demo_fast_forwards_to_a_reminder_and_a_snooze(capsys):
     # the snoozed one and the ones already reminded stay quiet.
     assert "Webex SP certificate idbroker" not in quiet and "Weekly digest" not in quiet
     assert "expires in 8 days" not in quiet and "Snoozed now: 1." in quiet
+
+
+def test_a_reminder_whose_sent_mark_was_lost_is_not_posted_again(chat, monkeypatch):
+    """The post went out, then recording it failed (the process died, the disk hiccuped): the reminder is
+    claimed again later, and the outbox hands back the message instead of posting it twice."""
+    subscribed_space_with_certificates(chat, count=1)
+    storage = chat.services.storage
+    real_finish = storage.reminders.finish
+    lost = []
+
+    def finish_fails_once(reminder_id, owner, status, **kwargs):
+        if status == "sent" and not lost:
+            lost.append(reminder_id)
+            raise RuntimeError("the sent mark was lost")
+        return real_finish(reminder_id, owner, status, **kwargs)
+    monkeypatch.setattr(storage.reminders, "finish", finish_fails_once)
+    with time_machine.travel(BASE + timedelta(hours=1), tick=False):
+        scheduler.scheduled_reminder_sweep(chat.services)       # logs the failure; the reminder stays claimed
+    assert lost and len(cards_posted(chat)) == 1
+    with time_machine.travel(BASE + timedelta(hours=3), tick=False):   # after the claim ran out
+        reminders.run_sweep(chat.services, BASE + timedelta(hours=3))
+    assert len(cards_posted(chat)) == 1
+    assert [r["status"] for r in storage.reminders.all() if r["id"] == lost[0]] == ["sent"]
+
+
+def test_a_bug_on_one_reminder_does_not_stall_the_sweep(chat, monkeypatch):
+    """Many reminders of one space go to one poster thread; a bug on the first must not leave the claiming
+    thread waiting for that poster forever, nor keep the others from being posted."""
+    subscribed_space_with_certificates(chat, count=5)
+    real_post = reminders.post_one
+    broken = []
+
+    def post_one(services, planned, *args, **kwargs):
+        if not broken:
+            broken.append(planned.id)
+            raise RuntimeError("a bug in one reminder")
+        return real_post(services, planned, *args, **kwargs)
+    monkeypatch.setattr(reminders, "post_one", post_one)
+    done = threading.Event()
+    sweeper = threading.Thread(target=lambda: (reminders.run_sweep(chat.services, BASE + timedelta(hours=1)),
+                                               done.set()), daemon=True)
+    sweeper.start()
+    assert done.wait(60), "the sweep stalled"
+    assert broken and len(cards_posted(chat)) == 4
