@@ -1,6 +1,7 @@
 """Benchmark: deciding which reminders are due, for 10,000 and 100,000 tracked certificates in 1,000 spaces.
 
-Seeds a fresh SQLite file through ``Storage`` (``seed_for_benchmark``: executemany), with every space
+Seeds a fresh SQLite file (or, with ``--database``, a scratch schema of that PostgreSQL, dropped afterwards)
+through ``Storage`` (``insert_rows``: executemany), with every space
 subscribed (60,30,14,7,1 days, 09:00 UTC) and its slot open at the benchmark's ``now``:
 certificates expire uniformly between 30 days ago and three years ahead; one in ten is an inactive
 Entra certificate; one in ten of those already inside a threshold has had its reminder sent, one in
@@ -12,12 +13,13 @@ The floor is the simplest code making the core decision: one SQL SELECT of the r
 reminder horizon (space, SHA-1, expiry) and a plain Python loop over the tuples computing the
 smallest threshold reached — no snooze, acknowledgement, history or de-duplication.
 
-    python bench/reminder_sweep.py [--spaces 1000] [--sizes 10000,100000] [--repeat 5]
+    python bench/reminder_sweep.py [--spaces 1000] [--sizes 10000,100000] [--repeat 5] [--database postgresql://…]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import sys
 import tempfile
@@ -92,13 +94,21 @@ def floor(storage: Storage) -> int:
     return due
 
 
-def measure(spaces: int, certificates: int, repeat: int) -> dict:
+def measure(spaces: int, certificates: int, repeat: int, database: str | None = None) -> dict:
     config = load_config({})
-    with tempfile.TemporaryDirectory(prefix="rollover-bench-") as folder:
-        storage = Storage(Path(folder) / "bench.sqlite3")
+    with tempfile.TemporaryDirectory(prefix="rollover-bench-") as folder, contextlib.ExitStack() as stack:
+        location = str(Path(folder) / "bench.sqlite3")
+        if database:
+            from rollover.storage.postgresql import scratch_schema
+            location = stack.enter_context(scratch_schema(database, "rollover_bench"))
+        storage = Storage(location)
+        stack.callback(storage.dispose)
         storage.migrate()
         seed(storage, spaces, certificates, random.Random(certificates))
-        storage.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")   # measure reads of the database, not of the WAL
+        if storage.dialect == "sqlite":
+            storage.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")   # measure reads of the database, not of the WAL
+        else:
+            storage.db.execute("ANALYZE")             # the statistics autovacuum would have gathered by now
         plan = decide(storage, config, NOW)
         assert len(plan.slots) == spaces, "every space's slot should be open"
         result = {"certificates": certificates, "due": len(plan.due),
@@ -106,7 +116,6 @@ def measure(spaces: int, certificates: int, repeat: int) -> dict:
                   "peak_mb": peak_mb(lambda: decide(storage, config, NOW)),
                   "floor_seconds": best_seconds(lambda: floor(storage), repeat),
                   "floor_peak_mb": peak_mb(lambda: floor(storage))}
-        storage.close()
     return result
 
 
@@ -115,10 +124,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spaces", type=int, default=1000)
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--database", metavar="URL", help="run on this PostgreSQL instead of an SQLite file")
     args = parser.parse_args(argv)
-    small, large = (measure(args.spaces, int(size), args.repeat) for size in args.sizes.split(","))
+    small, large = (measure(args.spaces, int(size), args.repeat, args.database) for size in args.sizes.split(","))
     ratio = large["seconds"] / small["seconds"]
-    print(f"reminder_sweep: decide over {args.spaces} spaces: {small['certificates']:,} certificates "
+    store = "PostgreSQL" if args.database else "SQLite"
+    print(f"reminder_sweep ({store}): decide over {args.spaces} spaces: {small['certificates']:,} certificates "
           f"{small['seconds'] * 1000:.1f} ms, peak {small['peak_mb']:.1f} MB ({small['due']:,} due) | "
           f"{large['certificates']:,} certificates {large['seconds'] * 1000:.1f} ms, peak {large['peak_mb']:.1f} MB "
           f"({large['due']:,} due) | ratio {ratio:.1f}x for 10x | floor (one SELECT + plain loop): "

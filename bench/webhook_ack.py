@@ -8,12 +8,17 @@ Both servers run side by side and are measured in alternating rounds (a busy nei
 both alike); prints one line: p50/p99 of the median round of each and the p99 ratio (target <= 1.5
 at 200 req/s on 2 cores).
 
-    python bench/webhook_ack.py [--rate 200] [--count 2000] [--rounds 3]
+    python bench/webhook_ack.py [--rate 200] [--count 2000] [--rounds 3] [--database postgresql://…]
+
+With ``--database`` the app is measured a second time on that PostgreSQL (in a schema of its own, dropped
+afterwards), beside SQLite and the floor; the line names the server's durability settings, since an ack
+waits for the commit (``python -m tests.support.postgres run -- …`` gives a throwaway server, fsync off).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -103,11 +108,16 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second")
     parser.add_argument("--count", type=int, default=2000, help="requests per server and round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median round is reported")
+    parser.add_argument("--database", metavar="URL", help="also measure the app on this PostgreSQL")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, contextlib.ExitStack() as stack:
         app_env = {"ROLLOVER_WEBHOOK_SECRET": SECRET, "ROLLOVER_DATABASE": f"{folder}/bench.sqlite3"}
-        servers = {"app": start_gunicorn("bot:create_app()", app_env),
-                   "floor": start_gunicorn("bench.floor_app:create_floor_app()", {"FLOOR_SECRET": SECRET})}
+        servers = {"app": start_gunicorn("bot:create_app()", app_env)}
+        if args.database:
+            from rollover.storage.postgresql import scratch_schema
+            url = stack.enter_context(scratch_schema(args.database, "rollover_bench"))
+            servers["postgresql"] = start_gunicorn("bot:create_app()", {**app_env, "ROLLOVER_DATABASE": url})
+        servers["floor"] = start_gunicorn("bench.floor_app:create_floor_app()", {"FLOOR_SECRET": SECRET})
         try:
             results = {name: [] for name in servers}
             for name, (_, port) in servers.items():
@@ -122,10 +132,23 @@ def main() -> None:
                 process.terminate()
                 process.wait(timeout=10)
     (app_p50, app_p99), (floor_p50, floor_p99) = median_round(results["app"]), median_round(results["floor"])
+    postgres = ""
+    if "postgresql" in results:
+        pg_p50, pg_p99 = median_round(results["postgresql"])
+        postgres = (f"app on PostgreSQL ({durability(args.database)}) p50 {pg_p50:.2f} ms p99 {pg_p99:.2f} ms, "
+                    f"p99 ratio {pg_p99 / floor_p99:.2f} | ")
     print(f"webhook_ack: {args.count} webhooks x {args.rounds} rounds at {args.rate:.0f}/s under gunicorn "
-          f"(2 workers x 4 threads), median round: app p50 {app_p50:.2f} ms p99 {app_p99:.2f} ms | floor "
-          f"(HMAC-only Flask) p50 {floor_p50:.2f} ms p99 {floor_p99:.2f} ms | p99 ratio {app_p99 / floor_p99:.2f} "
-          "(target <= 1.5)")
+          f"(2 workers x 4 threads), median round: app on SQLite p50 {app_p50:.2f} ms p99 {app_p99:.2f} ms | "
+          f"{postgres}floor (HMAC-only Flask) p50 {floor_p50:.2f} ms p99 {floor_p99:.2f} ms | p99 ratio "
+          f"{app_p99 / floor_p99:.2f} (target <= 1.5)")
+
+
+def durability(url: str) -> str:
+    """The server settings an acknowledgement's commit waits for."""
+    import psycopg
+    with psycopg.connect(url) as connection:
+        return ", ".join(f"{name}={connection.execute(f'SHOW {name}').fetchone()[0]}"
+                         for name in ("fsync", "synchronous_commit"))
 
 
 def median_round(rounds: list[tuple[float, float]]) -> tuple[float, float]:

@@ -61,6 +61,13 @@ SERVER_SETTINGS = {
 }
 
 
+def extra_settings() -> dict[str, str]:
+    """$ROLLOVER_PG_SETTINGS, e.g. "fsync=on,synchronous_commit=on,full_page_writes=on": a benchmark measures
+    commits as a real server makes them durable, not as this throwaway one skips it."""
+    pairs = (item.split("=", 1) for item in os.environ.get("ROLLOVER_PG_SETTINGS", "").split(",") if "=" in item)
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
 class PostgresUnavailable(RuntimeError):
     """PostgreSQL's server programs are not installed here."""
 
@@ -259,7 +266,8 @@ def _free_port() -> int:
 
 
 def _launch(cluster: Cluster, owner: pwd.struct_passwd | None, detached: bool) -> subprocess.Popen:
-    settings = {**SERVER_SETTINGS, "port": str(cluster.port), "unix_socket_directories": str(cluster.folder)}
+    settings = {**SERVER_SETTINGS, **extra_settings(), "port": str(cluster.port),
+                "unix_socket_directories": str(cluster.folder)}
     command = [str(cluster.bindir / "postgres"), "-D", str(cluster.data)]
     for name, value in settings.items():
         command += ["-c", f"{name}={value}"]
