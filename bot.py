@@ -30,12 +30,12 @@ def chat_layer():
 def run_demo(args: argparse.Namespace) -> int:
     if args.web:
         from fakes.web.demo_web import run as run_web
-        return run_web(port=args.port, keep_database=args.database)
+        return run_web(port=args.port, keep_database=args.database, events=args.events)
     from fakes.demo import run
     from rollover.settings import load_config
     from rollover.storage import is_database_url
     configured = load_config().database_path     # DATABASE_URL set: the demo runs on that PostgreSQL
-    return run(interactive=args.interactive, keep_database=args.database,
+    return run(interactive=args.interactive, keep_database=args.database, events=args.events,
                postgres_url=configured if is_database_url(configured) else None)
 
 

@@ -2,8 +2,10 @@
 
 Everything runs for real on 127.0.0.1: the bot's webhook service (Flask) with its worker
 thread, the local Webex API that the real webexpythonsdk talks to, and webhooks that the
-local Webex signs and delivers to the bot exactly as Webex would. Each capability adds
-its scenes to ``SCENES``; ``--interactive`` lets a person type as a space member.
+local Webex signs and delivers to the bot exactly as Webex would. With ``--events websocket``
+the local Webex sends the same events as frames of its local Mercury instead, and the bot runs
+with ROLLOVER_EVENTS=websocket: no webhook, no secret, an outbound websocket. Each capability
+adds its scenes to ``SCENES``; ``--interactive`` lets a person type as a space member.
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ from cards.text import summarize_card
 from fakes.graph import LocalGraph
 from fakes.harness import LocalBot
 from fakes.webex import LocalWebex
+from fakes.webex_mercury import WebexMercury
+from rollover.pipeline.socket_events import connection_status
 from rollover.reminders import sweep as reminders
 from rollover.settings import WEEKDAYS
 
 SECRET = "demo-webhook-secret"
+EVENTS = ("webhook", "websocket")
+CONNECT_SECONDS = 20.0      # the bot's first websocket connection (catalog, device, authorization)
 SCENARIO = Path(__file__).resolve().parent / "scenarios" / "demo-tenant.yaml"
 WIDTH = 100
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -44,15 +50,32 @@ class DemoWorld:
     # The browser demo (`demo --web`) adds a second approver and someone from outside the allowed domains.
     web: bool = False
     posted: list[dict] = field(default_factory=list)    # every message the bot posted, in transcript order
+    # How Webex hands events to the bot: signed webhooks, or frames on the bot's websocket (local Mercury).
+    events: str = "webhook"
+    mercury: WebexMercury | None = field(default=None, init=False)
+
+    @property
+    def over_socket(self) -> bool:
+        return self.events == "websocket"
 
     def start(self) -> "DemoWorld":
         # The local Entra tenant: a Webex SAML app whose active certificate expires in 20 days, and others.
         self.graph = LocalGraph.from_scenario(SCENARIO).start()
         self.webex = LocalWebex(deliver_events=True).start()
-        self.bot = LocalBot(self.webex, self.database_path, secret=SECRET, graph=self.graph, owner="demo-worker",
+        if self.events not in EVENTS:
+            raise ValueError(f"events must be one of {', '.join(EVENTS)}")
+        transport: dict[str, Any] = {}
+        if self.over_socket:
+            # The local Webex's Mercury knows its tokens; the bot finds it through its catalog URL.
+            self.mercury = WebexMercury(self.webex.token_owner).start()
+            self.webex.deliver_over(self.mercury)
+            transport = {"events_mode": "websocket", "webex_catalog_url": self.mercury.u2c_url}
+        self.bot = LocalBot(self.webex, self.database_path, secret="" if self.over_socket else SECRET,
+                            graph=self.graph, owner="demo-worker",
                             allowed_domains=("example.com",), worker_poll_seconds=0.05,
                             azure_tenant_id=self.graph.tenant_id,
-                            approvers=("bob@example.com", "carol@example.com") if self.web else ("bob@example.com",))
+                            approvers=("bob@example.com", "carol@example.com") if self.web else ("bob@example.com",),
+                            **transport)
         self.alice = self.webex.add_person("alice@example.com", "Alice Admin")
         self.bob = self.webex.add_person("bob@example.com", "Bob Builder")
         members = [self.alice, self.bob]
@@ -63,13 +86,40 @@ class DemoWorld:
         self.room = self.webex.add_room("SSO certificates", "group", members)
         self.config, self.services = self.bot.config, self.bot.services
         self.bot_url = self.bot.serve()
-        self.bot.register_webhooks(self.bot_url)
+        if self.over_socket:
+            self._wait_connected()
+        else:
+            self.bot.register_webhooks(self.bot_url)
         return self
 
     def stop(self) -> None:
         self.bot.close()
+        self.webex.deliver_over(None)
         self.webex.stop()
+        if self.mercury is not None:
+            self.mercury.stop()
         self.graph.stop()
+
+    def _wait_connected(self) -> None:
+        """Events reach only a registered, connected device: the scenes start once the bot holds its websocket
+        and has reported it (what `about` reads)."""
+        config, storage = self.config, self.services.storage
+        deadline = time.monotonic() + CONNECT_SECONDS
+        while connection_status(storage, config.webex_access_token, lease_seconds=config.websocket_lease_seconds,
+                                now=time.time())["state"] != "connected" or self.mercury.connected_devices() != 1:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the bot did not connect to the local Mercury: {self.bot.socket_events.status()}")
+            time.sleep(0.02)
+
+    def transport_summary(self) -> str:
+        """How the events of this demo reached the bot, counted on the local Webex's side."""
+        deliveries = self.webex.wait_for_deliveries()
+        if not self.over_socket:
+            return f"{len(deliveries)} signed webhooks delivered"
+        frames = self.webex.frames_sent
+        acked = sum(self.mercury.acked(frame) for frame in frames)
+        return (f"{len(frames)} websocket frames sent, {acked} acknowledged after their events were recorded, "
+                f"{len(deliveries)} webhooks delivered")
 
     # --- acting as people -------------------------------------------------------------------------
 
@@ -149,11 +199,15 @@ def _all_actions(card: dict) -> list[dict]:
 # --- scenes ------------------------------------------------------------------------------------------
 
 def scene_core(world: DemoWorld) -> None:
-    world.narrate("The team asks the bot what it can do (a signed webhook per message)")
+    if world.over_socket:
+        world.narrate("The team asks the bot what it can do (a websocket frame per message, recorded, then acked)")
+    else:
+        world.narrate("The team asks the bot what it can do (a signed webhook per message)")
     world.say(world.alice, "help")
     world.narrate("A typo gets a suggestion, never a guess")
     world.say(world.bob, "halp")
-    world.narrate("A button on a card: the click comes back as an attachmentActions webhook")
+    world.narrate("A button on a card: the click comes back as a cardAction frame on the websocket" if world.over_socket
+                  else "A button on a card: the click comes back as an attachmentActions webhook")
     world.click(world.bob, "About")
 
 
@@ -283,7 +337,8 @@ def _demo_sp_metadata(entity: str, acs: str, subject: str, days_left: int, *, ke
             f'Location={quoteattr(acs)} index="0"/></md:SPSSODescriptor></md:EntityDescriptor>').encode()
 
 
-def run(*, interactive: bool = False, keep_database: str | None = None, postgres_url: str | None = None) -> int:
+def run(*, interactive: bool = False, keep_database: str | None = None, postgres_url: str | None = None,
+        events: str = "webhook") -> int:
     """The demo on a temporary SQLite file, on ``keep_database``, or on the PostgreSQL of ``postgres_url``
     (DATABASE_URL) in a schema of its own that is dropped afterwards: the database's own tables stay untouched."""
     with contextlib.ExitStack() as stack:
@@ -295,25 +350,33 @@ def run(*, interactive: bool = False, keep_database: str | None = None, postgres
         else:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="rollover-demo-"))
             database = str(Path(folder) / "rollover.sqlite3")
-        return _play(database, interactive)
+        return _play(database, interactive, events)
 
 
-def _play(database: str, interactive: bool) -> int:
-    world = DemoWorld(database).start()
+def _play(database: str, interactive: bool, events: str) -> int:
+    world = DemoWorld(database, events=events).start()
     try:
         storage = world.bot.services.storage
-        print(f"Rollover demo: local Webex API at {world.webex.base_url}, bot at {world.bot_url}, "
-              f"database {storage.describe()}")
+        print(first_line(world, storage.describe()))
         if interactive:
             return _interactive(world)
         for scene in SCENES:
             scene(world)
         store = "PostgreSQL" if storage.dialect == "postgresql" else "SQLite"
-        print(f"\nDemo finished: every message above went through a signed webhook, the {store} event queue "
-              "and the worker.")
+        how = ("came over the bot's Webex websocket (ROLLOVER_EVENTS=websocket) and went through"
+               if world.over_socket else "went through a signed webhook,")
+        print(f"\nDemo finished: every message above {how} the {store} event queue and the worker "
+              f"({world.transport_summary()}).")
         return 0
     finally:
         world.stop()
+
+
+def first_line(world: DemoWorld, database: str) -> str:
+    if world.over_socket:
+        return (f"Rollover demo over the Webex websocket (ROLLOVER_EVENTS=websocket, no webhooks): local Webex API "
+                f"at {world.webex.base_url}, local Mercury at {world.mercury.u2c_url}, database {database}")
+    return f"Rollover demo: local Webex API at {world.webex.base_url}, bot at {world.bot_url}, database {database}"
 
 
 def _interactive(world: DemoWorld) -> int:

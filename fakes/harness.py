@@ -2,7 +2,8 @@
 
 ``LocalBot`` builds the configuration a local Webex needs, the Flask app, the services and a worker,
 exactly as ``bot.py serve`` does, with the chat layer (handlers and cards) the entry point would hand in.
-The tests drive it synchronously (``Conversation``); the demo serves it over HTTP with a worker thread.
+The tests drive it synchronously (``Conversation``); the demo serves it over HTTP with a worker thread
+(and, with ``events_mode="websocket"``, holds the Webex websocket as ``bot.py serve`` does).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from fakes.server import serve_wsgi
 from handlers.registry import build_chat_layer
-from rollover.app import build_services, build_worker, close_services, run_worker_until
+from rollover.app import build_services, build_worker, close_services, run_worker_until, start_socket_events
 from rollover.integrations.webex_client import WebexClient
 from rollover.pipeline.webhooks import sync_webhooks
 from rollover.services import Services
@@ -39,6 +40,7 @@ class LocalBot:
         self.services = self.new_services()
         self.worker = build_worker(self.services, owner=owner)
         self._server = None
+        self.socket_events = None
         self._stop = threading.Event()
 
     def new_services(self) -> Services:
@@ -50,13 +52,19 @@ class LocalBot:
                       public_url=public_url, secret=self.secret)
 
     def serve(self) -> str:
-        """Serve the webhook endpoint on 127.0.0.1 with a worker thread woken by each event; returns its URL."""
+        """Serve the webhook endpoint on 127.0.0.1 with a worker thread woken by each event; returns its URL.
+
+        In websocket mode the process also takes the websocket's lease and connects, as ``bot.py serve``."""
         on_recorded(self.app, self.worker.wake.set)
         self._worker_thread = run_worker_until(self.worker, self._stop)
+        self.socket_events = start_socket_events(self.config, self.worker.storage, self.worker.wake.set)
+        self.app.extensions["rollover"]["socket_events"] = self.socket_events
         self._server = serve_wsgi(self.app, name="local-bot")
         return f"http://127.0.0.1:{self._server.server.server_port}"
 
     def close(self) -> None:
+        if self.socket_events is not None:
+            self.socket_events.stop()
         self._stop.set()
         if self._server is not None:
             self._server.stop()

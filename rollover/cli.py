@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 from rollover import VERSION
 from rollover.errors import Retryable, UserError
 from rollover.logging_setup import configure_logging
-from rollover.settings import Config, ConfigError, load_config, readme_with_settings, settings_markdown
+from rollover.settings import EVENT_MODES, Config, ConfigError, load_config, readme_with_settings, settings_markdown
 
 if TYPE_CHECKING:   # the rest is imported by the sub-commands that use it: `check` and --help load none of it
     from rollover.app import ChatLayer, ChatLayerFactory
@@ -324,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     shown.add_argument("--web", action="store_true",
                        help="then serve the space as a web page on 127.0.0.1: rendered cards, any member, file drop "
                             "(needs `make browser-deps`)")
+    demo.add_argument("--events", choices=EVENT_MODES, default="webhook",
+                      help="how the local Webex hands events to the bot: signed webhooks (default) or frames on the "
+                           "bot's websocket, as with ROLLOVER_EVENTS=websocket")
     demo.add_argument("--port", type=int, default=8000, help="port of the --web page (default 8000)")
     demo.add_argument("--database", metavar="PATH", help="keep the demo database at PATH instead of a temp file")
     demo.set_defaults(run=cmd_demo, needs_config=False)

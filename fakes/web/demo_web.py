@@ -13,14 +13,14 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from fakes.demo import SCENES, DemoWorld
+from fakes.demo import SCENES, DemoWorld, first_line
 from fakes.web.browser import BrowserMissing
 from fakes.web.space import Member, SpacePage
 
 
-def web_world(database_path: str, out: Any = sys.stdout) -> DemoWorld:
-    """The demo's world with the members the page can act as."""
-    return DemoWorld(database_path, out=out, web=True).start()
+def web_world(database_path: str, out: Any = sys.stdout, events: str = "webhook") -> DemoWorld:
+    """The demo's world with the members the page can act as (events by webhook or over the websocket)."""
+    return DemoWorld(database_path, out=out, web=True, events=events).start()
 
 
 def space_page(world: DemoWorld, port: int = 0) -> SpacePage:
@@ -30,16 +30,18 @@ def space_page(world: DemoWorld, port: int = 0) -> SpacePage:
     return SpacePage(world.webex, world.graph, world.room, world.bot.bot_person, members).start(port)
 
 
-def run(*, port: int = 8000, keep_database: str | None = None,
+def run(*, port: int = 8000, keep_database: str | None = None, events: str = "webhook",
         scenes: Iterable[Callable[[DemoWorld], None]] = SCENES,
         wait: Callable[[SpacePage], None] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="rollover-demo-") as folder:
         database = keep_database or str(Path(folder) / "rollover.sqlite3")
         try:
-            world = web_world(database)
+            world = web_world(database, events=events)
         except BrowserMissing as missing:
             print(f"demo --web: {missing}", file=sys.stderr)
             return 1
+        if world.over_socket:
+            print(first_line(world, database))
         page = None
         try:
             for scene in scenes:

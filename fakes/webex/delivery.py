@@ -1,5 +1,6 @@
 """Webhook events: the signed payload Webex POSTs for a message or card action, and its delivery to every
-matching active webhook (each in a background thread).
+matching active webhook (each in a background thread) - or, once ``deliver_over(mercury)`` was called, as
+``conversation.activity`` frames of the local Mercury (``fakes.webex_mercury``) to the bots that hear them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ logger = logging.getLogger(__name__)
 
 
 class Delivery(WebexWorld):
-    """Builds and delivers webhook events."""
+    """Builds and delivers webhook events (or websocket frames, see ``deliver_over``)."""
+
+    _event_socket: Any = None       # the local Mercury that receives the events instead of webhooks
+
+    def deliver_over(self, mercury: Any) -> None:
+        """From now on, delivered events go to ``mercury`` (a ``WebexMercury``; None: back to webhooks) as the
+        frames Webex sends a bot's websocket, instead of webhook POSTs; ``wait_for_deliveries`` then waits
+        until every frame was acknowledged."""
+        self._event_socket = mercury
 
     # ---- webhook payloads --------------------------------------------------------------------
 
@@ -57,7 +66,11 @@ class Delivery(WebexWorld):
             thread.join(timeout)
         with self._lock:
             self._delivery_threads = [t for t in self._delivery_threads if t.is_alive()]
-            return copy.deepcopy(self.deliveries)
+            deliveries = copy.deepcopy(self.deliveries)
+        socket = self._event_socket
+        if socket is not None:      # acknowledged = recorded by the bot (it acks only after its commit)
+            socket.wait_for(lambda: not socket.pending(), timeout)
+        return deliveries
 
     # ---- events and delivery -----------------------------------------------------------------
 
@@ -108,6 +121,9 @@ class Delivery(WebexWorld):
         """POST the signed event to every matching active webhook, each in a background thread."""
         if not (self.deliver_events if deliver is None else deliver):
             return
+        if self._event_socket is not None:
+            self._send_frames(self._event_socket, resource, obj)
+            return
         with self._lock:
             data = self._event_data(resource, obj["id"])
             payloads = []
@@ -123,6 +139,21 @@ class Delivery(WebexWorld):
                                           name="local-webex-delivery", daemon=True)
                 self._delivery_threads.append(thread)
                 thread.start()
+
+    def _send_frames(self, mercury: Any, resource: str, obj: dict[str, Any]) -> None:
+        """The event as a ``conversation.activity`` frame to each bot that would hear it (the webhook rule)."""
+        with self._lock:
+            data = self._event_data(resource, obj["id"])
+            bots = [p.id for p in self._people.values() if p.bot and self._receives(p, resource, data)]
+            obj = copy.deepcopy(obj)
+        if not bots:
+            return
+        if resource == "messages":
+            frames = mercury.on_message(obj, recipients=bots)
+        else:
+            frames = mercury.on_attachment_action(obj, recipients=bots)
+        with self._lock:
+            self.frames_sent += frames
 
     def _post_event(self, hook_id: str, url: str, body: bytes, headers: dict[str, str]) -> None:
         record: dict[str, Any] = {"webhookId": hook_id, "targetUrl": url, "body": json.loads(body)}

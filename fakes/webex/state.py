@@ -40,6 +40,7 @@ class WebexWorld:
         self.card_validator = card_validator
         self.deliver_events = deliver_events
         self.deliveries: list[dict[str, Any]] = []
+        self.frames_sent: list[str] = []          # websocket frame ids, once delivering over the local Mercury
         self._people: dict[str, Person] = {}
         self._tokens: dict[str, str] = {}
         self._rooms: dict[str, Room] = {}

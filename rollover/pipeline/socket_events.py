@@ -15,8 +15,8 @@ from the database). A holder that cannot renew in time closes its connection bef
 so two processes never fight over the device.
 
 The holder reports its connection (connected since, last event, reconnects, the last gap) to
-``storage.connections`` every few seconds; ``connection_status`` reads it for ``/healthz`` and ``about``
-in whichever process answers.
+``storage.connections`` on each renewal and within a quarter second of a change; ``connection_status``
+reads it for ``/healthz`` and ``about`` in whichever process answers (the holder itself shows its live view).
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 
 LEASE_PREFIX = "webex-socket:"
 REPORT_SECONDS = 2.0          # the holder's status report (and lease renewal) comes at least this often
+FRESH_SECONDS = 0.25          # ...and within this after its status changed (other processes read the report)
+
+# The SocketEvents holding the connection in this process, by lease: `about` answered here shows the live view.
+_holders: dict[str, "SocketEvents"] = {}
 
 
 class SocketClient(Protocol):
@@ -73,6 +77,7 @@ class SocketEvents:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._reported: dict[str, Any] | None = None
 
     # ---- the record path (called by the client before it acknowledges) -----------------------------
 
@@ -131,7 +136,7 @@ class SocketEvents:
         try:
             while not self._stop.is_set():
                 self.tick()
-                self._stop.wait(self._interval())
+                self._until_next_tick()
         finally:
             self._let_go()
             self._storage.close()    # this thread's connection
@@ -139,9 +144,21 @@ class SocketEvents:
     def _interval(self) -> float:
         return min(self._lease_seconds / 3, REPORT_SECONDS)
 
+    def _until_next_tick(self) -> None:
+        """Wait for the next renewal; meanwhile report again when the connection changed or events came,
+        so that other processes (a standby's `about`, a web process's /healthz) are not a whole interval behind."""
+        deadline = time.monotonic() + self._interval()
+        while not self._stop.wait(max(0.0, min(FRESH_SECONDS, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                return
+            if self._client is not None and self.status() != self._reported:
+                self._report(self._clock())
+
     def _report(self, now: float) -> None:
+        status = self.status()
         try:
-            self._storage.connections.report(self._lease, self.owner, self.status(), now)
+            self._storage.connections.report(self._lease, self.owner, status, now)
+            self._reported = status
         except Exception:
             log.exception("could not record the Webex websocket's status")
 
@@ -149,11 +166,14 @@ class SocketEvents:
         log.info("holding the Webex websocket (lease %s, owner %s)", self._lease, self.owner)
         with self._lock:
             self._client = self._client_factory(self.record)
+            _holders[self._lease] = self
         self._client.start()
 
     def _close(self) -> None:
         with self._lock:
             client, self._client, self._held_until = self._client, None, None
+            if _holders.get(self._lease) is self:
+                del _holders[self._lease]
         if client is not None:
             client.stop()
 
@@ -186,10 +206,12 @@ class SocketEvents:
 
 def connection_status(storage: Storage, token: str, *, lease_seconds: float, now: float,
                       local: SocketEvents | None = None) -> dict[str, Any]:
-    """The websocket as its holder last reported it (this process's own live view when it holds it).
+    """The websocket as its holder last reported it (this process's own live view when it holds it: ``local``,
+    or else whichever SocketEvents of this process holds it).
 
     ``state`` is ``connected``, ``connecting``, ``reconnecting``, or ``no holder`` when no process has
     reported within a lease (none running, or all cut off from the database)."""
+    local = local if local is not None else _holders.get(lease_name(token))
     if local is not None and local.holding:
         return local.status()
     report = storage.connections.latest(lease_name(token))

@@ -2,6 +2,7 @@
 
 import io
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,9 +19,30 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_plays_the_conversation_through_signed_webhooks():
-    result = subprocess.run([sys.executable, "bot.py", "demo"], cwd=ROOT, capture_output=True, text=True,
+    out = _play_demo()
+    assert out.startswith("Rollover demo: local Webex API at ") and "websocket" not in out.splitlines()[0]
+    sent = re.search(r"\((\d+) signed webhooks delivered\)\.$", out.rstrip())
+    assert sent and int(sent[1]) >= 25, out[-300:]
+    assert "Webex events: webhooks (POST /webhooks/webex)" in out                          # `about`
+
+
+def test_demo_over_the_websocket_plays_every_scene_with_no_webhook():
+    out = _play_demo("--events", "websocket")
+    assert out.startswith("Rollover demo over the Webex websocket (ROLLOVER_EVENTS=websocket, no webhooks)")
+    counts = re.search(r"\((\d+) websocket frames sent, (\d+) acknowledged after their events were recorded, "
+                       r"0 webhooks delivered\)\.$", out.rstrip())
+    assert counts and int(counts[1]) >= 25 and counts[1] == counts[2], out[-300:]
+    transcript = out.split("\n", 1)[1].split("Demo finished")[0]
+    assert "a cardAction frame on the websocket" in transcript and "webhook" not in transcript.lower()
+    assert "Webex events: websocket: connected since" in out and "; last event" in out    # `about`, live
+
+
+def _play_demo(*options: str) -> str:
+    """`bot.py demo` in a fresh process; every scene must have played (the same checks in both modes)."""
+    result = subprocess.run([sys.executable, "bot.py", "demo", *options], cwd=ROOT, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
     out = result.stdout
     assert "Alice Admin  help" in out and "[card]" in out
     assert "Did you mean `help`?" in out
@@ -29,7 +51,7 @@ def test_demo_plays_the_conversation_through_signed_webhooks():
     assert "clicks [Watch in this space]" in out and "No upload to Azure needed" in out
     assert "Entra token-signing certificate · Done" in out and "Webex SP certificate · Done" in out
     assert "**graph-result**" in out                          # the audit log of both rotations
-    assert "Traceback" not in result.stderr
+    return out
 
 
 def test_interactive_demo_answers_typed_messages_and_clicks():
