@@ -51,13 +51,14 @@ def visible_chars(card: dict[str, Any]) -> int:
 def show_card_texts(card: dict[str, Any]) -> dict[str, str]:
     """What each ShowCard button of the card opens, by button title, summarised."""
     opened = {}
-    for action in _all_actions(card):
+    for action in all_actions(card):
         if action.get("type") == "Action.ShowCard":
             opened[action.get("title", "?")] = summarize_card(action.get("card") or {})
     return opened
 
 
-def _all_actions(card: dict[str, Any]) -> list[dict[str, Any]]:
+def all_actions(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every button of a card: its actions and those of its ActionSets, wherever they are nested."""
     actions = list(card.get("actions") or [])
     stack = list(card.get("body") or [])
     while stack:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
-from cards.text import summarize_card
+from cards.text import all_actions, summarize_card
 from fakes.graph import LocalGraph
 from fakes.harness import LocalBot
 from fakes.webex import LocalWebex
@@ -139,7 +139,7 @@ class DemoWorld:
     def last_card_with(self, button: str) -> dict:
         for message in reversed(self.webex.sent_by_bot(self.room)):
             card = (message.get("attachments") or [{}])[0].get("content", {})
-            if any(a.get("title") == button for a in _all_actions(card)):
+            if any(a.get("title") == button for a in all_actions(card)):
                 return message
         raise LookupError(f"no card with a [{button}] button in the space")
 
@@ -185,15 +185,6 @@ class DemoWorld:
         for line in lines[1:]:
             print(indent + line, file=self.out)
 
-
-def _all_actions(card: dict) -> list[dict]:
-    actions = list(card.get("actions") or [])
-    stack = list(card.get("body") or [])
-    while stack:
-        element = stack.pop()
-        actions += element.get("actions", []) if element.get("type") == "ActionSet" else []
-        stack += element.get("items", []) + [i for c in element.get("columns", []) for i in c.get("items", [])]
-    return actions
 
 
 # --- scenes ------------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from rollover.certificates.health import (
 from rollover.certificates.health import thumbprint as sha1_of
 from rollover.certificates.parsing import Document, DocumentError, parse_document
 from rollover.certificates.sources import fetch_url, redact
+from rollover.certificates.trust_facts import TE_UNKNOWN
 from rollover.errors import Retryable, UserError
 from rollover.integrations.entra_files import KIND_WORDS, SERVICE_PRINCIPAL, AppFile, facts_of, read_app_file
 from rollover.services import Services
@@ -334,7 +335,8 @@ def app_facts(stored: dict[str, Any]) -> EntraAppFacts:
         notification_emails=list(facts["notification_emails"]),
         sp_entity_ids=list(facts.get("sp_entity_ids", [])), reply_urls=list(facts.get("reply_urls", [])),
         allowed_weak_algorithms=facts.get("allowed_weak_algorithms"),
-        token_encryption_state=facts.get("token_encryption_state"))
+        # Stored before the state was read: unknown (a confident "off" would give a wrong "activate only").
+        token_encryption_state=facts.get("token_encryption_state", TE_UNKNOWN))
 
 
 # --- what a space sees ----------------------------------------------------------------------------------
@@ -406,15 +408,18 @@ def _file_apps(services: Services, sources: list[Source]) -> list[EntraAppFacts]
     for source in sources:
         try:
             app_file = read_app_file(source.content or b"", source.label, max(len(source.content or b""), 1))
-        except UserError:
-            continue   # checked when dropped; a later reader change leaves it listed by status only
+        except UserError as error:   # checked when dropped; a later, stricter reader may refuse it
+            log.warning("stored app file %s (source %s) is left out of the diagnosis: %s", source.label, source.id,
+                        error)
+            continue
         by_app.setdefault(app_file.app_id, []).append(app_file)
     apps = []
     for files in by_app.values():
         try:
             apps.append(facts_of(files))
-        except UserError:
-            continue
+        except UserError as error:
+            log.warning("stored app files %s are left out of the diagnosis: %s",
+                        ", ".join(f.name for f in files), error)
     return apps
 
 

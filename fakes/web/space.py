@@ -57,6 +57,9 @@ class SpacePage(LoopbackServer):
     # ---- WSGI --------------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
+        refusal = self._foreign(request)
+        if refusal:
+            return _json({"message": refusal}, 403)
         path = request.path
         if path == "/" and request.method == "GET":
             if request.args.get("as") not in self.members:     # the story is told from the requester's side
@@ -74,6 +77,18 @@ class SpacePage(LoopbackServer):
         if path.startswith("/files/") and request.method == "GET":
             return self._download(member, path[len("/files/"):])
         return _json({"message": "Not found."}, 404)
+
+    def _foreign(self, request: Request) -> str | None:
+        """Only this machine's browser, on this page, may use it: a Host other than the loopback address (DNS
+        rebinding) or a POST from another origin (a page posting a form here) is refused."""
+        port = self.root_url.rsplit(":", 1)[-1]
+        ours = {f"127.0.0.1:{port}", f"localhost:{port}"}
+        if request.host not in ours:
+            return "This page answers only at its loopback address."
+        origin = request.headers.get("Origin")
+        if request.method == "POST" and origin is not None and origin.removeprefix("http://") not in ours:
+            return "This page accepts posts only from itself."
+        return None
 
     def fault_response(self, fault: Fault) -> Response:
         return _json({"message": fault.message or "Injected failure."}, fault.status or 500)

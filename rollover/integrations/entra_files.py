@@ -97,7 +97,7 @@ def facts_of(files: list[AppFile]) -> EntraAppFacts:
         return to_trust_facts(build_inventory_entry(
             _sp_info({"id": "", **sp.body}) if sp else None,
             _application_info({"id": "", **application.body}) if application else None))
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError) as error:   # the file's shapes; anything else is a bug
         names = " / ".join(f.name for f in files)
         raise UserError(f"Cannot read {names}: a property is not as Graph returns it ({_one_line(error)}); "
                         f"save it again with {HOW_TO}.") from error
@@ -157,10 +157,18 @@ def _list(item: dict, key: str, name: str) -> list:
     return value
 
 
+KEPT_KEY_PROPERTIES = ("keyId", "type", "usage", "key", "customKeyIdentifier", "displayName", "startDateTime",
+                       "endDateTime")
+PUBLIC_KEY_USAGES = ("Verify", "Encrypt")     # their key is a public certificate
+
+
 def _without_private_material(entry: dict, name: str) -> dict:
     if not isinstance(entry.get("keyId"), str):
         raise UserError(f"Cannot read {name}: a keyCredentials entry has no keyId.")
-    return {key: (None if key == "key" and entry.get("usage") == "Sign" else value) for key, value in entry.items()}
+    kept = {key: entry.get(key) for key in KEPT_KEY_PROPERTIES if key in entry}
+    if entry.get("usage") not in PUBLIC_KEY_USAGES:
+        kept["key"] = None        # a Sign entry (or one of unknown usage) may carry a private key: never keep it
+    return kept
 
 
 def _one_line(error: BaseException) -> str:

@@ -212,10 +212,14 @@ def _sp_info(sp: dict) -> ServicePrincipalInfo:
 
 def _application_info(app: dict) -> ApplicationInfo:
     verification = app.get("requestSignatureVerification") or {}
+    if not isinstance(verification, dict):
+        raise ValueError("requestSignatureVerification is not an object")
+    flag = verification.get("isSignedRequestRequired")
+    if flag is not None and not isinstance(flag, bool):      # a file's "false" (a string) must not read as on
+        raise ValueError("isSignedRequestRequired is not true, false or null")
     # Read but null: "Require verification certificates" was never turned on, and Entra then checks
     # no request signature (notes 1c). Only an unread property (not in the response) is unknown.
-    required = (bool(verification.get("isSignedRequestRequired"))
-                if "requestSignatureVerification" in app else None)
+    required = bool(flag) if "requestSignatureVerification" in app else None
     return ApplicationInfo(
         id=app["id"], app_id=app.get("appId") or "", display_name=app.get("displayName") or "",
         signed_requests_required=required,

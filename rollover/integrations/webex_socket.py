@@ -627,7 +627,8 @@ def _closed_error(error: ConnectionClosed) -> Exception:
     return error
 
 
-_URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/@\s]*@", re.I)   # linear: one class, no nesting
+# The scheme is bounded (as URL schemes are short): an unbounded one made a long run of "a." quadratic.
+_URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]{0,31}://)[^/@\s]{0,256}@", re.I)
 
 
 def _describe(error: BaseException) -> str:

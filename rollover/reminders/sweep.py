@@ -370,12 +370,18 @@ def _poster(services: Services, line: queue.Queue, spaces: SpaceFacts, now: date
     try:
         while (planned := line.get()) is not None:
             if outage.is_set():     # claimed before Webex failed: back to planned, for the next sweep
-                services.storage.reminders.retry_later(planned.id, owner, now.timestamp(),
-                                                       "not posted: Webex was unavailable")
+                _give_back(services, planned, owner, now)
             elif not _post_guarded(services, planned, now, owner, report, spaces):
                 outage.set()
     finally:
         services.storage.close()   # this thread's connection
+
+
+def _give_back(services: Services, planned: PlannedReminder, owner: str, now: datetime) -> None:
+    try:
+        services.storage.reminders.retry_later(planned.id, owner, now.timestamp(), "not posted: Webex was unavailable")
+    except Exception:   # this poster must keep emptying its queue, or the claiming thread waits for it forever
+        log.exception("reminder %s could not be given back; its claim runs out instead", planned.id)
 
 
 def _post_guarded(services: Services, planned: PlannedReminder, now: datetime, owner: str, report: SweepReport,

@@ -176,6 +176,12 @@ def test_the_view_keeps_private_answers_and_files_to_those_who_may_see_them(tmp_
         assert requests.get(server.root_url + "/api/space", params={"as": "stranger"}, timeout=10).status_code == 400
         first = requests.get(server.root_url + "/", allow_redirects=False, timeout=10)
         assert first.headers["Location"] == f"/?as={world.alice.id}"        # the story opens as the requester
+        # DNS rebinding (another Host) and another site's form posting here are refused.
+        rebound = requests.get(server.root_url + "/api/space", params={"as": world.alice.id}, timeout=10,
+                               headers={"Host": "attacker.example"})
+        forged = requests.post(server.root_url + "/api/messages", params={"as": world.alice.id}, timeout=10,
+                               json={"text": "rotate Cisco Webex"}, headers={"Origin": "http://attacker.example"})
+        assert (rebound.status_code, forged.status_code) == (403, 403)
     finally:
         server.stop()
         world.stop()

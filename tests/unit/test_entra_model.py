@@ -70,3 +70,32 @@ def test_token_encryption_states(app, sp, state):
 def test_service_principal_alone_has_no_verification_setting():
     read = facts(None, service_principal())
     assert read.requires_signed_requests is None and read.sp_entity_ids == [IDENTIFIER]
+
+
+def test_a_signed_request_flag_that_is_not_a_boolean_is_refused_not_read_as_on():
+    import pytest
+
+    from rollover.integrations.entra_model import _application_info
+    with pytest.raises(ValueError):
+        _application_info({"id": "A", "requestSignatureVerification": {"isSignedRequestRequired": "false"}})
+    with pytest.raises(ValueError):
+        _application_info({"id": "A", "requestSignatureVerification": "on"})
+    assert _application_info({"id": "A", "requestSignatureVerification": None}).signed_requests_required is False
+
+
+def test_an_app_file_keeps_public_certificates_and_nothing_that_could_be_private():
+    import json
+
+    from rollover.integrations.entra_files import read_app_file
+    sp = {"appId": "0ab4c0de-0000-4000-8000-00000000a001", "displayName": "Cisco Webex", "id": "S",
+          "servicePrincipalType": "Application", "preferredSingleSignOnMode": "saml",
+          "keyCredentials": [
+              {"keyId": "k1", "usage": "Verify", "type": "AsymmetricX509Cert", "key": "UFVCTElD"},
+              {"keyId": "k2", "usage": "sign", "type": "X509CertAndPassword", "key": "UFJJVkFURQ==",
+               "secretText": "hunter2"},
+              {"keyId": "k3", "type": "AsymmetricX509Cert", "key": "VU5LTk9XTg=="}]}
+    body = read_app_file(json.dumps(sp).encode(), "sp.json", 1 << 20).body
+    keys = {entry["keyId"]: entry for entry in body["keyCredentials"]}
+    assert keys["k1"]["key"] == "UFVCTElD"
+    assert keys["k2"]["key"] is None and keys["k3"]["key"] is None
+    assert "secretText" not in json.dumps(body) and "hunter2" not in json.dumps(body)
