@@ -11,7 +11,7 @@ import logging
 import os
 import re
 
-from rollover.settings import SETTINGS, Config
+from rollover.settings import SETTINGS, Config, url_password
 
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.I)
 _EXTRA_SECRET_VARIABLES = ("AZURE_CLIENT_SECRET",)
@@ -41,8 +41,10 @@ class RedactSecrets(logging.Filter):
 
 def secret_values(config: Config | None) -> list[str]:
     values = [os.environ.get(name, "") for name in _EXTRA_SECRET_VARIABLES]
+    values += [url_password(os.environ.get(name, "")) for name in ("DATABASE_URL", "ROLLOVER_DATABASE")]
     if config is not None:
         values += [str(config.values.get(s.key) or "") for s in SETTINGS if s.secret]
+        values.append(url_password(str(config.values.get("database_path") or "")))
     return values
 
 

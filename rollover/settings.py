@@ -97,11 +97,26 @@ def parse_database_url(raw: str) -> str:
 
 
 def redact_url(text: str) -> str:
-    """A database URL without its password (user:password@ and ?password=…), anything else as is."""
+    """A database URL without its password (user:password@ and ?password=…), anything else as is.
+
+    The user information ends at the LAST "@": a password may hold "/", "?" or "@" itself (unencoded, as people
+    paste them), and hiding a little too much is the safe way to be wrong."""
     if "://" not in text:
         return text
-    text = re.sub(r"^(\w+://[^:/@?]*):[^@/?]*@", r"\1:<hidden>@", text)
-    return re.sub(r"([?&]password=)[^&]*", r"\1<hidden>", text)
+    scheme, _, rest = text.partition("://")
+    if "@" in rest:
+        userinfo, _, place = rest.rpartition("@")
+        user, has_password, _ = userinfo.partition(":")
+        rest = f"{user}:<hidden>@{place}" if has_password else f"{userinfo}@{place}"
+    return re.sub(r"([?&]password=)[^&]*", r"\1<hidden>", f"{scheme}://{rest}")
+
+
+def url_password(text: str) -> str:
+    """The password of a database URL (for the log filter), "" when it has none."""
+    if "://" not in text or "@" not in text:
+        return ""
+    userinfo = text.partition("://")[2].rpartition("@")[0]
+    return userinfo.partition(":")[2]
 
 
 def parse_guid(raw: str) -> str:

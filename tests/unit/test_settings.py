@@ -144,3 +144,21 @@ def test_a_database_password_is_never_shown():
     with pytest.raises(ConfigError) as caught:
         load_config({"ROLLOVER_DATABASE": "mysql://app:pa55word@db/rollover"})
     assert "pa55word" not in str(caught.value) and "SQLite file path or a postgresql:// URL" in str(caught.value)
+
+
+@pytest.mark.parametrize("url, password", [
+    ("postgresql://rollover:s3cr%zzet@db.example:5432/rollover", "s3cr%zzet"),
+    ("postgresql://u:ab/cd@db.example/rollover", "ab/cd"),
+    ("postgresql://u:p@ss?w0rd@db.example/rollover", "p@ss?w0rd"),
+    ("postgresql://u:pass word@db.example/rollover", "pass word"),
+])
+def test_a_database_password_never_shows_whatever_it_holds(monkeypatch, capsys, url, password):
+    from rollover.logging_setup import secret_values
+    from rollover.settings import redact_url
+    assert password not in redact_url(url) and "<hidden>" in redact_url(url)
+    monkeypatch.setenv("ROLLOVER_DATABASE", url)
+    assert password in secret_values(None)                   # the log filter knows it
+    bot.main(["settings"])
+    bot.main(["remind", "--dry-run"])                         # cannot connect (or read the URL): says so, safely
+    out, err = capsys.readouterr()
+    assert password not in out + err and "Traceback" not in err
