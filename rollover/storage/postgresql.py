@@ -132,8 +132,8 @@ class PostgresDatabase(Database):
 
 
 def redacted(url: str) -> str:
-    """The URL without its password (one redaction for settings, errors, about and /healthz)."""
-    return redact_url(url)
+    """user@host:port/database: the URL without its scheme and password (settings' one redaction, shortened)."""
+    return redact_url(url).partition("://")[2].replace(":<hidden>@", "@", 1)
 
 
 @lru_cache(maxsize=512)
