@@ -49,6 +49,8 @@ def selects_key_credentials(entry: LoggedRequest) -> bool:
     return "keyCredentials" in entry.query.get("$select", "")
 
 
+CREDENTIALS = ("keyCredentials", "passwordCredentials")   # rendered without their secrets
+
 class GraphTenant:
     """An in-memory Entra tenant; ``LocalGraph`` serves it. All state sits behind the server's one lock."""
 
@@ -294,11 +296,14 @@ class GraphTenant:
     def _render(self, obj: dict, query: dict, single: bool) -> dict:
         select = selected(query)
         with_keys = single and select is not None and "keyCredentials" in select
-        rendered = copy.deepcopy(obj)
+        # Project first, then copy: a page of 999 apps deep-copied whole cost the client's benchmark 0.2 s a page.
+        shown = project(obj, select)
+        rendered = copy.deepcopy({name: value for name, value in shown.items() if name not in CREDENTIALS})
         if "keyCredentials" in obj:
-            rendered["keyCredentials"] = self._public_credentials(obj["keyCredentials"], with_keys)
-            rendered["passwordCredentials"] = self._public_credentials(obj["passwordCredentials"], False)
-        return project(rendered, select)
+            for name, with_key in (("keyCredentials", with_keys), ("passwordCredentials", False)):
+                if name in shown:
+                    rendered[name] = self._public_credentials(obj[name], with_key)
+        return rendered
 
     def _page(self, collection_name: str, objects: list[dict], query: dict) -> dict:
         top = min(int(query.get("$top", self.page_size)), MAX_PAGE_SIZE)

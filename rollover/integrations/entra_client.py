@@ -26,8 +26,9 @@ import json
 import logging
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable, Optional, TypeVar
+from typing import Any, Awaitable, Callable, Iterable, Iterator, Optional, TypeVar
 from urllib.parse import urlparse
 
 import httpx
@@ -379,24 +380,27 @@ class EntraClient:
 
     def _collect_pages(self, builder: Any, config: RequestConfiguration, access: _Access) -> list[dict]:
         """Follow @odata.nextLink until the last page; one request per page."""
+        return [item for page in self._pages(builder, config, access) for item in page.get("value") or []]
+
+    def _pages(self, builder: Any, config: RequestConfiguration, access: _Access) -> Iterator[dict]:
         page = self._get_json(builder, config, access)
-        items: list[dict] = list(page.get("value") or [])
+        yield page
         while next_link := page.get("@odata.nextLink"):
             page = self._get_json(type(builder)(self._adapter, next_link), None, access)
-            items.extend(page.get("value") or [])
-        return items
+            yield page
 
     # ------------------------------------------------------------------ reads
 
     def list_saml_service_principals(self, page_size: int = MAX_PAGE_SIZE) -> list[ServicePrincipalInfo]:
         """All SPs with preferredSingleSignOnMode 'saml' (keys are null on lists; thumbprints from
         customKeyIdentifier)."""
+        return [_sp_info(sp) for page in self._saml_sp_pages(page_size) for sp in page.get("value") or []]
+
+    def _saml_sp_pages(self, page_size: int) -> Iterator[dict]:
         query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
             filter="preferredSingleSignOnMode eq 'saml'", select=SP_LIST_FIELDS, top=min(page_size, MAX_PAGE_SIZE))
-        config = RequestConfiguration(query_parameters=query)
-        items = self._collect_pages(self._graph.service_principals, config,
-                                    _Access("read", "the SAML enterprise apps"))
-        return [_sp_info(sp) for sp in items]
+        return self._pages(self._graph.service_principals, RequestConfiguration(query_parameters=query),
+                           _Access("read", "the SAML enterprise apps"))
 
     def get_service_principal(self, sp_id: str, with_keys: bool = True) -> ServicePrincipalInfo:
         """One SP. ``with_keys`` adds $select=keyCredentials (returns the DER; Graph limit 150/min/tenant)."""
@@ -451,18 +455,24 @@ class EntraClient:
         wanted = sorted(set(app_ids))
         if not wanted:
             return {}
-        access = _Access("read", "app registrations")
-        if len(wanted) <= APP_ID_IN_FILTER_LIMIT:
+        if len(wanted) > APP_ID_IN_FILTER_LIMIT:
+            found = self._all_applications(page_size)
+        else:
             values = ",".join(_odata_quote(app_id) for app_id in wanted)
             query = ApplicationsRequestBuilder.ApplicationsRequestBuilderGetQueryParameters(
                 filter=f"appId in ({values})", select=APP_FIELDS, top=APP_ID_IN_FILTER_LIMIT)
-        else:
-            query = ApplicationsRequestBuilder.ApplicationsRequestBuilderGetQueryParameters(
-                select=APP_FIELDS, top=min(page_size, MAX_PAGE_SIZE))
-        config = RequestConfiguration(query_parameters=query)
-        items = self._collect_pages(self._graph.applications, config, access)
-        found = {app["appId"]: _application_info(app) for app in items}
+            items = self._collect_pages(self._graph.applications, RequestConfiguration(query_parameters=query),
+                                        _Access("read", "app registrations"))
+            found = {app["appId"]: _application_info(app) for app in items}
         return {app_id: found[app_id] for app_id in wanted if app_id in found}
+
+    def _all_applications(self, page_size: int) -> dict[str, ApplicationInfo]:
+        """Every app registration of the tenant, by appId (paged)."""
+        query = ApplicationsRequestBuilder.ApplicationsRequestBuilderGetQueryParameters(
+            select=APP_FIELDS, top=min(page_size, MAX_PAGE_SIZE))
+        items = self._collect_pages(self._graph.applications, RequestConfiguration(query_parameters=query),
+                                    _Access("read", "app registrations"))
+        return {app["appId"]: _application_info(app) for app in items}
 
     def inventory(self, page_size: int = MAX_PAGE_SIZE) -> list[SamlAppInventory]:
         """Every SAML app with its certificates and app-registration facts.
@@ -471,12 +481,32 @@ class EntraClient:
         else ceil(all registrations / page_size) pages) + one single $select GET per object whose
         thumbprints can't be derived from customKeyIdentifier.
         """
-        service_principals = [self.get_service_principal(sp.id) if sp.needs_key_fetch else sp
-                              for sp in self.list_saml_service_principals(page_size)]
-        applications = self.list_applications((sp.app_id for sp in service_principals), page_size)
+        listed, every_application = self._saml_sps_and_applications(page_size)
+        service_principals = [self.get_service_principal(sp.id) if sp.needs_key_fetch else sp for sp in listed]
+        wanted = {sp.app_id for sp in service_principals}
+        if every_application is None:
+            applications = self.list_applications(wanted, page_size)
+        else:
+            applications = {app_id: app for app_id, app in every_application.items() if app_id in wanted}
         applications = {app_id: self.get_application(app.id) if app.needs_key_fetch else app
                         for app_id, app in applications.items()}
         return [build_inventory_entry(sp, applications.get(sp.app_id)) for sp in service_principals]
+
+    def _saml_sps_and_applications(self, page_size: int
+                                   ) -> tuple[list[ServicePrincipalInfo], dict[str, ApplicationInfo] | None]:
+        """The SAML service principals; and, when there are too many for one ``appId in (...)`` query, every
+        app registration, fetched at the same time: the two page chains do not depend on each other. (None
+        for the registrations: few apps, one filtered query after the list.)"""
+        pages = self._saml_sp_pages(page_size)
+        first = next(pages)
+        listed = [_sp_info(sp) for sp in first.get("value") or []]
+        if not first.get("@odata.nextLink") or len(listed) <= APP_ID_IN_FILTER_LIMIT:
+            listed += [_sp_info(sp) for page in pages for sp in page.get("value") or []]
+            return listed, None
+        with ThreadPoolExecutor(1, thread_name_prefix="entra-applications") as pool:
+            applications = pool.submit(self._all_applications, page_size)
+            listed += [_sp_info(sp) for page in pages for sp in page.get("value") or []]
+            return listed, applications.result()
 
     def is_member_of_group(self, user_principal_or_email: str, group_id: str) -> bool:
         """Transitive membership via the documented POST /users/{id|UPN}/checkMemberGroups.

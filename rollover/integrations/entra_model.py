@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Optional
 
 from rollover.certificates.trust_facts import (
@@ -96,8 +97,9 @@ class ServicePrincipalInfo:
     reply_urls: tuple[str, ...] = ()
     reads_token_encryption: bool = True    # tokenEncryptionKeyId was in the response (null or not)
 
-    @property
+    @cached_property
     def signing_certificates(self) -> tuple[SigningCertificate, ...]:
+        """Computed once per object (the active certificate and the inventory entry both read it)."""
         return signing_certificates_of(self)
 
     @property

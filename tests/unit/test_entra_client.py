@@ -54,6 +54,20 @@ def test_inventory_request_count(graph, client, apps, expected_requests):
         assert first.active_thumbprint == graph.verify_thumbprints(first.sp_id)[0]
 
 
+def test_the_app_registration_pages_are_fetched_while_the_service_principal_pages_still_come(graph, client):
+    for index in range(60):
+        _seed(graph, f"App {index:04d}")
+    graph.latency = 0.2                                  # each page takes a while: the chains overlap
+    inventory = client.inventory(page_size=20)           # 3 SP pages, 3 app-registration pages (60 > 15)
+    paths = [request.path for request in graph.requests]
+    assert len(inventory) == 60 and len(paths) == 6
+    # In the order Graph answered: an app-registration page came back before the last SP page.
+    last_sp_page = max(n for n, path in enumerate(paths) if "servicePrincipals" in path)
+    assert any("applications" in path for path in paths[:last_sp_page])
+    entry = inventory[0]
+    assert entry.application_object_id and entry.signing_certificates[0].active
+
+
 def test_inventory_fetches_the_key_only_where_customkeyidentifier_is_not_a_thumbprint(graph, client):
     plain = _seed(graph, "Portal cert")
     uploaded = _seed(graph, "Uploaded cert", random_cki=True)
