@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from rollover import VERSION
+from rollover import VERSION, metrics
 from rollover.errors import Retryable, UserError
 from rollover.logging_setup import configure_logging
 from rollover.settings import EVENT_MODES, Config, ConfigError, load_config, readme_with_settings, settings_markdown
@@ -69,6 +69,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     socket_events = start_socket_events(config, worker.storage, worker.wake.set)
     app.extensions["rollover"]["socket_events"] = socket_events
     stop_background_jobs = start_background_jobs(config, chat)
+    stop_metrics = metrics.serve_port(config, worker.storage)
     server = PooledWSGIServer(args.host, args.port, app)   # acknowledges on a pool: threads and connections reused
     if socket_events is not None:
         log.info("Rollover %s receiving Webex events over the websocket; /healthz on http://%s:%d",
@@ -83,6 +84,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         if socket_events is not None:
             socket_events.stop()
         stop.set()
+        stop_metrics()
         stop_background_jobs()
         thread.join(timeout=10)
     return 0
@@ -98,6 +100,8 @@ def cmd_worker(args: argparse.Namespace, config: Config) -> int:
     stop = threading.Event()
     socket_events = start_socket_events(config, worker.storage, worker.wake.set)
     stop_listening = wake_channel_for(config.database_path).listen(worker.wake.set)   # the web process pokes it
+    metrics.enable(config)
+    stop_metrics = metrics.serve_port(config, worker.storage)
     stop_background_jobs = start_background_jobs(config, chat)
     # SIGTERM (a process manager stopping it): claim nothing more, finish the events running, clean up.
     signal.signal(signal.SIGTERM, lambda *_: (stop.set(), worker.wake.set()))
@@ -109,6 +113,7 @@ def cmd_worker(args: argparse.Namespace, config: Config) -> int:
         if socket_events is not None:
             socket_events.stop()
         stop_listening()
+        stop_metrics()
         stop_background_jobs()
     return 0
 
@@ -125,6 +130,7 @@ def cmd_remind(args: argparse.Namespace, config: Config) -> int:
         services = Services(config=config, storage=storage, webex=None, registry=chat.registry, cards=chat.cards)
     else:
         config.require("webex_access_token")
+        metrics.enable(config)     # its posts count in the reminders' totals
         services = build_services(config, args.chat())
     try:
         report = run_sweep(services, args.now, dry_run=args.dry_run)

@@ -201,6 +201,13 @@ def parse_non_negative_int(raw: str) -> int:
     return value
 
 
+def parse_port(raw: str) -> int:
+    value = parse_int(raw)
+    if not 1 <= value <= 65535:
+        raise ValueError("must be a TCP port number from 1 to 65535")
+    return value
+
+
 def parse_log_level(raw: str) -> str:
     level = raw.strip().upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -394,6 +401,16 @@ SETTINGS: tuple[Setting, ...] = (
             "Attempts per event (Webex 429/5xx are retried with backoff) before it is marked failed.",
             parse_positive_int),
     Setting("ROLLOVER_LOG_LEVEL", "log_level", "INFO", "DEBUG, INFO, WARNING or ERROR.", parse_log_level),
+    # --- metrics (off unless one of the first two is set) -----------------------------------------
+    Setting("ROLLOVER_METRICS_TOKEN", "metrics_token", "",
+            "Serve Prometheus metrics at GET /metrics of the webhook service to requests with "
+            "`Authorization: Bearer <this token>` (the figures of every process of this host).", secret=True),
+    Setting("ROLLOVER_METRICS_PORT", "metrics_port", "",
+            "Serve Prometheus metrics at GET /metrics on this port of `worker` (or `serve`) instead, bound to "
+            "ROLLOVER_METRICS_HOST; with a token set it is required there too.", parse_port),
+    Setting("ROLLOVER_METRICS_HOST", "metrics_host", "127.0.0.1",
+            "The address the metrics port listens on (loopback by default: for a scraper on this host).",
+            parse_text),
 )
 
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}

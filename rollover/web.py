@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 
 from flask import Flask, request
 
-from rollover import VERSION
+from rollover import VERSION, metrics
 from rollover.app import open_storage, resolve_config
 from rollover.logging_setup import configure_logging
 from rollover.pipeline.socket_events import connection_status
@@ -31,6 +31,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     if not logging.getLogger().handlers:   # under gunicorn nobody else set it up: keep the secret filter
         configure_logging(config)
     storage = open_storage(config)
+    metrics.enable(config)
     wake_callbacks: list[Callable[[], Any]] = []
     wake_channel = wake_channel_for(config.database_path)
 
@@ -54,6 +55,13 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
             return {"error": "a Content-Length or a chunked body is required"}, 411
         answer = receiver.receive(body, request.headers.get("X-Spark-Signature"))
         return answer.body, answer.status
+
+    if config.metrics_token:
+        @app.get("/metrics")
+        def metrics_endpoint():
+            status, headers, body = metrics.answer(config, storage, "/metrics", request.headers.get("Authorization"),
+                                                   token_required=True)
+            return body, int(status.split()[0]), headers
 
     @app.get("/healthz")
     def healthz():

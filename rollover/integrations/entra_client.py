@@ -58,6 +58,7 @@ from msgraph.generated.users.item.check_member_groups.check_member_groups_post_r
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph_core import GraphClientFactory
 
+from rollover import metrics
 from rollover.errors import Retryable, UserError
 from rollover.integrations.entra_model import (  # noqa: F401  (re-exported: the client's callers use these)
     ApplicationInfo,
@@ -219,6 +220,26 @@ def _redact(value: Any) -> Any:
     return value
 
 
+class _CountingTransport(httpx.AsyncBaseTransport):
+    """The innermost transport, under the SDK's retry middleware: every response Graph sends, each retried 429
+    included, is counted by status for /metrics (no URL, no token)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport):
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = await self._inner.handle_async_request(request)
+        except httpx.HTTPError:
+            metrics.count("graph_requests", status="network")
+            raise
+        metrics.count("graph_requests", status=metrics.status_label(response.status_code))
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 # --------------------------------------------------------------------------- credentials
 
 
@@ -310,7 +331,8 @@ class EntraClient:
     async def _build(self) -> tuple[httpx.AsyncClient, GraphRequestAdapter, GraphServiceClient]:
         auth = AzureIdentityAuthenticationProvider(self.credential, scopes=self._scopes)
         http = GraphClientFactory.create_with_default_middleware(
-            client=httpx.AsyncClient(base_url=self.base_url, timeout=httpx.Timeout(self._timeout)),
+            client=httpx.AsyncClient(base_url=self.base_url, timeout=httpx.Timeout(self._timeout),
+                                     transport=_CountingTransport(httpx.AsyncHTTPTransport())),
             options={RetryHandlerOption.get_key(): self._retry_option})
         adapter = GraphRequestAdapter(auth, client=http)
         adapter.base_url = self.base_url   # the adapter's base_url wins over the SDK default

@@ -23,6 +23,7 @@ import requests
 from webexpythonsdk import WebexAPI
 from webexpythonsdk.exceptions import ApiError, RateLimitError
 
+from rollover import metrics
 from rollover.errors import Retryable, UserError
 
 log = logging.getLogger(__name__)
@@ -131,9 +132,13 @@ class WebexClient:
 
     def _call(self, what: str, function, *args, **kwargs):
         try:
-            return function(*args, **kwargs)
+            result = function(*args, **kwargs)
         except (ApiError, requests.RequestException) as error:
+            # By status for /metrics: 429 is rate limiting, 'network' no answer at all.
+            metrics.count("webex_requests", status=metrics.status_label(getattr(error, "status_code", None)))
             raise _translate(error, what) from None
+        metrics.count("webex_requests", status="2xx")
+        return result
 
     # --- people ------------------------------------------------------------------------------
 
@@ -210,7 +215,10 @@ class WebexClient:
                 response = requests.get(url, headers={"Authorization": f"Bearer {self._token}"},
                                         stream=True, timeout=self._timeout)
             except requests.RequestException as error:
-                raise WebexUnavailable(f"Webex could not be reached for a download: {type(error).__name__}") from None
+                metrics.count("webex_requests", status="network")
+                raise WebexUnavailable(f"Webex could not be reached for a download: {type(error).__name__}") \
+                    from None
+            metrics.count("webex_requests", status=metrics.status_label(response.status_code))
             with response:
                 if response.status_code == 423:
                     wait = _retry_after(response, default=2.0)

@@ -14,6 +14,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
+from rollover import metrics
+
 if TYPE_CHECKING:   # the acknowledgement path loads neither the Webex SDK nor the storage (it is handed one)
     from rollover.integrations.webex_client import WebexClient
     from rollover.storage import Storage
@@ -51,25 +53,32 @@ class WebhookReceiver:
         self._on_recorded = on_recorded
 
     def receive(self, body: bytes, signature: str | None) -> Answer:
+        answer, resource = self._receive(body, signature)
+        metrics.count("events_received", resource=resource,
+                      outcome=answer.body.get("status") or f"refused {answer.status}")
+        return answer
+
+    def _receive(self, body: bytes, signature: str | None) -> tuple[Answer, str]:
+        """The answer, and the resource as a metrics label (only those the bot subscribes to, else 'other')."""
         if len(body) > self._max_bytes:
-            return Answer(413, {"error": "body too large"})
+            return Answer(413, {"error": "body too large"}), "other"
         if not signature_is_valid(self._secret, body, signature):
             log.warning("rejected a webhook delivery with a %s signature",
                         "missing" if not signature else "wrong")
-            return Answer(401, {"error": "invalid signature"})
+            return Answer(401, {"error": "invalid signature"}), "other"
         envelope = parse_envelope(body)
         if envelope is None:
-            return Answer(400, {"error": "not a Webex webhook event"})
+            return Answer(400, {"error": "not a Webex webhook event"}), "other"
         resource, event, data_id = envelope["resource"], envelope["event"], envelope["data"]["id"]
         if (resource, event) not in SUBSCRIPTIONS:
-            return Answer(200, {"status": "ignored"})
+            return Answer(200, {"status": "ignored"}), "other"
         # Keep only what the worker needs: the envelope minus anything we do not use.
         payload = {"resource": resource, "event": event, "actorId": envelope.get("actorId"),
                    "data": {k: envelope["data"].get(k) for k in ("id", "roomId", "personId")}}
         is_new = self._storage.events.record(f"{resource}:{data_id}", resource, event, payload)
         if is_new:
             self._on_recorded()
-        return Answer(200, {"status": "accepted" if is_new else "duplicate"})
+        return Answer(200, {"status": "accepted" if is_new else "duplicate"}), resource
 
 
 MAX_ID_LENGTH = 512   # Webex ids are base64 of a short URI (~80 characters)

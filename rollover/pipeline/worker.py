@@ -27,6 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
+from rollover import metrics
 from rollover.errors import Retryable
 from rollover.leases import backoff_seconds, lease_owner
 from rollover.pipeline.dispatcher import Dispatcher
@@ -135,12 +136,16 @@ class Worker:
         return None if event is None else (event, owner)
 
     def _handle(self, event: Event, owner: str) -> None:
+        if event.taken_over:
+            metrics.count("lease_takeovers", work="event")
+            log.warning("event %s taken over: the worker holding it stopped while handling it", event.key)
         if event.attempts > self.max_attempts:
             # Claimed again and again without finishing: the process dies while handling it.
             log.error("giving up event %s after %d attempts: the process stopped while handling it",
                       event.key, event.attempts - 1)
             self.storage.events.finish(event.key, owner, "failed", "process stopped while handling it",
                                       now=self.clock())
+            metrics.count("events_failed", resource=event.resource)
             return
         self._process(event, owner)
 
@@ -177,7 +182,9 @@ class Worker:
             # plumbing itself. Retrying would repeat it, so the event is parked as failed.
             log.exception("event %s failed", event.key)
             self.storage.events.finish(event.key, owner, "failed", "internal error (see log)", now=self.clock())
+            metrics.count("events_failed", resource=event.resource)
             return
+        metrics.count("events_handled", resource=event.resource)
         if not self.storage.events.finish(event.key, owner, now=self.clock()):
             log.warning("lease on event %s expired while it was processed", event.key)
 
@@ -185,7 +192,9 @@ class Worker:
         if event.attempts >= self.max_attempts:
             log.error("event %s failed after %d attempts: %s", event.key, event.attempts, error)
             self.storage.events.finish(event.key, owner, "failed", str(error), now=self.clock())
+            metrics.count("events_failed", resource=event.resource)
             return
+        metrics.count("events_retried", resource=event.resource)
         delay = backoff_seconds(event.attempts, error.retry_after)
         log.warning("event %s will be retried in %.1fs: %s", event.key, delay, error)
         self.storage.events.retry_later(event.key, owner, self.clock() + delay, str(error))

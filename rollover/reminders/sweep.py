@@ -54,6 +54,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
+from rollover import metrics
 from rollover.describe import certificate_rows, plural
 from rollover.errors import Retryable, UserError
 from rollover.integrations.webex_client import WebexError, WebexUnavailable
@@ -427,6 +428,7 @@ def post_one(services: Services, planned: PlannedReminder, now: datetime, owner:
         return False
     except WebexError as error:
         storage.reminders.finish(planned.id, owner, "failed", now=now.timestamp(), error=str(error))
+        metrics.count("reminders_failed")
         log.error("reminder %s (%s) was refused by Webex: %s", planned.id, what, error)
         report.failed.append(f"{what}: {error}")
         return True
@@ -436,6 +438,7 @@ def post_one(services: Services, planned: PlannedReminder, now: datetime, owner:
         return True
     if not storage.reminders.finish(planned.id, owner, "sent", now=now.timestamp(), message_id=message_id):
         log.warning("reminder %s was posted after its claim ran out", planned.id)
+    metrics.count("reminders_posted")
     report.sent.append(f"{what} in space {planned.room_id}")
     return True
 
@@ -450,6 +453,7 @@ def _internal_error(storage: Storage, planned: PlannedReminder, owner: str, now:
         report.waiting.append(f"{what}: internal error, tried again by a later sweep")
         return
     storage.reminders.finish(planned.id, owner, "failed", now=now.timestamp(), error="internal error (see log)")
+    metrics.count("reminders_failed")
     report.failed.append(f"{what}: internal error after {planned.attempts} attempts")
 
 

@@ -35,6 +35,7 @@ class Event:
     event: str
     payload: dict[str, Any]
     attempts: int
+    taken_over: bool = False     # claimed from a worker whose lease ran out (it stopped while handling it)
 
     @property
     def data_id(self) -> str:
@@ -68,11 +69,13 @@ class Events:
         now = time.time() if now is None else now
         row = LEASE.claim_next(self.db, ready=READY, params=[now],
                                owner=owner, until=now + lease_seconds, now=now,
-                               returning="seq, key, resource, event, payload, attempts")
+                               returning="seq, key, resource, event, payload, attempts, taken_over",
+                               # SET sees the row as it was: a lease still named means its worker stopped.
+                               also_set=", taken_over = CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END")
         if row is None:
             return None
-        seq, key, resource, event, payload, attempts = row
-        return Event(seq, key, resource, event, json.loads(payload), attempts)
+        seq, key, resource, event, payload, attempts, taken_over = row
+        return Event(seq, key, resource, event, json.loads(payload), attempts, bool(taken_over))
 
     def _update_held(self, key: str, owner: str, values: dict[str, Any], *, release: bool) -> bool:
         return LEASE.update_held(self.db, key, owner, values, release=release)

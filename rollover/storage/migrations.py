@@ -264,6 +264,11 @@ def _order_events(db: Database) -> None:
     db.execute("CREATE INDEX events_pending_by_group ON events (order_key, seq) WHERE status = 'pending'")
 
 
+def _mark_event_takeovers(db: Database) -> None:
+    # Whether the latest claim of an event took it over from a worker whose lease ran out (metrics, diagnosis).
+    db.execute("ALTER TABLE events ADD COLUMN taken_over INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_events", _create_events),
     ("0002_outbox", _create_outbox),
@@ -275,6 +280,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0008_reminder_mark_events", _record_reminder_mark_events),
     ("0009_connection_status", _create_connection_status),
     ("0010_event_order", _order_events),
+    ("0011_event_takeovers", _mark_event_takeovers),
 ]
 
 
