@@ -413,16 +413,22 @@ class EntraClient:
 
     # ------------------------------------------------------------------ reads
 
-    def list_saml_service_principals(self, page_size: int = MAX_PAGE_SIZE) -> list[ServicePrincipalInfo]:
+    def list_saml_service_principals(self, page_size: int = MAX_PAGE_SIZE, *,
+                                     when_many: Callable[[], None] | None = None) -> list[ServicePrincipalInfo]:
         """All SPs with preferredSingleSignOnMode 'saml' (keys are null on lists; thumbprints from
-        customKeyIdentifier)."""
-        return [_sp_info(sp) for page in self._saml_sp_pages(page_size) for sp in page.get("value") or []]
-
-    def _saml_sp_pages(self, page_size: int) -> Iterator[dict]:
+        customKeyIdentifier). ``when_many`` is called once the first page shows more than one ``appId in
+        (...)`` query can cover (the inventory then fetches every app registration meanwhile)."""
         query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
             filter="preferredSingleSignOnMode eq 'saml'", select=SP_LIST_FIELDS, top=min(page_size, MAX_PAGE_SIZE))
-        return self._pages(self._graph.service_principals, RequestConfiguration(query_parameters=query),
-                           _Access("read", "the SAML enterprise apps"))
+        pages = self._pages(self._graph.service_principals, RequestConfiguration(query_parameters=query),
+                            _Access("read", "the SAML enterprise apps"))
+        listed = []
+        for page in pages:
+            listed += [_sp_info(sp) for sp in page.get("value") or []]
+            if when_many is not None and page.get("@odata.nextLink") and len(listed) > APP_ID_IN_FILTER_LIMIT:
+                when_many()
+                when_many = None
+        return listed
 
     def get_service_principal(self, sp_id: str, with_keys: bool = True) -> ServicePrincipalInfo:
         """One SP. ``with_keys`` adds $select=keyCredentials (returns the DER; Graph limit 150/min/tenant)."""
@@ -519,16 +525,11 @@ class EntraClient:
         """The SAML service principals; and, when there are too many for one ``appId in (...)`` query, every
         app registration, fetched at the same time: the two page chains do not depend on each other. (None
         for the registrations: few apps, one filtered query after the list.)"""
-        pages = self._saml_sp_pages(page_size)
-        first = next(pages)
-        listed = [_sp_info(sp) for sp in first.get("value") or []]
-        if not first.get("@odata.nextLink") or len(listed) <= APP_ID_IN_FILTER_LIMIT:
-            listed += [_sp_info(sp) for page in pages for sp in page.get("value") or []]
-            return listed, None
         with ThreadPoolExecutor(1, thread_name_prefix="entra-applications") as pool:
-            applications = pool.submit(self._all_applications, page_size)
-            listed += [_sp_info(sp) for page in pages for sp in page.get("value") or []]
-            return listed, applications.result()
+            applications = []
+            listed = self.list_saml_service_principals(
+                page_size, when_many=lambda: applications.append(pool.submit(self._all_applications, page_size)))
+            return listed, applications[0].result() if applications else None
 
     def is_member_of_group(self, user_principal_or_email: str, group_id: str) -> bool:
         """Transitive membership via the documented POST /users/{id|UPN}/checkMemberGroups.
