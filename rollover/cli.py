@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from rollover import VERSION, metrics
+from rollover import VERSION
 from rollover.errors import Retryable, UserError
 from rollover.logging_setup import configure_logging
 from rollover.settings import EVENT_MODES, Config, ConfigError, load_config, readme_with_settings, settings_markdown
@@ -55,6 +55,7 @@ def _check_token(config: Config) -> None:
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     """One-process install: the webhook service with a worker thread beside it."""
+    from rollover import metrics
     from rollover.app import build_services, build_worker, run_worker_until, start_background_jobs, start_socket_events
     from rollover.serving import PooledWSGIServer
     from rollover.web import create_app, on_recorded
@@ -92,6 +93,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_worker(args: argparse.Namespace, config: Config) -> int:
     """The Procfile's worker process: runs recorded events and the scheduler (rotation and reminder sweeps)."""
+    from rollover import metrics
     from rollover.app import build_services, build_worker, start_background_jobs, start_socket_events
     from rollover.pipeline.wakeup import wake_channel_for
     _require_live(config, receives_webhooks=False)
@@ -129,6 +131,7 @@ def cmd_remind(args: argparse.Namespace, config: Config) -> int:
         chat = args.chat()
         services = Services(config=config, storage=storage, webex=None, registry=chat.registry, cards=chat.cards)
     else:
+        from rollover import metrics
         config.require("webex_access_token")
         metrics.enable(config)     # its posts count in the reminders' totals
         services = build_services(config, args.chat())
