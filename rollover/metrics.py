@@ -16,9 +16,11 @@ Counting costs nothing while metrics are off: ``count`` finds no counter and ret
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import os
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -60,6 +62,10 @@ def enabled(config) -> bool:
 
 
 def metrics_folder(database_path: str) -> Path:
+    """Beside the database file; for a database server, a folder of this host named after its URL."""
+    if "://" in database_path:
+        digest = hashlib.sha256(database_path.encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"rollover-metrics-{digest}"
     database = Path(database_path).resolve()
     return database.parent / f".{database.name}.metrics"
 

@@ -7,8 +7,8 @@ derived from the database path, and the web process sends one byte to every sock
 commit. Polling stays as the fallback: a poke lost to a full socket buffer or a worker that is just
 starting costs at most one poll interval, never an event.
 
-A database with its own notifications takes the same role through the same two methods: PostgreSQL's
-``NOTIFY`` in ``notify`` and ``LISTEN`` in ``listen`` (see ``wake_channel_for``).
+With PostgreSQL, whose workers may run on other hosts, the database's own notifications take the same
+role through the same two methods: ``NOTIFY`` in ``notify``, ``LISTEN`` in ``listen``.
 """
 
 from __future__ import annotations
@@ -128,6 +128,59 @@ class SocketWakeChannel:
             self._sender = None
 
 
+class PostgresWakeChannel:
+    """PostgreSQL's LISTEN/NOTIFY: pokes every worker of the database, on any host."""
+
+    CHANNEL = "rollover_events"
+
+    def __init__(self, url: str):
+        self.url = url
+        self._connection = None
+        self._lock = threading.Lock()
+
+    def notify(self) -> None:
+        try:
+            with self._lock:
+                if self._connection is None or self._connection.closed:
+                    self._connection = _pg_connect(self.url)
+                self._connection.execute("SELECT pg_notify(%s, '')", [self.CHANNEL])
+        except Exception as error:   # the poke is an optimisation: polling still finds the event
+            log.debug("could not notify the workers: %s", type(error).__name__)
+            self.close()
+
+    def listen(self, on_wake: Callable[[], None]) -> Callable[[], None]:
+        stopped = threading.Event()
+
+        def receive() -> None:
+            while not stopped.is_set():
+                try:
+                    with _pg_connect(self.url) as connection:
+                        connection.execute(f"LISTEN {self.CHANNEL}")
+                        on_wake()    # pokes sent while (re)connecting were missed: look once
+                        while not stopped.is_set():
+                            for _ in connection.notifies(timeout=1.0):
+                                on_wake()
+                except Exception as error:
+                    log.warning("listening for new events failed (%s); polling meanwhile", type(error).__name__)
+                    stopped.wait(5)
+
+        threading.Thread(target=receive, name="rollover-wake", daemon=True).start()
+        return stopped.set
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:
+                pass
+
+
+def _pg_connect(url: str):
+    import psycopg
+    return psycopg.connect(url, autocommit=True, connect_timeout=5)
+
+
 class NoWakeChannel:
     """For databases no other process can see (``:memory:``): in-process wake-ups only."""
 
@@ -156,7 +209,10 @@ def _short_folder(name: str) -> Path:
 
 
 def wake_channel_for(database_path: str) -> WakeChannel:
-    """The wake-up channel of a database (a PostgreSQL storage would return its LISTEN/NOTIFY channel here)."""
+    """The wake-up channel of a database: PostgreSQL's LISTEN/NOTIFY (workers on any host), or the sockets
+    of this host's workers beside a SQLite file."""
     if database_path == ":memory:":
         return NoWakeChannel()
+    if database_path.startswith(("postgresql://", "postgres://")):
+        return PostgresWakeChannel(database_path)
     return SocketWakeChannel(wake_folder(database_path))

@@ -28,7 +28,14 @@ def hold_downloads(webex):
 
 
 def listening(chat) -> bool:
-    folder = wake_folder(chat.config.database_path)
+    """A worker process listens for wake-ups: its socket beside the SQLite file, or its PostgreSQL LISTEN."""
+    database = chat.config.database_path
+    if database.startswith("postgresql://"):
+        import psycopg
+        with psycopg.connect(database, autocommit=True) as connection:
+            return connection.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                      "AND query LIKE 'LISTEN %'").fetchone()[0] > 0
+    folder = wake_folder(database)
     return folder.is_dir() and any(name.endswith(".sock") for name in os.listdir(folder))
 
 
@@ -44,7 +51,7 @@ def test_the_web_process_wakes_the_worker_process_without_waiting_for_its_poll(c
     finally:
         worker.terminate()
         worker.wait(10)
-    assert not listening(chat)                               # a stopped worker removes its socket
+    assert wait_until(lambda: not listening(chat))           # a stopped worker removes its socket (or LISTEN)
 
 
 def say_with_a_document(chat, deliver):

@@ -4,6 +4,8 @@ import os
 import socket
 import threading
 
+import pytest
+
 from rollover.pipeline.wakeup import SocketWakeChannel, wake_channel_for, wake_folder
 
 
@@ -53,5 +55,20 @@ def test_a_deep_database_path_still_gets_a_socket_folder_within_the_path_limit(t
     try:
         wake_channel_for(str(deep)).notify()
         assert woken.wait(10)
+    finally:
+        stop()
+
+
+@pytest.mark.postgres
+def test_with_postgresql_a_notify_wakes_a_listener_on_any_host(postgres_database):
+    woken = threading.Event()
+    stop = wake_channel_for(postgres_database).listen(woken.set)
+    try:
+        assert woken.wait(30)                 # its first look, once LISTEN runs
+        woken.clear()
+        notifier = wake_channel_for(postgres_database)
+        notifier.notify()                     # as the web process does after the commit
+        assert woken.wait(10)
+        notifier.close()
     finally:
         stop()
