@@ -40,10 +40,11 @@ cards: $(STAMP) browser-deps
 
 test: $(STAMP) browser-deps
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 bench: $(STAMP)
-	for script in bench/webhook_ack.py bench/parse_metadata.py bench/graph_inventory.py bench/reminder_sweep.py bench/hostile_inputs.py bench/websocket_events.py; do \
+	for script in bench/webhook_ack.py bench/parse_metadata.py bench/graph_inventory.py bench/reminder_sweep.py bench/hostile_inputs.py bench/websocket_events.py \
+		bench/reply_latency.py bench/cold_start.py bench/reminder_posting.py; do \
 		$(PY) $$script || exit 1; done
 
 settings-doc: $(STAMP)

@@ -55,6 +55,9 @@ class Worker:
         self._claims = itertools.count(1)
         self._running: dict[int, float] = {}   # event seq -> monotonic start, of the events the pool runs
         self._running_lock = threading.Lock()
+        self._held: dict[str, str] = {}            # event key -> lease owner, of the events running now
+        self._held_lock = threading.Lock()
+        self._keeper: threading.Thread | None = None
 
     def run_once(self) -> bool:
         """Claim and process one ready event in this thread; False when none is ready."""
@@ -150,26 +153,38 @@ class Worker:
         self._process(event, owner)
 
     def _process(self, event: Event, owner: str) -> None:
-        # A handler may run longer than a lease (a Graph write waiting for Entra's eventual
-        # consistency): renew the lease while it runs, so no other worker starts it a second time.
-        stop_renewing = threading.Event()
-        renewer = threading.Thread(target=self._renew_lease, args=(event, owner, stop_renewing),
-                                   name="rollover-lease", daemon=True)
-        renewer.start()
+        # A handler may run longer than a lease (a Graph write waiting for Entra's eventual consistency): the
+        # keeper renews the lease while it runs, so no other worker starts it a second time.
+        self._keep(event.key, owner)
         try:
             self._dispatch(event, owner)
         finally:
-            stop_renewing.set()
-            renewer.join()
+            with self._held_lock:
+                self._held.pop(event.key, None)
 
-    def _renew_lease(self, event: Event, owner: str, stop: threading.Event) -> None:
+    def _keep(self, key: str, owner: str) -> None:
+        """Hand the lease to the one keeper thread of this worker (started when the first event begins)."""
+        with self._held_lock:
+            self._held[key] = owner
+            if self._keeper is None:
+                self._keeper = threading.Thread(target=self._keep_leases, name="rollover-lease", daemon=True)
+                self._keeper.start()
+
+    def _keep_leases(self) -> None:
+        """Renew every running event's lease each third of a lease; ends once a round finds none running."""
         try:
-            while not stop.wait(self.lease_seconds / 3):
-                if not self.storage.events.renew(event.key, owner, self.clock() + self.lease_seconds):
-                    log.warning("lost the lease on event %s", event.key)
-                    return
+            while True:
+                time.sleep(self.lease_seconds / 3)
+                with self._held_lock:
+                    held = dict(self._held)
+                    if not held:
+                        self._keeper = None
+                        return
+                for key, owner in held.items():
+                    if not self.storage.events.renew(key, owner, self.clock() + self.lease_seconds):
+                        log.warning("lost the lease on event %s", key)
         finally:
-            self.storage.close()   # this thread's connection, if it opened one
+            self.storage.close()   # this thread's connection
 
     def _dispatch(self, event: Event, owner: str) -> None:
         try:

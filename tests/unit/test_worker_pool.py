@@ -163,3 +163,23 @@ def test_drain_handles_one_event_after_the_other_in_the_calling_thread(storage):
         record(storage, f"m{n}", person=f"person-{n % 2}")
     assert make_worker(storage, dispatcher, threads=4).drain() == 3
     assert dispatcher.finished == ["m0", "m1", "m2"]
+
+
+def test_a_long_event_keeps_its_lease_while_it_runs(storage):
+    dispatcher = Dispatcher()
+    release = threading.Event()
+    dispatcher.hold["slow"] = release
+    record(storage, "slow")
+    worker = Worker(storage, dispatcher, lease_seconds=0.3, max_attempts=5, poll_seconds=0.05, threads=2)
+    halt = running(worker)
+    try:
+        assert wait_until(lambda: dispatcher.started == ["slow"])
+        for _ in range(4):                                          # several leases long
+            wait_until(lambda: False, timeout=0.3)
+            assert storage.events.claim("another-worker", 0.3) is None
+        release.set()
+        assert wait_until(lambda: dispatcher.finished == ["slow"])
+    finally:
+        release.set()
+        halt()
+    assert storage.events.status("messages:slow") == {"status": "done", "attempts": 1, "last_error": None}
