@@ -19,10 +19,13 @@ import logging
 import os
 import secrets
 import socket
+import stat
 import tempfile
 import threading
 from pathlib import Path
 from typing import Callable, Protocol
+
+from rollover.settings import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,8 @@ class SocketWakeChannel:
 
     def notify(self) -> None:
         try:
+            if not _is_ours(self.folder):
+                return   # another user's folder (or a symlink) must not tell us where to send, nor what to unlink
             targets = self._current_targets()
         except OSError:
             return   # no worker listens (yet): polling covers it
@@ -96,6 +101,10 @@ class SocketWakeChannel:
 
     def listen(self, on_wake: Callable[[], None]) -> Callable[[], None]:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not _is_ours(self.folder):
+            log.warning("%s is not a private folder of this user (a symlink, another owner or open to others): "
+                        "workers are not woken across processes, they poll", self.folder)
+            return lambda: None
         path = self.folder / f"w{os.getpid()}-{secrets.token_hex(3)}{SOCKET_SUFFIX}"
         receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         receiver.bind(str(path))
@@ -203,8 +212,15 @@ def wake_folder(database_path: str) -> Path:
     return _short_folder(str(database))
 
 
+def _is_ours(folder: Path) -> bool:
+    """The folder itself (not a symlink), owned by this user and closed to others (the shared /tmp)."""
+    status = os.lstat(folder)
+    return stat.S_ISDIR(status.st_mode) and status.st_uid == os.geteuid() and not status.st_mode & 0o077
+
+
 def _short_folder(name: str) -> Path:
-    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    # Named after the URL without its password: the folder's name is visible to every user of the host.
+    digest = hashlib.sha256(redact_url(name).encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"rollover-wake-{digest}"
 
 

@@ -33,7 +33,7 @@ def test_every_listening_worker_is_poked_and_a_stopped_one_leaves_nothing_behind
 
 def test_the_socket_of_a_killed_worker_is_removed_at_the_next_poke(tmp_path):
     folder = tmp_path / "wake"
-    folder.mkdir()
+    folder.mkdir(mode=0o700)                                          # as a worker's listen() makes it
     dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     dead.bind(str(folder / "w1-dead.sock"))
     dead.close()                                                      # as kill -9 leaves it: the file stays
@@ -72,3 +72,28 @@ def test_with_postgresql_a_notify_wakes_a_listener_on_any_host(postgres_database
         notifier.close()
     finally:
         stop()
+
+
+def test_a_folder_that_is_not_privately_ours_is_never_used(tmp_path):
+    """In a shared /tmp another user may create the folder first, or make it a symlink to one of ours."""
+    target = tmp_path / "elsewhere"
+    target.mkdir(mode=0o700)
+    (target / "keep.sock").write_text("not a socket")
+    link = tmp_path / "wake"
+    link.symlink_to(target)
+    channel = SocketWakeChannel(link)
+    stop = channel.listen(lambda: None)                    # refused: no socket is bound there
+    channel.notify()                                       # refused: nothing there is poked or unlinked
+    stop()
+    assert sorted(p.name for p in target.iterdir()) == ["keep.sock"]
+    open_folder = tmp_path / "open"
+    open_folder.mkdir()
+    open_folder.chmod(0o777)
+    SocketWakeChannel(open_folder).listen(lambda: None)()
+    assert list(open_folder.iterdir()) == []
+
+
+def test_the_folder_of_a_database_server_is_not_named_after_its_password():
+    with_password = wake_folder("postgresql://rollover:one-secret@db.example/rollover")
+    other_password = wake_folder("postgresql://rollover:another@db.example/rollover")
+    assert with_password == other_password               # the name does not depend on (nor reveal) the password
