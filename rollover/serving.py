@@ -3,8 +3,9 @@
 werkzeug's threaded server starts a thread per request, and each new thread opens its own database
 connection: an acknowledgement then costs a thread start and a connection, and open files and memory
 creep up with the traffic. Here a request is handed to one of ``threads`` long-lived threads, each keeping
-its connection; a connection idle for ``IDLE_SECONDS`` is closed, so slow or silent clients cannot hold
-the pool.
+its connection; a connection idle for ``IDLE_SECONDS`` is closed. That limit applies to each read, so
+a client that trickles a byte every few seconds still holds its thread: like werkzeug's own server, this
+one belongs behind a reverse proxy (which buffers requests) when it faces the internet.
 """
 
 from __future__ import annotations
