@@ -13,7 +13,8 @@ in its own child process, as in production:
   3. floor: the least any websocket listener does - a bare ``websockets`` loop that parses the frame and acks
      its id (no parsing of the activity, no database).
 No worker runs in the children: only the receive path is measured. Both receivers commit through ``Storage``
-as it opens SQLite (WAL, synchronous=NORMAL: a commit survives a killed process; no fsync per event). Rounds alternate the three (a busy
+as it opens SQLite (WAL, synchronous=NORMAL: a commit survives a killed process; no fsync per event).
+Rounds alternate the three (a busy
 neighbour hits all alike); the figures are the medians over rounds of each round's p50 and p99. After the
 rounds every event must be a row of its receiver's events table and every frame acknowledged: ``lost`` counts
 those that are not (must be 0). The last line is the summary with the ratios to the floor.
