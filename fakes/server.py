@@ -17,6 +17,7 @@ import re
 import selectors
 import threading
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -110,7 +111,7 @@ def serve_wsgi(app: Callable, host: str = "127.0.0.1", port: int = 0, *, name: s
     return _Serving(server, name)
 
 
-class LoopbackServer:
+class LoopbackServer(ABC):
     """A local API server: lifecycle, fault injection and request log shared by the local Webex and Graph.
 
     Subclasses implement ``handle(request) -> Response`` and ``fault_response(fault) -> Response``; they may
@@ -206,11 +207,13 @@ class LoopbackServer:
 
     # ---- WSGI --------------------------------------------------------------------------------
 
+    @abstractmethod
     def handle(self, request: Request) -> Response:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def fault_response(self, fault: Fault) -> Response:
-        raise NotImplementedError
+        ...
 
     def internal_error(self, request: Request) -> Response:
         """Answer for a bug in the fake itself (it is logged with its traceback)."""

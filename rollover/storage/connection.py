@@ -17,6 +17,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,35 +58,41 @@ class ColumnTypes:
     bytes: str
 
 
-class Database:
+class Database(ABC):
     """What the repositories need from a store; ``SqliteDatabase`` and ``PostgresDatabase`` provide it."""
 
     dialect: str
     types: ColumnTypes
     skip_locked = ""                 # appended to a claim's row-picking SELECT where the store has it
 
+    @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = (), *, urgent: bool = False) -> Result:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def transaction(self):
         """The writes inside commit together or not at all (a savepoint when nested); repositories called
         inside share it, so a change and its audit entry are one transaction."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def migration_lock(self):
         """A transaction that only one process at a time runs (the named migrations)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def describe(self) -> str:
         """Which store this is, for people: never a password."""
-        raise NotImplementedError
+        ...
 
     def ping(self) -> bool:
         return self.execute("SELECT 1").fetchone() == (1,)
 
+    @abstractmethod
     def close(self) -> None:
         """Close the calling thread's connections (a thread that ends should)."""
 
