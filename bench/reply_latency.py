@@ -35,19 +35,28 @@ from rollover.integrations.webex_client import WebexClient  # noqa: E402
 from rollover.pipeline.webhooks import sync_webhooks  # noqa: E402
 
 SECRET = "bench-secret-0123456789"
+throughput: dict[tuple[str, float], list[float]] = {}    # (set-up, rate) -> replies per second, per round
 SCHEMA = ROOT.parent / "shared" / "reference" / "adaptive-card-1.3.0.schema.json"
 GUNICORN = ["--workers", "2", "--threads", "4", "--log-level", "warning"]   # as in the Procfile
 
 
 class ReplyClock:
-    """Wraps the local Webex's message creation: the moment each bot reply was accepted, by space."""
+    """Wraps the local Webex's message creation: the moment each bot reply was accepted, by space. With
+    ``latency`` every message read and post of the API takes that much longer (Webex's own time)."""
 
-    def __init__(self, webex: LocalWebex, bot_id: str):
+    def __init__(self, webex: LocalWebex, bot_id: str, latency: float = 0.0):
         self.replies: dict[str, float] = {}
         self.lock = threading.Lock()
-        original = webex._api_messages_create
+        original, read = webex._api_messages_create, webex._api_messages_get
+
+        def slow_read(caller, request, message_id):
+            time.sleep(latency)
+            return read(caller, request, message_id)
+        if latency:
+            webex._api_messages_get = slow_read
 
         def timed(caller, request):
+            time.sleep(latency)
             response = original(caller, request)
             if caller.id == bot_id and response.status_code == 200:
                 room_id = response.get_json().get("roomId")
@@ -139,6 +148,8 @@ def measure_bot(setup: Setup, webex: LocalWebex, clock: ReplyClock, people: list
     missing = sum(room.id not in clock.replies for room in rooms)
     if missing:
         raise RuntimeError(f"{setup.name}: {missing} of {count} messages got no reply")
+    throughput.setdefault((setup.name, rate), []).append(
+        count / (max(clock.replies[room.id] for room in rooms) - min(sent)))
     return [clock.replies[room.id] - sent[i] for i, room in enumerate(rooms)]
 
 
@@ -166,13 +177,15 @@ def main() -> None:
     parser.add_argument("--rates", default="1,10,50", help="messages per second, comma-separated")
     parser.add_argument("--seconds", type=float, default=6.0, help="length of each measurement (at least 8 messages)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median is reported")
+    parser.add_argument("--api-latency-ms", type=float, default=0.0,
+                        help="add this to every message read and post of the local Webex (e.g. 25)")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     results: dict[tuple[str, float], list[tuple[float, float]]] = {}
     with LocalWebex(SCHEMA if SCHEMA.exists() else None) as webex, tempfile.TemporaryDirectory() as folder:
         bot, token = webex.add_bot()
         people = [webex.add_person(f"person{n}@example.com", f"Person {n}") for n in range(20)]
-        clock = ReplyClock(webex, bot.id)
+        clock = ReplyClock(webex, bot.id, args.api_latency_ms / 1000)
         setups = [Setup("procfile", webex, token, folder), Setup("serve", webex, token, folder)]
         try:
             for setup in setups:
@@ -191,7 +204,7 @@ def main() -> None:
         finally:
             for setup in setups:
                 setup.stop()
-    report(results, rates, args.rounds)
+    report(results, rates, args.rounds, args.api_latency_ms)
 
 
 def warm_up(setups: list[Setup], webex: LocalWebex, clock: ReplyClock, people: list) -> dict:
@@ -207,7 +220,7 @@ def summary(latencies: list[float]) -> tuple[float, float]:
     return percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000
 
 
-def report(results: dict, rates: list[float], rounds: int) -> None:
+def report(results: dict, rates: list[float], rounds: int, latency_ms: float) -> None:
     median = {key: (statistics.median(p50 for p50, _ in values), statistics.median(p99 for _, p99 in values))
               for key, values in results.items()}
     parts = []
@@ -217,7 +230,11 @@ def report(results: dict, rates: list[float], rounds: int) -> None:
     ratios = [median[("procfile", rate)][0] / median[("floor", rate)][0] for rate in rates]
     worst = max(range(len(rates)), key=lambda i: median[("procfile", rates[i])][0])
     serve_ratio = max(median[("serve", rate)][0] / median[("floor", rate)][0] for rate in rates)
-    print(f"reply_latency: help -> reply posted, median of {rounds} alternating rounds | " + " | ".join(parts)
+    top = max(rates)
+    handled = ", ".join(f"{name} {statistics.median(throughput[(name, top)]):.0f}/s" for name in ("procfile", "serve"))
+    api = f", Webex API at +{latency_ms:g} ms" if latency_ms else ""
+    print(f"reply_latency: help -> reply posted{api}, median of {rounds} alternating rounds | " + " | ".join(parts)
+          + f" | throughput at {top:g}/s offered: {handled}"
           + f" | serve worst p50 ratio {serve_ratio:.1f} | Procfile worst p50 "
           f"{median[('procfile', rates[worst])][0]:.1f} ms at {rates[worst]:g}/s, floor (one SDK post) "
           f"{median[('floor', rates[worst])][0]:.1f} ms: ratio {ratios[worst]:.1f}")

@@ -131,6 +131,9 @@ class SqliteDatabase(Database):
         db = getattr(self._local, "ack_db", None)
         if db is None:
             db = self._local.ack_db = self._connect(busy_timeout=0)
+            # The commit that crosses the WAL's checkpoint size copies the WAL into the database and syncs it:
+            # ~1 ms an acknowledgement should not pay. The workers' connections checkpoint instead.
+            db.execute("PRAGMA wal_autocheckpoint=0")
         return db
 
     def _connect(self, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> sqlite_utils.Database:
