@@ -352,8 +352,14 @@ def post_planned(services: Services, now: datetime, owner: str, report: SweepRep
                                 name=f"rollover-reminders-{n}", daemon=True) for n, line in enumerate(queues)]
     for poster in posters:
         poster.start()
+    renewed = time.monotonic()
     try:
-        while not outage.is_set() and _keep_lease(storage, config, owner):
+        while not outage.is_set():
+            # The sweep's lease is renewed every tenth of its length, not once per card (a write each).
+            if time.monotonic() - renewed > config.reminder_lease_seconds / 10:
+                if not _keep_lease(storage, config, owner):
+                    break
+                renewed = time.monotonic()
             planned = storage.reminders.claim(owner, now=now.timestamp(), wall_now=time.time(),
                                               claim_seconds=config.reminder_lease_seconds)
             if planned is None:
