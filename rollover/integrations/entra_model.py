@@ -41,9 +41,10 @@ class KeyCredentialInfo:
     custom_key_identifier: Optional[bytes] = None
     der: Optional[bytes] = field(default=None, repr=False)
 
-    @property
+    @cached_property
     def thumbprint(self) -> Optional[str]:
-        """SHA-1 of the DER (uppercase hex); else a 20-byte customKeyIdentifier (the portal default)."""
+        """SHA-1 of the DER (uppercase hex); else a 20-byte customKeyIdentifier (the portal default).
+        Computed once: the inventory reads it several times per key."""
         if self.der:
             return hashlib.sha1(self.der).hexdigest().upper()
         if self.custom_key_identifier is not None and len(self.custom_key_identifier) == 20:
