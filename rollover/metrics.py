@@ -26,6 +26,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from rollover.pipeline.wakeup import is_private_folder
+from rollover.settings import redact_url
+
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -63,8 +66,8 @@ def enabled(config) -> bool:
 
 def metrics_folder(database_path: str) -> Path:
     """Beside the database file; for a database server, a folder of this host named after its URL."""
-    if "://" in database_path:
-        digest = hashlib.sha256(database_path.encode()).hexdigest()[:16]
+    if "://" in database_path:       # named without the URL's password: every user of the host sees the name
+        digest = hashlib.sha256(redact_url(database_path).encode()).hexdigest()[:16]
         return Path(tempfile.gettempdir()) / f"rollover-metrics-{digest}"
     database = Path(database_path).resolve()
     return database.parent / f".{database.name}.metrics"
@@ -80,6 +83,9 @@ def enable(config) -> bool:
         if folder == _folder:
             return True
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not is_private_folder(folder):   # a symlink or another user's folder in the shared /tmp
+            log.warning("metrics are off: %s is not a private folder of this user", folder)
+            return False
         # prometheus_client picks its value files by this variable: set before its first import, and anew
         # when one process (the tests) switches databases.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)

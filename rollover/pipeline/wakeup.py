@@ -55,7 +55,7 @@ class SocketWakeChannel:
 
     def notify(self) -> None:
         try:
-            if not _is_ours(self.folder):
+            if not is_private_folder(self.folder):
                 return   # another user's folder (or a symlink) must not tell us where to send, nor what to unlink
             targets = self._current_targets()
         except OSError:
@@ -101,7 +101,7 @@ class SocketWakeChannel:
 
     def listen(self, on_wake: Callable[[], None]) -> Callable[[], None]:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not _is_ours(self.folder):
+        if not is_private_folder(self.folder):
             log.warning("%s is not a private folder of this user (a symlink, another owner or open to others): "
                         "workers are not woken across processes, they poll", self.folder)
             return lambda: None
@@ -212,7 +212,7 @@ def wake_folder(database_path: str) -> Path:
     return _short_folder(str(database))
 
 
-def _is_ours(folder: Path) -> bool:
+def is_private_folder(folder: Path) -> bool:
     """The folder itself (not a symlink), owned by this user and closed to others (the shared /tmp)."""
     status = os.lstat(folder)
     return stat.S_ISDIR(status.st_mode) and status.st_uid == os.geteuid() and not status.st_mode & 0o077

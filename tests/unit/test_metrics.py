@@ -118,3 +118,13 @@ def _up(url: str) -> bool:
         return requests.get(url, timeout=1).status_code == 200
     except requests.RequestException:
         return False
+
+
+def test_metrics_stay_off_when_their_folder_is_not_private(tmp_path):
+    from rollover import metrics
+    from rollover.settings import load_config
+    config = load_config({}).replace(database_path=str(tmp_path / "bot.sqlite3"), metrics_token=TOKEN)
+    folder = metrics.metrics_folder(config.database_path)
+    folder.mkdir()
+    folder.chmod(0o777)                       # as another user of a shared /tmp could have left it
+    assert metrics.enable(config) is False
