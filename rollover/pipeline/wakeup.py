@@ -181,8 +181,8 @@ class PostgresWakeChannel:
         if connection is not None:
             try:
                 connection.close()
-            except Exception:
-                pass
+            except Exception as error:   # a connection already broken: nothing left to release
+                log.debug("closing the notify connection failed: %s", type(error).__name__)
 
 
 def _pg_connect(url: str):
