@@ -115,7 +115,9 @@ class LocalGraph(LoopbackServer, GraphRoutes):
             except GraphHttpError as error:
                 headers.update(error.headers)
                 status, payload = error.status, error_body(error.code, error.message)
-        return _graph_response(status, payload, headers)
+            # Encoded under the lock: a payload shares lists with the tenant's objects (no copy of 999 apps
+            # per page), and a concurrent PATCH must not change them half-way through the encoding.
+            return _graph_response(status, payload, headers)
 
 
 def _graph_response(status: int, payload: object, headers: dict[str, str]) -> Response:

@@ -91,6 +91,8 @@ def compile_filter(expression: Optional[str]) -> Callable[[dict], bool]:
     if not expression:
         return lambda _obj: True
     predicates = [_compile_clause(clause.strip()) for clause in re.split(r"\s+and\s+", expression)]
+    if len(predicates) == 1:
+        return predicates[0]
     return lambda obj: all(predicate(obj) for predicate in predicates)
 
 

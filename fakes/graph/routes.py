@@ -35,13 +35,13 @@ class GraphRoutes(GraphTenant):
     def _list_service_principals(self, query: dict) -> tuple[int, Any]:
         self._require_read()
         predicate = compile_filter(query.get("$filter"))
-        matching = [sp for sp in self.service_principals.values() if predicate(sp)]
+        matching = (sp for sp in self.service_principals.values() if predicate(sp))
         return 200, self._page("servicePrincipals", matching, query)
 
     def _list_applications(self, query: dict) -> tuple[int, Any]:
         self._require_read()
         predicate = compile_filter(query.get("$filter"))
-        matching = [app for app in self.applications.values() if predicate(app)]
+        matching = (app for app in self.applications.values() if predicate(app))
         return 200, self._page("applications", matching, query)
 
     def _get_object(self, obj: dict, collection: str, query: dict) -> tuple[int, Any]:

@@ -26,9 +26,8 @@ import json
 import logging
 import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable, Iterator, Optional, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Optional, TypeVar
 from urllib.parse import urlparse
 
 import httpx
@@ -62,6 +61,7 @@ from rollover import metrics
 from rollover.errors import Retryable, UserError
 from rollover.integrations.entra_model import (  # noqa: F401  (re-exported: the client's callers use these)
     ApplicationInfo,
+    InventoryAssembly,
     KeyCredentialInfo,
     PasswordCredentialInfo,
     SamlAppInventory,
@@ -73,6 +73,7 @@ from rollover.integrations.entra_model import (  # noqa: F401  (re-exported: the
     _sp_info,
     _utc,
     build_inventory_entry,
+    cycle_collection_paused,
     signing_certificates_of,
     to_trust_facts,
 )
@@ -413,22 +414,13 @@ class EntraClient:
 
     # ------------------------------------------------------------------ reads
 
-    def list_saml_service_principals(self, page_size: int = MAX_PAGE_SIZE, *,
-                                     when_many: Callable[[], None] | None = None) -> list[ServicePrincipalInfo]:
+    def list_saml_service_principals(self, page_size: int = MAX_PAGE_SIZE) -> list[ServicePrincipalInfo]:
         """All SPs with preferredSingleSignOnMode 'saml' (keys are null on lists; thumbprints from
-        customKeyIdentifier). ``when_many`` is called once the first page shows more than one ``appId in
-        (...)`` query can cover (the inventory then fetches every app registration meanwhile)."""
-        query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
-            filter="preferredSingleSignOnMode eq 'saml'", select=SP_LIST_FIELDS, top=min(page_size, MAX_PAGE_SIZE))
-        pages = self._pages(self._graph.service_principals, RequestConfiguration(query_parameters=query),
-                            _Access("read", "the SAML enterprise apps"))
-        listed = []
-        for page in pages:
-            listed += [_sp_info(sp) for sp in page.get("value") or []]
-            if when_many is not None and page.get("@odata.nextLink") and len(listed) > APP_ID_IN_FILTER_LIMIT:
-                when_many()
-                when_many = None
-        return listed
+        customKeyIdentifier)."""
+        query = _saml_sp_query(min(page_size, MAX_PAGE_SIZE))
+        return [_sp_info(sp) for sp in self._collect_pages(
+            self._graph.service_principals, RequestConfiguration(query_parameters=query),
+            _Access("read", "the SAML enterprise apps"))]
 
     def get_service_principal(self, sp_id: str, with_keys: bool = True) -> ServicePrincipalInfo:
         """One SP. ``with_keys`` adds $select=keyCredentials (returns the DER; Graph limit 150/min/tenant)."""
@@ -486,9 +478,7 @@ class EntraClient:
         if len(wanted) > APP_ID_IN_FILTER_LIMIT:
             found = self._all_applications(page_size)
         else:
-            values = ",".join(_odata_quote(app_id) for app_id in wanted)
-            query = ApplicationsRequestBuilder.ApplicationsRequestBuilderGetQueryParameters(
-                filter=f"appId in ({values})", select=APP_FIELDS, top=APP_ID_IN_FILTER_LIMIT)
+            query = _registrations_query(wanted)
             items = self._collect_pages(self._graph.applications, RequestConfiguration(query_parameters=query),
                                         _Access("read", "app registrations"))
             found = {app["appId"]: _application_info(app) for app in items}
@@ -496,8 +486,7 @@ class EntraClient:
 
     def _all_applications(self, page_size: int) -> dict[str, ApplicationInfo]:
         """Every app registration of the tenant, by appId (paged)."""
-        query = ApplicationsRequestBuilder.ApplicationsRequestBuilderGetQueryParameters(
-            select=APP_FIELDS, top=min(page_size, MAX_PAGE_SIZE))
+        query = _all_registrations_query(min(page_size, MAX_PAGE_SIZE))
         items = self._collect_pages(self._graph.applications, RequestConfiguration(query_parameters=query),
                                     _Access("read", "app registrations"))
         return {app["appId"]: _application_info(app) for app in items}
@@ -506,30 +495,77 @@ class EntraClient:
         """Every SAML app with its certificates and app-registration facts.
 
         Requests: ceil(SAML SPs / page_size) SP pages + app registrations (1 filtered query for <= 15 apps,
-        else ceil(all registrations / page_size) pages) + one single $select GET per object whose
-        thumbprints can't be derived from customKeyIdentifier.
+        else ceil(all registrations / page_size) pages, fetched alongside the SP pages: the two chains do not
+        depend on each other) + one single $select GET per object whose thumbprints can't be derived from
+        customKeyIdentifier.
         """
-        listed, every_application = self._saml_sps_and_applications(page_size)
-        service_principals = [self.get_service_principal(sp.id) if sp.needs_key_fetch else sp for sp in listed]
-        wanted = {sp.app_id for sp in service_principals}
-        if every_application is None:
-            applications = self.list_applications(wanted, page_size)
-        else:
-            applications = {app_id: app for app_id, app in every_application.items() if app_id in wanted}
-        applications = {app_id: self.get_application(app.id) if app.needs_key_fetch else app
-                        for app_id, app in applications.items()}
-        return [build_inventory_entry(sp, applications.get(sp.app_id)) for sp in service_principals]
+        with cycle_collection_paused():
+            assembly = self._call(lambda: self._assemble_inventory(page_size),
+                                  _Access("read", "the SAML enterprise apps and their app registrations"))
+            return assembly.entries(self.get_service_principal, self.get_application)
 
-    def _saml_sps_and_applications(self, page_size: int
-                                   ) -> tuple[list[ServicePrincipalInfo], dict[str, ApplicationInfo] | None]:
-        """The SAML service principals; and, when there are too many for one ``appId in (...)`` query, every
-        app registration, fetched at the same time: the two page chains do not depend on each other. (None
-        for the registrations: few apps, one filtered query after the list.)"""
-        with ThreadPoolExecutor(1, thread_name_prefix="entra-applications") as pool:
-            applications = []
-            listed = self.list_saml_service_principals(
-                page_size, when_many=lambda: applications.append(pool.submit(self._all_applications, page_size)))
-            return listed, applications[0].result() if applications else None
+    async def _assemble_inventory(self, page_size: int) -> InventoryAssembly:
+        """Both page chains at once, as coroutines on the client's loop. Each page is converted there too, in
+        slices between which the other chain's answers are read and its next request sent, and each entry is
+        built as soon as its two halves are known: after the last page only its own entries are left. (In a
+        thread of its own the conversion would hold the interpreter lock from the loop's socket reads.)"""
+        assembly = InventoryAssembly()
+        top = min(page_size, MAX_PAGE_SIZE)
+        registrations: asyncio.Task | None = None
+        try:
+            async for page in self._pages_async(self._graph.service_principals, _saml_sp_query(top)):
+                items = page.get("value") or []
+                if (registrations is None and page.get("@odata.nextLink")
+                        and assembly.count + len(items) > APP_ID_IN_FILTER_LIMIT):
+                    # More apps than one "appId in (...)" query covers: every registration, starting now.
+                    registrations = asyncio.ensure_future(
+                        self._add_registrations(_all_registrations_query(top), assembly))
+                    registrations.add_done_callback(_cancel_on_failure(asyncio.current_task()))
+                await _in_slices(items, _sp_info, assembly.add_service_principals)
+        except asyncio.CancelledError:
+            if registrations is not None and registrations.done() and not registrations.cancelled():
+                raise registrations.exception() or RuntimeError("registrations ended early") from None
+            raise
+        except BaseException:
+            if registrations is not None:
+                registrations.cancel()   # no orphan chain going on after the inventory failed
+            raise
+        if registrations is not None:
+            await registrations
+        else:   # few apps: one filtered query after the list (or, for one long page, every registration)
+            wanted = sorted(assembly.app_ids())
+            if len(wanted) > APP_ID_IN_FILTER_LIMIT:
+                await self._add_registrations(_all_registrations_query(top), assembly)
+            elif wanted:
+                await self._add_registrations(_registrations_query(wanted), assembly)
+        assembly.registrations_complete()
+        return assembly
+
+    async def _add_registrations(self, query: Any, assembly: InventoryAssembly) -> None:
+        async for page in self._pages_async(self._graph.applications, query):
+            await _in_slices(page.get("value") or [], _application_info, assembly.add_registrations)
+
+    async def _pages_async(self, builder: Any, query: Any) -> AsyncIterator[dict]:
+        """Each page, with the next one already requested (a page names the next, so a chain is sequential)."""
+        errors = {"XXX": ODataError}
+
+        def request(information: Any) -> asyncio.Task:
+            with self._count_lock:
+                self.request_count += 1
+            return asyncio.ensure_future(self._adapter.send_primitive_async(information, "bytes", errors))
+
+        pending = request(builder.to_get_request_information(RequestConfiguration(query_parameters=query)))
+        try:
+            while pending is not None:
+                content = await pending
+                page = json.loads(content) if content else {}
+                next_link = page.get("@odata.nextLink")
+                pending = request(type(builder)(self._adapter, next_link).to_get_request_information(None)) \
+                    if next_link else None
+                yield page
+        finally:
+            if pending is not None:
+                pending.cancel()   # the caller stopped early (an error): the requested page is not wanted
 
     def is_member_of_group(self, user_principal_or_email: str, group_id: str) -> bool:
         """Transitive membership via the documented POST /users/{id|UPN}/checkMemberGroups.
@@ -616,6 +652,40 @@ class EntraClient:
         log.info("Graph write: %s %s", planned.method, planned.url)
         response = self._send_for_json(information, planned._access)
         return _new_certificate(response) if planned._response_type is SelfSignedCertificate else None
+
+
+def _saml_sp_query(top: int) -> Any:
+    return ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
+        filter="preferredSingleSignOnMode eq 'saml'", select=SP_LIST_FIELDS, top=top)
+
+
+def _all_registrations_query(top: int) -> Any:
+    return ApplicationsRequestBuilder.ApplicationsRequestBuilderGetQueryParameters(select=APP_FIELDS, top=top)
+
+
+def _registrations_query(app_ids: list[str]) -> Any:
+    """The registrations of up to APP_ID_IN_FILTER_LIMIT appIds, in one query."""
+    values = ",".join(_odata_quote(app_id) for app_id in app_ids)
+    return ApplicationsRequestBuilder.ApplicationsRequestBuilderGetQueryParameters(
+        filter=f"appId in ({values})", select=APP_FIELDS, top=APP_ID_IN_FILTER_LIMIT)
+
+
+def _cancel_on_failure(task: asyncio.Task | None) -> Callable[[asyncio.Task], None]:
+    """A done-callback: when the watched task failed, cancel ``task`` (its sibling stops asking Graph)."""
+    def check(done: asyncio.Task) -> None:
+        if task is not None and not done.cancelled() and done.exception() is not None:
+            task.cancel()
+    return check
+
+
+SLICE = 100   # objects converted between two turns of the loop (~1 ms)
+
+
+async def _in_slices(items: list[dict], convert: Callable[[dict], T], consume: Callable[[list[T]], None]) -> None:
+    """Convert ``items`` a slice at a time, giving the loop a turn in between (the other chain's reads)."""
+    for start in range(0, len(items), SLICE):
+        consume([convert(item) for item in items[start:start + SLICE]])
+        await asyncio.sleep(0)
 
 
 def _select(builder: Any, fields: list[str]) -> RequestConfiguration:

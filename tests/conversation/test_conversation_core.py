@@ -358,7 +358,7 @@ def graph_unavailable_for(chat, monkeypatch, attempts: int) -> None:
     """Graph answers the inventory with 503 (after the SDK's own retries) for the next ``attempts`` reads."""
     from rollover.integrations.entra_client import GraphUnavailableError
     entra, left = chat.services.entra, [attempts]
-    original = entra.list_saml_service_principals
+    original = entra.inventory
 
     def unavailable(*args, **kwargs):
         if left[0] > 0:
@@ -366,7 +366,7 @@ def graph_unavailable_for(chat, monkeypatch, attempts: int) -> None:
             raise GraphUnavailableError("Microsoft Graph is unavailable (HTTP 503) for the service principals "
                                         "after retries. Try again later.")
         return original(*args, **kwargs)
-    monkeypatch.setattr(entra, "list_saml_service_principals", unavailable)
+    monkeypatch.setattr(entra, "inventory", unavailable)
 
 
 def test_graph_unavailable_retries_the_command_later_and_answers_once_graph_is_back(graph_chat, monkeypatch):

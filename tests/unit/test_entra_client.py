@@ -225,3 +225,16 @@ def test_configuration_errors_are_clear_and_secret_free(tmp_path):
     with pytest.raises(GraphConfigurationError) as raised:
         EntraClient.from_settings("t", "c", client_secret="hunter2", base_url="http://graph-mock:8080/v1.0")
     assert "hunter2" not in str(raised.value)
+
+
+def test_a_failing_registration_chain_ends_the_inventory_with_a_clear_error_and_no_orphan_requests(graph, client):
+    for index in range(200):
+        _seed(graph, f"App {index:04d}")
+    graph.inject_fault("GET", r"/applications$", status=403)
+    graph.latency = 0.05
+    with pytest.raises(GraphPermissionError, match="Application.Read.All"):
+        client.inventory(page_size=20)                    # 10 SP pages, had it gone on
+    answered = len(graph.requests)
+    time.sleep(0.3)                                       # a chain left running would still be asking
+    # The refused page stops the SP chain within a page or two (11 requests had it gone on to the end).
+    assert len(graph.requests) == answered <= 6
