@@ -117,6 +117,9 @@ class SqliteDatabase(Database):
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        # One acknowledgement at a time per process: this process's threads queue here in order (a lock hands
+        # over in microseconds), and only another process's writer is waited out in retries.
+        self._ack_lock = threading.Lock()
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -153,8 +156,9 @@ class SqliteDatabase(Database):
         writes; the insert itself takes ~0.05 ms, so waiting in 0.2 ms steps keeps the acknowledgement's
         tail latency close to a bare endpoint's."""
         if urgent:
-            return _retry_while_locked(lambda: self._execute(self.ack_db.conn, sql, params),
-                                       ACK_LOCK_WAIT_SECONDS, pause=0.0002)
+            with self._ack_lock:
+                return _retry_while_locked(lambda: self._execute(self.ack_db.conn, sql, params),
+                                           ACK_LOCK_WAIT_SECONDS, pause=0.0002)
         return self._execute(self.db.conn, sql, params)
 
     @staticmethod

@@ -113,3 +113,33 @@ def test_an_acknowledged_event_survives_a_new_process(app, storage, tmp_path):
     post(app.test_client(), body, signature_for(SECRET, body))
     reopened = Storage(storage.location)   # as a restarted process would
     assert reopened.events.claim("w", lease_seconds=10).data_id == "MSG-7"
+
+
+def test_acknowledgements_from_many_threads_are_all_recorded_once(app, storage):
+    """The threads of one process queue for the acknowledgement's write (no 'database is locked')."""
+    import threading
+    failures = []
+
+    def deliver(thread_number):
+        client = app.test_client()
+        for n in range(40):
+            body = envelope(f"MSG-{thread_number}-{n}")
+            response = post(client, body, signature_for(SECRET, body))
+            if response.status_code != 200:
+                failures.append(response.status_code)
+
+    threads = [threading.Thread(target=deliver, args=(k,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == [] and storage.events.count("pending") == 320
+
+
+def test_the_web_process_is_tuned_for_the_acknowledgements_tail(app):
+    import gc
+    import sys
+
+    from rollover.web import ACK_SWITCH_INTERVAL
+    assert sys.getswitchinterval() == pytest.approx(ACK_SWITCH_INTERVAL)
+    assert gc.get_freeze_count() > 0    # the start-up heap is out of the cycle collector's passes
