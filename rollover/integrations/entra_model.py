@@ -246,7 +246,6 @@ def cycle_collection_paused() -> Iterator[None]:
                 gc.enable()
 
 
-
 def _utc(moment: Optional[dt.datetime]) -> Optional[dt.datetime]:
     if moment is None or moment.tzinfo is UTC:
         return moment
