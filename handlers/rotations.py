@@ -20,7 +20,8 @@ from rollover.pipeline.registry import card_action, command
 from rollover.rotation import audit
 from rollover.rotation import engine as rotation
 from rollover.rotation.approvals import STAGES, approval_refusal, may_decide, require_approvers
-from rollover.rotation.machine import machine_of, requester_of, state_of
+from rollover.rotation.guidance import relying_party
+from rollover.rotation.machine import machine_of, requester_of, state_of, step_of
 from rollover.rotation.plans import NewRotation, plan_cleanup, plan_entra_signing, plan_webex_sp
 from rollover.rotation.view import window_moment
 from rollover.tracking import find_entra_app, require_graph
@@ -148,7 +149,9 @@ def window_now_button(ctx: Context) -> None:
 
 @card_action(action_ids.ROTATION_SIGNED_IN)
 def signed_in_button(ctx: Context) -> None:
-    _operator_step(ctx, "sign-in-confirmed", "Confirmed a test sign-in to Webex.")
+    record = _clicked(ctx, "sign-in-confirmed")
+    if record is not None:                      # the app the sign-in went to: Webex or another SAML app
+        _act(ctx, record, "sign-in-confirmed", f"Confirmed a test sign-in to {relying_party(record.plan)}.")
 
 
 @card_action(action_ids.ROTATION_ROLLBACK)
@@ -246,7 +249,7 @@ def _clicked(ctx: Context, event: str | None):
         rotation.advance(ctx.services, record.id)    # this very click moved it: finish its work, say nothing
         return None
     if str(ctx.inputs.get("version")) != str(record.version) or ctx.card_message_id != record.card_message_id:
-        step = state_of(record).step
+        step = step_of(record)
         _refuse(ctx, record, f"This card is outdated: rotation #{record.id} is now at “{step}”. Use its latest "
                              "card; nothing was changed by this click.")
         return None

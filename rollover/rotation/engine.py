@@ -51,6 +51,7 @@ from rollover.rotation.machine import (
     declared_event,
     machine_of,
     state_of,
+    step_of,
 )
 from rollover.rotation.steps import Outcome, Step
 from rollover.rotation.view import RotationView, window_moment
@@ -105,7 +106,7 @@ def start(services: Services, new, *, room_id: str, requester: str, event_key: s
         if rotation_id is not None:
             audit.record(services, services.storage.rotations.get(rotation_id), actor=requester, action="requested",
                          detail=f"Requested a rotation of the {MACHINES[new.kind].label}; it starts at "
-                                f"“{state.step}”.", requests=new.plan.get("requests", []))
+                                f"“{state.step_for(new.plan)}”.", requests=new.plan.get("requests", []))
     if rotation_id is None:
         raise UserError(already_open_message(services, new.app_key, room_id))
     advance(services, rotation_id)
@@ -118,10 +119,10 @@ def already_open_message(services: Services, app_key: str, room_id: str) -> str:
         return "Another rotation of this app was started at the same moment; `rotations` shows it."
     opened = f"Rotation #{other.id} of {other.app_name} is still open"
     if other.room_id == room_id:
-        return (f"{opened} (step: {state_of(other).step}). Finish it or `cancel {other.id}` first: one rotation "
+        return (f"{opened} (step: {step_of(other)}). Finish it or `cancel {other.id}` first: one rotation "
                 "per app at a time.")
     # `cancel` works only in the rotation's own space: say which one, and the operator's way out.
-    return (f"{opened} in {space_name(services, other.room_id)} (step: {state_of(other).step}). Finish it or "
+    return (f"{opened} in {space_name(services, other.room_id)} (step: {step_of(other)}). Finish it or "
             f"`cancel {other.id}` there, or an operator runs `python bot.py rotations --cancel {other.id}`: one "
             "rotation per app at a time.")
 
@@ -145,7 +146,7 @@ def cancel_refusal(record: RotationRecord) -> str | None:
     if machine_of(record).allows(record.state, "cancelled"):
         return None
     activated = record.state in ("awaiting-sign-in-test", "verification-failed")
-    return (f"Rotation #{record.id} cannot be cancelled at “{state_of(record).step}”"
+    return (f"Rotation #{record.id} cannot be cancelled at “{step_of(record)}”"
             + (": the new certificate is active; confirm the sign-in or roll back." if activated else "."))
 
 
@@ -153,7 +154,7 @@ def operator_line(record: RotationRecord) -> str:
     """One line of ``python bot.py rotations``: which rotation, its step, its space, who asked and when."""
     asked = datetime.fromtimestamp(record.created_at, timezone.utc).strftime("%Y-%m-%d %H:%M")
     cancellable = "" if cancel_refusal(record) else " · can be cancelled"
-    return (f"#{record.id}  {record.app_name} ({machine_of(record).label}) · step: {state_of(record).step}"
+    return (f"#{record.id}  {record.app_name} ({machine_of(record).label}) · step: {step_of(record)}"
             f"{cancellable} · space {record.room_id} · requested by {record.requested_by} at {asked} UTC")
 
 
@@ -211,9 +212,10 @@ def approve(services: Services, record: RotationRecord, *, actor: str,
         if count is None:
             return None, 0
         moved = count >= required
+        following = machine_of(record).state(approved.state).step_for(record.plan)
         audit.record(services, record, actor=actor, action="approved",
-                     detail=(f"Approval {count} of {required} for “{state.step}”."
-                             + (f" Moving on: {machine_of(record).state(approved.state).step}." if moved else "")),
+                     detail=(f"Approval {count} of {required} for “{state.step_for(record.plan)}”."
+                             + (f" Moving on: {following}." if moved else "")),
                      state_change=(record.state, approved.state) if moved else None)
     advance(services, record.id)
     return services.storage.rotations.get(record.id), count
@@ -295,7 +297,7 @@ def _run_step(services: Services, record: RotationRecord, state: State, owner: s
         wait = max(GRAPH_RETRY_SECONDS, error.retry_after or 0.0)   # never sooner than Graph's Retry-After
         log.warning("rotation %s: %s; retrying in %.0f s", record.id, error, wait)
         audit.record(services, record, actor=BOT_ACTOR, action="graph-unavailable",
-                     detail=f"{error} The step “{state.step}” is retried in {wait:.0f} s.")
+                     detail=f"{error} The step “{state.step_for(record.plan)}” is retried in {wait:.0f} s.")
         services.storage.rotations.postpone(record.id, owner, time.time() + wait)
         return False
     except UserError as error:
@@ -303,8 +305,8 @@ def _run_step(services: Services, record: RotationRecord, state: State, owner: s
     except Exception:
         incident = secrets.token_hex(4)
         log.exception("incident %s: rotation %s failed in step %s", incident, record.id, state.name)
-        outcome = Outcome("failed", detail=f"An internal error stopped “{state.step}” (incident `{incident}`). "
-                                           "Check the app in the Entra admin center before going on.")
+        outcome = Outcome("failed", detail=f"An internal error stopped “{state.step_for(record.plan)}” (incident "
+                                           f"`{incident}`). Check the app in the Entra admin center before going on.")
     current = services.storage.rotations.get(record.id)       # the step saved its progress meanwhile
     change = _change(services, current, outcome.event, actor=BOT_ACTOR, detail=outcome.detail,
                      data=outcome.data, posts=outcome.posts, event_key=None)
@@ -373,7 +375,7 @@ def _post_card(services: Services, record: RotationRecord) -> tuple[str, str | N
 def _space_unreachable(services: Services, record: RotationRecord, error: WebexError) -> None:
     log.warning("rotation %s: its card could not be posted (%s); going on without it", record.id, error)
     audit.record(services, record, actor=BOT_ACTOR, action="space-unreachable",
-                 detail=f"The card of “{state_of(record).step}” could not be posted in the rotation's space "
+                 detail=f"The card of “{step_of(record)}” could not be posted in the rotation's space "
                         f"({error}); the bot may have been removed from it. The rotation goes on without its card.")
 
 
@@ -382,7 +384,7 @@ def view_of(services: Services, record: RotationRecord) -> RotationView:
     approvers = approvers_for(services.config, state.stage) if state.stage else None
     return RotationView(
         id=record.id, kind=record.kind, kind_label=machine_of(record).label, app_name=record.app_name,
-        state=record.state, state_kind=state.kind, step=state.step, version=record.version,
+        state=record.state, state_kind=state.kind, step=state.step_for(record.plan), version=record.version,
         requested_by=record.requested_by, plan=record.plan, data=record.data,
         approvals=[email for email, _ in services.storage.rotations.approvals(record.id, record.state_version)],
         required_approvals=services.config.required_approvals,

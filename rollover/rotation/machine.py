@@ -43,7 +43,7 @@ APPROVAL_BUTTONS = (APPROVE, REJECT, CANCEL)
 class State:
     name: str
     kind: str
-    step: str                                    # what `rotations` and the cards call this step
+    step: str                                    # what `rotations` and the cards call this step (step_for)
     stage: str | None = None                     # approval states: which approvers ("create" / "activate")
     run: Callable[[Step], Outcome] | None = None  # running states: the step function
     timeout: str | None = None                   # "approval": approval hours after entering; "window": its start
@@ -52,8 +52,13 @@ class State:
     buttons: tuple[Button, ...] = ()             # the card's buttons, in order
     phase: str | None = None                     # its phase of the step indicator; None: the rotation stopped
 
+    def step_for(self, plan: dict) -> str:
+        """The step's name in this rotation: "{relying_party}" names who trusts the certificate, since an Entra
+        signing rotation serves any SAML app, not only Webex."""
+        return self.step.format(relying_party=say.relying_party(plan))
+
     def guide(self, view: RotationView) -> str:
-        return self.guidance(view) if self.guidance else self.step + "…"
+        return self.guidance(view) if self.guidance else self.step_for(view.plan) + "…"
 
     def buttons_for(self, view: RotationView) -> list[Button]:
         return [button for button in self.buttons if button.shown is None or button.shown(view)]
@@ -184,7 +189,7 @@ ENTRA_SIGNING = machine("entra-signing", "Entra token-signing certificate", [
               " ".join(v.data.get("verification_problems") or [v.last_detail]) + " Verify again in a few minutes "
               "(Entra can take a while to publish), or Roll back."),
           buttons=(Button("Verify again", "verify"), ROLL_BACK), phase="Verify"),
-    State("awaiting-sign-in-test", OPERATOR, "Waiting for a test sign-in to Webex",
+    State("awaiting-sign-in-test", OPERATOR, "Waiting for a test sign-in to {relying_party}",
           guidance=lambda v: (
               f"Entra now signs with {say.new_certificate(v)}. Import the federation metadata file above into "
               f"{say.trust_text(v, 'import_place')} now, then test an SSO sign-in to {say.relying_party(v.plan)} in "
@@ -283,6 +288,11 @@ def machine_of(record: RotationRecord) -> Machine:
 
 def state_of(record: RotationRecord) -> State:
     return machine_of(record).state(record.state)
+
+
+def step_of(record: RotationRecord) -> str:
+    """What people are told the rotation is at: its step, named for its app."""
+    return state_of(record).step_for(record.plan)
 
 
 def requester_of(record: RotationRecord) -> str:

@@ -213,3 +213,24 @@ def test_a_state_outside_the_declared_steps_is_refused_when_the_machine_is_decla
     with pytest.raises(ValueError, match="belongs to no phase"):
         machine("x", "X", [State("waiting", APPROVAL, "Waiting", phase="Nowhere")], [("waiting", "ok", "done")],
                 phases=(Phase("Start"), Phase(DONE)))
+
+
+PLANS = {"old (no trust)": {}, "Webex": {"trust": {"relying_party": "Webex"}},
+         "Salesforce": {"trust": {"relying_party": "Salesforce"}}}
+
+
+@pytest.mark.parametrize("kind", sorted(MACHINES))
+@pytest.mark.parametrize("plan", PLANS.values(), ids=list(PLANS))
+def test_every_step_name_fills_its_template_for_every_plan(kind, plan):
+    for state in MACHINES[kind].states.values():
+        step = state.step_for(plan)
+        assert step and "{" not in step and "}" not in step, (state.name, step)
+
+
+def test_an_entra_signing_rotation_names_its_relying_party_and_only_the_plan_decides():
+    """Entra signs for any SAML app: its steps never say Webex for another app, and still do for Webex's."""
+    states = MACHINES["entra-signing"].states.values()
+    assert [s.step_for(PLANS["Salesforce"]) for s in states if "Webex" in s.step_for(PLANS["Salesforce"])] == []
+    sign_in = MACHINES["entra-signing"].state("awaiting-sign-in-test")
+    assert sign_in.step_for(PLANS["Salesforce"]) == "Waiting for a test sign-in to Salesforce"
+    assert sign_in.step_for(PLANS["Webex"]) == sign_in.step_for({}) == "Waiting for a test sign-in to Webex"
