@@ -706,3 +706,35 @@ def test_audit_tells_the_story_and_exports_it_as_json(rotation_chat, monkeypatch
     assert "preferredTokenSigningKeyThumbprint" in result["graph_requests"][0]
     text = json.dumps(exported)
     assert "PRIVATE KEY" not in text and chat.token not in text and "BEGIN CERTIFICATE" not in text
+
+
+def sign_in_test_card(chat, app: str) -> str:
+    """The card of the sign-in test, once ``app``'s new certificate is active and verified."""
+    rotate_to_window(chat, app)
+    click(chat, chat.alice, "Now: I'm ready")
+    return last_card_text(click(chat, chat.carol, "Approve"))
+
+
+def test_the_steps_of_a_non_webex_apps_rotation_name_its_relying_party_not_webex(space, demo_graph):
+    """An Entra signing rotation serves any SAML app: its steps name the app the plan says trusts Entra."""
+    chat = space()
+    salesforce = next(sp for sp in demo_graph.service_principals.values() if sp["displayName"] == "Salesforce")
+    demo_graph.owned_object_ids.add(salesforce["id"])             # the bot may change it, as it may Webex's
+    card = sign_in_test_card(chat, "Salesforce")
+    assert "Waiting for a test sign-in to Salesforce" in card and "Webex" not in card
+    sign_in = chat.last_card_message()                           # before `rotations` posts its own card
+    listing = card_text(chat.say(chat.alice, "rotations")[0])
+    assert "Waiting for a test sign-in to Salesforce" in listing and "Webex" not in listing
+    refused = chat.say(chat.alice, "cancel 1")[0].body
+    assert "“Waiting for a test sign-in to Salesforce”" in refused and "Webex" not in refused
+    click(chat, chat.alice, "Sign-in works", message=sign_in)
+    story = chat.say(chat.alice, "audit")[0].body
+    assert "Confirmed a test sign-in to Salesforce." in story and "sign-in to Webex" not in story
+
+
+def test_the_steps_of_a_webex_apps_rotation_still_name_webex(rotation_chat):
+    chat = rotation_chat
+    assert "Waiting for a test sign-in to Webex" in sign_in_test_card(chat, WEBEX_APP)
+    listing = card_text(chat.say(chat.alice, "rotations")[0])
+    assert "Waiting for a test sign-in to Webex" in listing
+
