@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import weakref
 from typing import Any, Callable, Mapping
 
 from flask import Flask, request
@@ -38,6 +39,8 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     metrics.enable(config)
     wake_callbacks: list[Callable[[], Any]] = []
     wake_channel = wake_channel_for(config.database_path)
+    # What notify keeps open (a PostgreSQL connection, a socket) is closed with the app, not left to the
+    # garbage collector (psycopg warns then, at some unrelated moment).
 
     def wake_workers() -> None:
         for wake in wake_callbacks:   # a worker thread of this process (serve)
@@ -48,7 +51,8 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
 
     app = Flask("rollover")
     app.config["MAX_CONTENT_LENGTH"] = config.max_webhook_bytes   # refuse huge bodies before reading them
-    app.extensions["rollover"] = {"config": config, "storage": storage, "wake_callbacks": wake_callbacks}
+    app.extensions["rollover"] = {"config": config, "storage": storage, "wake_callbacks": wake_callbacks,
+                                  "wake_channel": wake_channel}
 
     @app.post("/webhooks/webex")
     def webex_webhook():
@@ -85,6 +89,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
             health["status"] = "ok" if websocket["state"] == "connected" else "degraded"
         return health, 200
 
+    weakref.finalize(app, wake_channel.close)
     freeze_startup_heap()
     sys.setswitchinterval(ACK_SWITCH_INTERVAL)
     return app

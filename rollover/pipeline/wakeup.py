@@ -40,6 +40,9 @@ class WakeChannel(Protocol):
     def listen(self, on_wake: Callable[[], None]) -> Callable[[], None]:
         """Call ``on_wake`` (from a background thread) for each poke; returns the function that stops listening."""
 
+    def close(self) -> None:
+        """Release what ``notify`` keeps open (a socket, a database connection)."""
+
 
 class SocketWakeChannel:
     """Unix datagram sockets in one folder: one per listening worker process, poked by the web processes."""
@@ -198,6 +201,9 @@ class NoWakeChannel:
 
     def listen(self, on_wake: Callable[[], None]) -> Callable[[], None]:
         return lambda: None
+
+    def close(self) -> None:
+        pass
 
 
 def wake_folder(database_path: str) -> Path:

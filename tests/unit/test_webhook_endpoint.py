@@ -143,3 +143,19 @@ def test_the_web_process_is_tuned_for_the_acknowledgements_tail(app):
     from rollover.web import ACK_SWITCH_INTERVAL
     assert sys.getswitchinterval() == pytest.approx(ACK_SWITCH_INTERVAL)
     assert gc.get_freeze_count() > 0    # the start-up heap is out of the cycle collector's passes
+
+
+@pytest.mark.parametrize("store_kind", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+def test_a_dropped_app_closes_its_notify_connection_itself(store):
+    """Not left to the garbage collector, whose psycopg warning would land in some unrelated test."""
+    import gc
+    app = bot.create_app({"database_path": store, "webhook_secret": SECRET})
+    body = envelope("MSG-notify")
+    assert post(app.test_client(), body, signature_for(SECRET, body)).status_code == 200
+    channel = app.extensions["rollover"]["wake_channel"]
+    connection = channel._connection
+    assert connection is not None and not connection.closed      # the web process keeps it between events
+    app.extensions["rollover"]["storage"].dispose()
+    del app
+    gc.collect()
+    assert connection.closed and channel._connection is None
