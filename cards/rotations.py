@@ -17,7 +17,7 @@ from webexpythonsdk.models.cards.options import ActionStyle, ContainerStyle, Fon
 from cards.common import MAX_ACTIONS, card, details, facts, heading, paragraph, plain, section, submit
 from cards.paths import PathsSaid
 from handlers import actions as action_ids
-from rollover.rotation.guidance import NOT_YET, trust_text, window_text
+from rollover.rotation.guidance import NOT_YET, relying_party, trust_text, window_text
 from rollover.rotation.machine import MACHINES, State
 from rollover.rotation.view import RotationView
 
@@ -132,7 +132,7 @@ def _signing_facts(view: RotationView) -> list[tuple[str, str]]:
     return [("Previous certificate" if switched else "Current certificate",
              f"{current['thumbprint']} · valid until {_day(current['not_after'])}" if current else "none active"),
             ("New certificate", new_text),
-            ("Webex trust", trust_text(view, "label")),
+            ("Webex trust" if relying_party(view.plan) == "Webex" else "Trusted by", trust_text(view, "label")),
             ("Maintenance window", window_text(view))]
 
 

@@ -723,6 +723,8 @@ def test_the_steps_of_a_non_webex_apps_rotation_name_its_relying_party_not_webex
     card = sign_in_test_card(chat, "Salesforce")
     assert "Waiting for a test sign-in to Salesforce" in card and "Webex" not in card
     sign_in = chat.last_card_message()                           # before `rotations` posts its own card
+    details = json.dumps(sign_in["attachments"])                 # Details included (behind Action.ShowCard)
+    assert '"Trusted by"' in details and '"Webex trust"' not in details
     listing = card_text(chat.say(chat.alice, "rotations")[0])
     assert "Waiting for a test sign-in to Salesforce" in listing and "Webex" not in listing
     refused = chat.say(chat.alice, "cancel 1")[0].body
@@ -735,6 +737,7 @@ def test_the_steps_of_a_non_webex_apps_rotation_name_its_relying_party_not_webex
 def test_the_steps_of_a_webex_apps_rotation_still_name_webex(rotation_chat):
     chat = rotation_chat
     assert "Waiting for a test sign-in to Webex" in sign_in_test_card(chat, WEBEX_APP)
+    assert '"Webex trust"' in json.dumps(chat.last_card_message()["attachments"])
     listing = card_text(chat.say(chat.alice, "rotations")[0])
     assert "Waiting for a test sign-in to Webex" in listing
 
