@@ -134,6 +134,9 @@ class SqliteDatabase(Database):
         db = getattr(self._local, "ack_db", None)
         if db is None:
             db = self._local.ack_db = self._connect(busy_timeout=0)
+            # Autocommit: the statement commits inside its own step, one call into SQLite instead of a
+            # statement and a commit; each call lets go of the interpreter lock and must wait to take it back.
+            db.conn.isolation_level = None
             # The commit that crosses the WAL's checkpoint size copies the WAL into the database and syncs it:
             # ~1 ms an acknowledgement should not pay. The workers' connections checkpoint instead.
             db.execute("PRAGMA wal_autocheckpoint=0")
