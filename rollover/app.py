@@ -35,16 +35,12 @@ class ChatLayer:
 ChatLayerFactory = Callable[[], ChatLayer]
 
 
-_startup_heap = {"frozen": False}
-
-
 def freeze_startup_heap() -> None:
     """Once per process, when it is set up: what is loaded by then (modules, the app) lives as long as the
     process, so the cycle collector's passes stop walking it again and again. Unfrozen, a full pass took
     ~25 ms and the older-generation ones up to 6 ms in the web worker: the acknowledgement's worst cases
     (bench/webhook_ack.py). Frozen objects are still freed by reference counting when dropped."""
-    if not _startup_heap["frozen"]:
-        _startup_heap["frozen"] = True
+    if gc.get_freeze_count() == 0:
         gc.freeze()
 
 

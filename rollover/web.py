@@ -39,8 +39,6 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     metrics.enable(config)
     wake_callbacks: list[Callable[[], Any]] = []
     wake_channel = wake_channel_for(config.database_path)
-    # What notify keeps open (a PostgreSQL connection, a socket) is closed with the app, not left to the
-    # garbage collector (psycopg warns then, at some unrelated moment).
 
     def wake_workers() -> None:
         for wake in wake_callbacks:   # a worker thread of this process (serve)
@@ -89,6 +87,8 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
             health["status"] = "ok" if websocket["state"] == "connected" else "degraded"
         return health, 200
 
+    # What notify keeps open (a PostgreSQL connection, a socket) is closed with the app, not left to the
+    # garbage collector (psycopg warns then, at some unrelated moment).
     weakref.finalize(app, wake_channel.close)
     freeze_startup_heap()
     sys.setswitchinterval(ACK_SWITCH_INTERVAL)

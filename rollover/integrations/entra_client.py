@@ -470,27 +470,6 @@ class EntraClient:
         config = _select(builder, APP_FIELDS) if with_keys else None
         return _application_info(self._get_json(builder, config, _Access("read", target)))
 
-    def list_applications(self, app_ids: Iterable[str], page_size: int = MAX_PAGE_SIZE) -> dict[str, ApplicationInfo]:
-        """App registrations for these appIds: one ``appId in (...)`` query for up to 15, else a full paged list."""
-        wanted = sorted(set(app_ids))
-        if not wanted:
-            return {}
-        if len(wanted) > APP_ID_IN_FILTER_LIMIT:
-            found = self._all_applications(page_size)
-        else:
-            query = _registrations_query(wanted)
-            items = self._collect_pages(self._graph.applications, RequestConfiguration(query_parameters=query),
-                                        _Access("read", "app registrations"))
-            found = {app["appId"]: _application_info(app) for app in items}
-        return {app_id: found[app_id] for app_id in wanted if app_id in found}
-
-    def _all_applications(self, page_size: int) -> dict[str, ApplicationInfo]:
-        """Every app registration of the tenant, by appId (paged)."""
-        query = _all_registrations_query(min(page_size, MAX_PAGE_SIZE))
-        items = self._collect_pages(self._graph.applications, RequestConfiguration(query_parameters=query),
-                                    _Access("read", "app registrations"))
-        return {app["appId"]: _application_info(app) for app in items}
-
     def inventory(self, page_size: int = MAX_PAGE_SIZE) -> list[SamlAppInventory]:
         """Every SAML app with its certificates and app-registration facts.
 
@@ -523,8 +502,10 @@ class EntraClient:
                     registrations.add_done_callback(_cancel_on_failure(asyncio.current_task()))
                 await _in_slices(items, _sp_info, assembly.add_service_principals)
         except asyncio.CancelledError:
-            if registrations is not None and registrations.done() and not registrations.cancelled():
-                raise registrations.exception() or RuntimeError("registrations ended early") from None
+            # Cancelled by the registrations' failure (_cancel_on_failure): that failure is the answer.
+            if registrations is not None and registrations.done() and not registrations.cancelled() \
+                    and registrations.exception() is not None:
+                raise registrations.exception() from None
             raise
         except BaseException:
             if registrations is not None:
@@ -670,10 +651,10 @@ def _registrations_query(app_ids: list[str]) -> Any:
         filter=f"appId in ({values})", select=APP_FIELDS, top=APP_ID_IN_FILTER_LIMIT)
 
 
-def _cancel_on_failure(task: asyncio.Task | None) -> Callable[[asyncio.Task], None]:
+def _cancel_on_failure(task: asyncio.Task) -> Callable[[asyncio.Task], None]:
     """A done-callback: when the watched task failed, cancel ``task`` (its sibling stops asking Graph)."""
     def check(done: asyncio.Task) -> None:
-        if task is not None and not done.cancelled() and done.exception() is not None:
+        if not done.cancelled() and done.exception() is not None:
             task.cancel()
     return check
 

@@ -418,13 +418,12 @@ def to_trust_facts(app: SamlAppInventory) -> EntraAppFacts:
 class InventoryAssembly:
     """Inventory entries built while pages still travel, so that after the last page only its own are left.
 
-    Service principals arrive page by page (one thread); app registrations too (another, when the tenant has
-    many apps), or all at once. An entry is built once its SP and its registration are both known, or once
-    every registration has arrived without one for it. An object whose thumbprints need a single-object
-    read is left for ``entries``, which reads it first."""
+    Service principals arrive page by page, and app registrations too (two page chains on the Graph client's
+    loop), in any order. An entry is built once its SP and its registration are both known, or once every
+    registration has arrived without one for it. An object whose thumbprints need a single-object read is
+    left for ``entries``, which reads it first. Not thread-safe: one loop feeds it, then ``entries`` runs."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._sps: list[ServicePrincipalInfo] = []
         self._entries: list[SamlAppInventory | None] = []
         self._waiting: dict[str, list[int]] = {}         # appId -> positions of SPs waiting for it
@@ -437,58 +436,53 @@ class InventoryAssembly:
         return len(self._sps)
 
     def app_ids(self) -> set[str]:
-        with self._lock:
-            return {sp.app_id for sp in self._sps}
+        return {sp.app_id for sp in self._sps}
 
     def add_service_principals(self, sps: list[ServicePrincipalInfo]) -> None:
-        with self._lock:
-            for sp in sps:
-                position = len(self._sps)
-                self._sps.append(sp)
-                self._entries.append(None)
-                registration = self._registrations.get(sp.app_id)
-                if registration is not None or self._complete:
-                    self._build(position, registration)
-                else:
-                    self._waiting.setdefault(sp.app_id, []).append(position)
+        for sp in sps:
+            position = len(self._sps)
+            self._sps.append(sp)
+            self._entries.append(None)
+            registration = self._registrations.get(sp.app_id)
+            if registration is not None or self._complete:
+                self._build(position, registration)
+            else:
+                self._waiting.setdefault(sp.app_id, []).append(position)
 
     def add_registrations(self, registrations: list[ApplicationInfo]) -> None:
-        with self._lock:
-            for registration in registrations:
-                self._registrations[registration.app_id] = registration
-                for position in self._waiting.pop(registration.app_id, ()):
-                    self._build(position, registration)
+        for registration in registrations:
+            self._registrations[registration.app_id] = registration
+            for position in self._waiting.pop(registration.app_id, ()):
+                self._build(position, registration)
 
     def registrations_complete(self) -> None:
         """Every registration has arrived: the SPs still waiting have none."""
-        with self._lock:
-            self._complete = True
-            for positions in self._waiting.values():
-                for position in positions:
-                    self._build(position, None)
-            self._waiting.clear()
+        self._complete = True
+        for positions in self._waiting.values():
+            for position in positions:
+                self._build(position, None)
+        self._waiting.clear()
 
     def entries(self, read_sp: Callable[[str], ServicePrincipalInfo],
                 read_registration: Callable[[str], ApplicationInfo]) -> list[SamlAppInventory]:
         """Every entry, in the SPs' order; objects whose thumbprints need a single-object read are read first
         (``read_sp(sp.id)``, ``read_registration(registration.id)``, each object once)."""
-        with self._lock:
-            if not self._complete:
-                raise RuntimeError("entries() before registrations_complete()")
-            read_registrations: dict[str, ApplicationInfo] = {}
-            for position, entry in enumerate(self._entries):
-                if entry is not None:
-                    continue
-                sp = self._sps[position]
-                if sp.needs_key_fetch:
-                    sp = read_sp(sp.id)
-                registration = self._registrations.get(sp.app_id)
-                if registration is not None and registration.needs_key_fetch:
-                    if registration.id not in read_registrations:
-                        read_registrations[registration.id] = read_registration(registration.id)
-                    registration = read_registrations[registration.id]
-                self._entries[position] = build_inventory_entry(sp, registration)
-            return list(self._entries)
+        if not self._complete:
+            raise RuntimeError("entries() before registrations_complete()")
+        read_registrations: dict[str, ApplicationInfo] = {}
+        for position, entry in enumerate(self._entries):
+            if entry is not None:
+                continue
+            sp = self._sps[position]
+            if sp.needs_key_fetch:
+                sp = read_sp(sp.id)
+            registration = self._registrations.get(sp.app_id)
+            if registration is not None and registration.needs_key_fetch:
+                if registration.id not in read_registrations:
+                    read_registrations[registration.id] = read_registration(registration.id)
+                registration = read_registrations[registration.id]
+            self._entries[position] = build_inventory_entry(sp, registration)
+        return list(self._entries)
 
     def _build(self, position: int, registration: ApplicationInfo | None) -> None:
         sp = self._sps[position]
