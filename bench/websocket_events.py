@@ -4,7 +4,7 @@ The bench process plays Webex: the loopback Mercury (fakes/webex_mercury.py) and
 loop at a fixed rate (each event leaves on schedule whatever happened to the previous ones). Each receiver runs
 in its own child process, as in production:
   1. websocket: ``bot.py worker``'s event source exactly as it starts (``start_socket_events``: the lease, the
-     real MercuryClient) with ROLLOVER_EVENTS=websocket; it commits each event to the durable events table
+     real MercuryClient) with ROLLOVER_EVENTS=websocket; it commits each event to the durable event store
      (SQLite, ``Storage``) and only then acks its frame. Timed from just before the frame is sent to the ack's
      arrival at Mercury.
   2. webhook: the real Flask app (``create_app``) on ``bot.py serve``'s server (``PooledWSGIServer``) on loopback;
@@ -16,7 +16,7 @@ No worker runs in the children: only the receive path is measured. Both receiver
 as it opens SQLite (WAL, synchronous=NORMAL: a commit survives a killed process; no fsync per event).
 Rounds alternate the three (a busy
 neighbour hits all alike); the figures are the medians over rounds of each round's p50 and p99. After the
-rounds every event must be a row of its receiver's events table and every frame acknowledged: ``lost`` counts
+rounds every event must be recorded in its receiver's store and every frame acknowledged: ``lost`` counts
 those that are not (must be 0). The last line is the summary with the ratios to the floor.
 
     python bench/websocket_events.py [--rate 50] [--count 500] [--rounds 5]

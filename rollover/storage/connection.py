@@ -64,6 +64,7 @@ class Database(ABC):
     dialect: str
     types: ColumnTypes
     skip_locked = ""                 # appended to a claim's row-picking SELECT where the store has it
+    for_update = ""                  # the same for a SELECT whose rows a second writer must wait for
 
     @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = (), *, urgent: bool = False) -> Result:

@@ -17,7 +17,8 @@ from rollover.storage.store import Storage
 
 # Parents before children; each with the column PostgreSQL's identity sequence must continue after.
 TABLES: tuple[tuple[str, str | None], ...] = (
-    ("events", "seq"), ("outbox", None), ("sources", "id"), ("tracked_certificates", "id"), ("entra_apps", None),
+    ("events", "seq"), ("event_inbox", "seq"), ("outbox", None), ("sources", "id"), ("tracked_certificates", "id"),
+    ("entra_apps", None),
     ("reminder_subscriptions", None), ("reminder_marks", None), ("reminders", "id"), ("rotations", "id"),
     ("rotation_approvals", None), ("audit_log", "id"),
 )

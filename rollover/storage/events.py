@@ -10,6 +10,8 @@ from typing import Any
 from rollover.leases import Lease
 from rollover.storage.connection import Database
 
+ADMIT_BATCH = 500   # deliveries moved from the inbox per transaction: the acknowledgements wait for it
+
 # Workers name events by key; the oldest goes first, walking the small index of the pending ones.
 LEASE = Lease("events", "key", order="seq", index="events_pending")
 # Ready: due, and first in its ordering group (no earlier event of the group still pending, running or not).
@@ -52,21 +54,49 @@ class Events:
 
     def record(self, key: str, resource: str, event: str, payload: dict[str, Any],
                now: float | None = None) -> bool:
-        """Store a delivery durably (committed when this returns); False when it was recorded already."""
+        """Store a delivery durably (committed when this returns); False when it was recorded already.
+
+        It goes into the inbox (``event_inbox``), whose insert is cheap enough for the acknowledgement; the
+        next claim moves it into ``events``. One statement, so one snapshot: not in the inbox and not among
+        the events. (Should a move slip between the check and the insert on PostgreSQL, the move drops the
+        second copy: a key is in ``events`` once.)"""
         now = time.time() if now is None else now
         cursor = self.db.execute(
-            "INSERT INTO events (key, resource, event, payload, order_key, available_at, received_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO event_inbox (key, resource, event, payload, order_key, received_at) "
+            "SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM events WHERE key = ?) ON CONFLICT DO NOTHING",
             [key, resource, event, json.dumps(payload, separators=(",", ":")), event_order_key(resource, payload),
-             now, now], urgent=True)
+             now, key], urgent=True)
         return cursor.rowcount == 1
+
+    def admit_received(self, limit: int | None = None) -> int:
+        """Move the oldest ``limit`` deliveries from the inbox into ``events``, in the order they came, in one
+        transaction (a crash moves all or none); the number moved. On PostgreSQL a second mover waits for the
+        rows the first has locked, so the moves, too, keep the order of arrival."""
+        limit = ADMIT_BATCH if limit is None else limit
+        if self.db.execute("SELECT 1 FROM event_inbox LIMIT 1").fetchone() is None:
+            return 0     # the usual case: a read, no write lock
+        with self.db.transaction():
+            moved = sorted(self.db.execute(
+                "DELETE FROM event_inbox WHERE seq IN (SELECT seq FROM event_inbox ORDER BY seq LIMIT ?"
+                f"{self.db.for_update}) RETURNING seq, key, resource, event, payload, order_key, received_at",
+                [limit]).fetchall())
+            if moved:
+                self.db.executemany(
+                    "INSERT INTO events (key, resource, event, payload, order_key, available_at, received_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    [(key, resource, event, payload, order_key, received_at, received_at)
+                     for _seq, key, resource, event, payload, order_key, received_at in moved])
+        return len(moved)
 
     def claim(self, owner: str, lease_seconds: float, now: float | None = None) -> Event | None:
         """Lease the oldest ready event to ``owner``; an expired lease (crashed worker) is reclaimable.
 
         Only the first pending event of its ordering group is ready: a later one waits until the earlier is
-        done or failed, also while the earlier one runs or waits for its retry."""
+        done or failed, also while the earlier one runs or waits for its retry. The deliveries acknowledged
+        since the last claim join ``events`` first (``admit_received``)."""
         now = time.time() if now is None else now
+        while self.admit_received() == ADMIT_BATCH:
+            pass   # a backlog of deliveries (no worker ran for a while): moved in batches, acks go on between
         row = LEASE.claim_next(self.db, ready=READY, params=[now],
                                owner=owner, until=now + lease_seconds, now=now,
                                returning="seq, key, resource, event, payload, attempts, taken_over",
@@ -96,16 +126,22 @@ class Events:
 
     def status(self, key: str) -> dict[str, Any] | None:
         row = self.db.execute(
-            "SELECT status, attempts, last_error FROM events WHERE key = ?", [key]).fetchone()
+            "SELECT status, attempts, last_error FROM events WHERE key = ? "
+            "UNION ALL SELECT 'pending', 0, NULL FROM event_inbox WHERE key = ?", [key, key]).fetchone()
         return None if row is None else {"status": row[0], "attempts": row[1], "last_error": row[2]}
 
     def count(self, status: str) -> int:
-        return self.db.execute("SELECT count(*) FROM events WHERE status = ?", [status]).fetchone()[0]
+        """Events of ``status``; the pending ones include those still in the inbox."""
+        inbox = "(SELECT count(*) FROM event_inbox)" if status == "pending" else "0"
+        return self.db.execute(f"SELECT count(*) + {inbox} FROM events WHERE status = ?", [status]).fetchone()[0]
 
     def backlog(self, now: float) -> dict[str, Any]:
-        """Pending and failed events and the age of the oldest pending one (for /healthz)."""
-        pending, failed, oldest = self.db.execute(
+        """Pending (the inbox's included) and failed events and the age of the oldest pending one (for /healthz).
+        One statement: one snapshot, so an event moving out of the inbox meanwhile is counted once."""
+        pending, failed, oldest, received, oldest_received = self.db.execute(
             "SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE status = 'failed'), "
-            "min(received_at) FILTER (WHERE status = 'pending') FROM events").fetchone()
-        return {"pending": pending or 0, "failed": failed or 0,
+            "min(received_at) FILTER (WHERE status = 'pending'), "
+            "(SELECT count(*) FROM event_inbox), (SELECT min(received_at) FROM event_inbox) FROM events").fetchone()
+        oldest = min((t for t in (oldest, oldest_received) if t is not None), default=None)
+        return {"pending": (pending or 0) + received, "failed": failed or 0,
                 "oldest_pending_seconds": round(now - oldest, 1) if oldest else 0}

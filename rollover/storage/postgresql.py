@@ -40,6 +40,7 @@ class PostgresDatabase(Database):
     dialect = "postgresql"
     types = POSTGRES_TYPES
     skip_locked = " FOR UPDATE SKIP LOCKED"
+    for_update = " FOR UPDATE"
     IntegrityError = psycopg.IntegrityError
 
     def __init__(self, url: str, *, max_size: int = POOL_MAX_SIZE):

@@ -13,8 +13,10 @@ def old_install(path) -> Storage:
     """An SQLite install with something in every table."""
     storage = Storage(path)
     storage.migrate()
-    for n in range(3):
+    for n in range(4):
         storage.events.record(f"messages:M{n}", "messages", "created", {"data": {"id": f"M{n}"}}, now=100 + n)
+        if n < 3:
+            storage.events.admit_received()   # M3 stays in the inbox (acknowledged, no worker came yet)
     storage.outbox.record("messages:M0", 0, "REPLY-1")
     source = storage.tracking.upsert_source(room_id="room", kind="file", location="idp.xml", label="IdP",
                                             added_by="alice@example.com", content=b"<xml/>\x00\xff", now=100)
@@ -42,7 +44,8 @@ def test_every_table_is_copied_with_its_ids_and_the_counts_are_checked(tmp_path,
     old = old_install(tmp_path / "old.sqlite3")
     assert bot.main(["copy-database", str(tmp_path / "old.sqlite3"), "--to", postgres_database]) == 0
     output = capsys.readouterr().out
-    assert "the counts of every table match" in output and "events: 3 rows" in output
+    assert "the counts of every table match" in output
+    assert "events: 3 rows" in output and "event_inbox: 1 rows" in output
     new = Storage(postgres_database)
     for table, _ in TABLES:
         assert new.db.execute(f"SELECT count(*) FROM {table}").fetchone() == \
@@ -53,12 +56,13 @@ def test_every_table_is_copied_with_its_ids_and_the_counts_are_checked(tmp_path,
     assert new.rotations.approvals(1, 1) == old.rotations.approvals(1, 1)
     assert new.audit.entries() == old.audit.entries()
     assert new.reminders.marks("room") == old.reminders.marks("room")
-    assert new.events.claim("w", 30, now=1000).key == "messages:M0"
+    assert new.events.claim("w", 30, now=1000).key == "messages:M0"   # and M3 joined the events behind it
     # The identities go on after the copied ids.
     assert new.audit.append(at=2.0, room_id="room", rotation_id=None, app="", actor="a", action="refused",
                             detail="", before=None, after=None, requests=[]) == 2
-    assert new.events.record("messages:M9", "messages", "created", {"data": {"id": "M9"}})
     assert new.db.execute("SELECT max(seq) FROM events").fetchone() == (4,)
+    assert new.events.record("messages:M9", "messages", "created", {"data": {"id": "M9"}})
+    assert new.db.execute("SELECT max(seq) FROM event_inbox").fetchone() == (2,)
     new.dispose()
 
 
@@ -68,7 +72,7 @@ def test_the_copy_goes_into_an_empty_database_only(tmp_path, postgres_database, 
     target.migrate()
     target.events.record("messages:LIVE", "messages", "created", {"data": {"id": "LIVE"}})
     assert bot.main(["copy-database", str(tmp_path / "old.sqlite3"), "--to", postgres_database]) == 1
-    assert "already holds data (tables events)" in capsys.readouterr().err
+    assert "already holds data (tables event_inbox)" in capsys.readouterr().err
     assert target.events.count("pending") == 1
     target.dispose()
 

@@ -83,6 +83,91 @@ def test_workers_claiming_at_once_never_take_the_same_event(storage):
     assert storage.db.execute("SELECT max(attempts) FROM events").fetchone() == (1,)
 
 
+def record(storage, n, room="R1", person="P1", now=100.0) -> bool:
+    return storage.events.record(f"messages:M{n}", "messages", "created",
+                                 {"data": {"id": f"M{n}", "roomId": room, "personId": person}}, now=now)
+
+
+def test_an_acknowledged_delivery_waits_in_the_inbox_and_counts_as_pending(storage):
+    record(storage, 1, now=100)
+    assert storage.db.execute("SELECT count(*) FROM events").fetchone() == (0,)     # the ack wrote the inbox only
+    assert storage.events.status("messages:M1") == {"status": "pending", "attempts": 0, "last_error": None}
+    assert storage.events.count("pending") == 1 and storage.events.count("done") == 0
+    assert storage.events.backlog(now=130) == {"pending": 1, "failed": 0, "oldest_pending_seconds": 30}
+    assert storage.events.admit_received() == 1 and storage.events.admit_received() == 0
+    assert storage.events.backlog(now=130) == {"pending": 1, "failed": 0, "oldest_pending_seconds": 30}
+    assert not record(storage, 1)                      # a redelivery after the move is still a duplicate
+    event = storage.events.claim("w", lease_seconds=30, now=130)
+    storage.events.finish(event.key, "w", now=131)
+    assert not record(storage, 1)                      # ... and after the event was handled
+    assert storage.events.count("pending") == 0 and storage.events.status("messages:M1")["status"] == "done"
+
+
+def test_a_second_copy_that_reached_the_inbox_is_dropped_by_the_move(storage):
+    """On PostgreSQL a redelivery can pass the ack's check while the first copy is being moved: the move is the
+    guard that keeps a key in ``events`` once."""
+    record(storage, 1)
+    storage.events.admit_received()
+    storage.db.execute("INSERT INTO event_inbox (key, resource, event, payload, order_key, received_at) "
+                       "VALUES ('messages:M1', 'messages', 'created', '{}', NULL, 101)")
+    assert storage.events.admit_received() == 1
+    assert storage.db.execute("SELECT count(*) FROM events").fetchone() == (1,)
+    assert storage.db.execute("SELECT count(*) FROM event_inbox").fetchone() == (0,)
+
+
+def test_a_backlog_is_moved_in_batches_in_the_order_it_came(storage, monkeypatch):
+    from rollover.storage import events
+    monkeypatch.setattr(events, "ADMIT_BATCH", 3)
+    for n in range(8):
+        record(storage, n, room=f"R{n % 2}", now=100 + n)
+    batches, admit = [], storage.events.admit_received
+    monkeypatch.setattr(storage.events, "admit_received", lambda: batches.append(admit()) or batches[-1])
+    assert storage.events.claim("w", lease_seconds=30, now=200).key == "messages:M0"
+    assert batches == [3, 3, 2]
+    moved = [row[0] for row in storage.db.execute("SELECT key FROM events ORDER BY seq")]
+    assert moved == [f"messages:M{n}" for n in range(8)]
+    assert storage.db.execute("SELECT count(*) FROM event_inbox").fetchone() == (0,)
+
+
+def test_recording_while_workers_move_and_claim_loses_nothing_and_keeps_each_group_in_order(storage):
+    """Two threads record a group's deliveries one after another (as Webex sends one space's clicks) while
+    three workers move, claim and finish: every delivery is handled once, each group in the order it came."""
+    per_group, groups = 60, ("R1", "R2")
+    recorded = threading.Event()
+    handled: list[str] = []
+    lock = threading.Lock()
+
+    def sender(room: str) -> None:
+        for n in range(per_group):
+            record(storage, f"{room}-{n}", room=room)
+        storage.close()
+
+    def worker(name: str) -> None:
+        while True:
+            event = storage.events.claim(name, lease_seconds=300, now=100)
+            if event is None:
+                if recorded.is_set() and storage.events.count("pending") == 0:
+                    break
+                continue
+            with lock:
+                handled.append(event.key)
+            assert storage.events.finish(event.key, name, now=100)
+        storage.close()
+    senders = [threading.Thread(target=sender, args=(room,)) for room in groups]
+    workers = [threading.Thread(target=worker, args=(f"w{k}",)) for k in range(3)]
+    for thread in senders + workers:
+        thread.start()
+    for thread in senders:
+        thread.join(60)
+    recorded.set()
+    for thread in workers:
+        thread.join(60)
+    assert sorted(handled) == sorted(f"messages:M{room}-{n}" for room in groups for n in range(per_group))
+    for room in groups:   # a group's next event is claimable only once the one before it finished
+        assert [key for key in handled if key.startswith(f"messages:M{room}-")] == \
+            [f"messages:M{room}-{n}" for n in range(per_group)]
+
+
 def test_a_reminder_claim_is_exclusive_until_it_runs_out(storage):
     storage.reminders.plan([("room", "AB", "threshold", 30)], {}, now=100)
     first = storage.reminders.claim("a", now=100, wall_now=1000, claim_seconds=60)
