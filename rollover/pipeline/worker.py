@@ -181,10 +181,17 @@ class Worker:
                         self._keeper = None
                         return
                 for key, owner in held.items():
-                    if not self.storage.events.renew(key, owner, self.clock() + self.lease_seconds):
-                        log.warning("lost the lease on event %s", key)
+                    self._renew(key, owner)
         finally:
             self.storage.close()   # this thread's connection
+
+    def _renew(self, key: str, owner: str) -> None:
+        if self.storage.events.renew(key, owner, self.clock() + self.lease_seconds):
+            return
+        # The round's list was taken before the renewal: an event that finished (or was put back for a retry)
+        # since has released its lease, which is no loss. Only another worker's name means it was taken over.
+        if self.storage.events.lease_holder(key) is not None:
+            log.warning("lost the lease on event %s to another worker", key)
 
     def _dispatch(self, event: Event, owner: str) -> None:
         try:

@@ -121,6 +121,11 @@ class Events:
         """Keep a long-running event ours; False once another worker has taken it over."""
         return self._update_held(key, owner, {"lease_until": lease_until}, release=False)
 
+    def lease_holder(self, key: str) -> str | None:
+        """Who holds the event's lease now; None when nobody does (finished, waiting for a retry, or unknown)."""
+        row = self.db.execute("SELECT lease_owner FROM events WHERE key = ?", [key]).fetchone()
+        return None if row is None else row[0]
+
     def retry_later(self, key: str, owner: str, available_at: float, error: str) -> bool:
         return self._update_held(key, owner, {"available_at": available_at, "last_error": error}, release=True)
 

@@ -183,3 +183,18 @@ def test_a_long_event_keeps_its_lease_while_it_runs(storage):
         release.set()
         halt()
     assert storage.events.status("messages:slow") == {"status": "done", "attempts": 1, "last_error": None}
+
+
+def test_the_lease_keeper_warns_only_when_another_worker_took_an_event_over(storage, caplog):
+    """The keeper renews from a list taken a moment earlier: an event finished meanwhile is no lost lease."""
+    worker = make_worker(storage, Dispatcher())
+    record(storage, "finished", now=100.0)
+    finished = storage.events.claim("w#1", 30, now=100.0)
+    storage.events.finish(finished.key, "w#1", now=101.0)
+    worker._renew(finished.key, "w#1")
+    assert "lost the lease" not in caplog.text
+    record(storage, "taken", now=100.0)
+    taken = storage.events.claim("w#2", 30, now=100.0)
+    assert storage.events.claim("another-worker", 30, now=200.0).key == taken.key   # w#2's lease ran out
+    worker._renew(taken.key, "w#2")
+    assert "lost the lease on event messages:taken to another worker" in caplog.text
