@@ -7,7 +7,6 @@ addTokenSigningCertificate default it to the SHA-1 thumbprint), else unknown.
 """
 from __future__ import annotations
 
-import base64
 import binascii
 import dataclasses
 import datetime as dt
@@ -130,7 +129,10 @@ class ServicePrincipalInfo:
 
     @property
     def active_certificate(self) -> Optional[SigningCertificate]:
-        return next((cert for cert in self.signing_certificates if cert.active), None)
+        for cert in self.signing_certificates:
+            if cert.active:
+                return cert
+        return None
 
     @property
     def token_encryption_key(self) -> Optional[KeyCredentialInfo]:
@@ -138,12 +140,17 @@ class ServicePrincipalInfo:
 
     @computed_once
     def needs_key_fetch(self) -> bool:
-        """True when thumbprints can't be derived from customKeyIdentifier alone (costs one $select GET)."""
-        relevant = [kc for kc in self.key_credentials if kc.usage in ("Verify", "Encrypt")]
-        if any(kc.thumbprint is None for kc in relevant):
-            return True
+        """True when thumbprints can't be derived from customKeyIdentifier alone (costs one $select GET): a
+        Verify or Encrypt key without one, or a preferred thumbprint that none of them has."""
         preferred = (self.preferred_token_signing_key_thumbprint or "").upper()
-        return bool(preferred) and preferred not in {kc.thumbprint for kc in relevant}
+        explained = not preferred
+        for kc in self.key_credentials:
+            if kc.usage == "Verify" or kc.usage == "Encrypt":
+                thumbprint = kc.thumbprint
+                if thumbprint is None:
+                    return True
+                explained = explained or thumbprint == preferred
+        return not explained
 
 
 @dataclass(frozen=True)
@@ -164,11 +171,14 @@ class ApplicationInfo:
     @property
     def verification_certificates(self) -> tuple[KeyCredentialInfo, ...]:
         """Verify certificates. Graph does not tell request-verification certs from client-auth certs."""
-        return tuple(kc for kc in self.key_credentials if kc.usage == "Verify")
+        return tuple(kc for kc in self.key_credentials if kc.usage == "Verify") if self.key_credentials else ()
 
     @property
     def needs_key_fetch(self) -> bool:
-        return any(kc.thumbprint is None for kc in self.verification_certificates)
+        for kc in self.key_credentials:
+            if kc.usage == "Verify" and kc.thumbprint is None:
+                return True
+        return False
 
 
 @dataclass(frozen=True)
@@ -196,28 +206,54 @@ class SamlAppInventory:
 # --------------------------------------------------------------------------- conversions
 
 D = TypeVar("D")
-_FIELDS: dict[type, tuple[frozenset[str], dict[str, Any]]] = {}
+_MAKERS: dict[type, Callable[..., Any]] = {}
 
 
-def built(cls: type[D], **values: Any) -> D:
-    """``cls(**values)`` for the frozen dataclasses above, without their ``__init__``: it sets each field through
-    ``object.__setattr__``, three times slower than a plain attribute, and an inventory of 5,000 apps builds
-    ~30,000 of these (~50 ms). The object is the same: defaults applied, an unknown field refused, still frozen."""
-    names, defaults = _FIELDS.get(cls) or _FIELDS.setdefault(cls, _fields_of(cls))
-    if not names.issuperset(values):
-        raise TypeError(f"{cls.__name__} has no field {sorted(set(values) - names)[0]!r}")
-    obj = object.__new__(cls)
-    obj.__dict__.update(defaults)
-    obj.__dict__.update(values)
-    return obj
+def maker(cls: type[D]) -> Callable[..., D]:
+    """A keyword-only constructor of the frozen dataclass ``cls`` that skips its ``__init__``: that sets each field
+    through ``object.__setattr__``, and an inventory of 5,000 apps builds ~30,000 of these. The maker sets the
+    instance's ``__dict__`` in one update (~0.5 us instead of ~1.4 us for 8 fields). The object is the same:
+    defaults applied, a missing field or an unknown one refused, still frozen. Generated once per class, as
+    ``dataclasses`` generates ``__init__``."""
+    made = _MAKERS.get(cls)
+    if made is None:
+        made = _MAKERS[cls] = _generate_maker(cls)
+    return made
 
 
-def _fields_of(cls: type) -> tuple[frozenset[str], dict[str, Any]]:
+def _generate_maker(cls: type) -> Callable[..., Any]:
     fields = dataclasses.fields(cls)
     if any(f.default_factory is not dataclasses.MISSING for f in fields):
-        raise TypeError(f"{cls.__name__}: built() does not run default factories")
-    defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
-    return frozenset(f.name for f in fields), defaults
+        raise TypeError(f"{cls.__name__}: maker() does not run default factories")
+    if any(f.name in ("obj", "unknown") or f.name.startswith("_") for f in fields):
+        raise TypeError(f"{cls.__name__}: a field's name would clash with the maker's own names")
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    parameters = []
+    for f in fields:
+        if f.default is dataclasses.MISSING:
+            parameters.append(f.name)
+        else:
+            namespace[f"_default_{f.name}"] = f.default
+            parameters.append(f"{f.name}=_default_{f.name}")
+    assignments = ", ".join(f"{f.name}={f.name}" for f in fields)
+    # The source holds only the field names of our own dataclasses (identifiers), nothing read from outside.
+    exec(f"def make(*, {', '.join(parameters)}, **unknown):\n"
+         f"    if unknown:\n"
+         f"        raise TypeError(f'{cls.__name__} has no field {{sorted(unknown)[0]!r}}')\n"
+         f"    obj = _new(_cls)\n"
+         f"    obj.__dict__.update({assignments})\n"
+         f"    return obj\n", namespace)
+    make = namespace["make"]
+    make.__qualname__ = make.__name__ = f"make_{cls.__name__}"
+    return make
+
+
+_new_key_credential = maker(KeyCredentialInfo)
+_new_password_credential = maker(PasswordCredentialInfo)
+_new_service_principal = maker(ServicePrincipalInfo)
+_new_application = maker(ApplicationInfo)
+_new_signing_certificate = maker(SigningCertificate)
+_new_inventory_entry = maker(SamlAppInventory)
 
 
 _pauses = {"count": 0, "was_enabled": True}
@@ -258,39 +294,43 @@ def _parse_time(value: Optional[str]) -> Optional[dt.datetime]:
     return _utc(dt.datetime.fromisoformat(value)) if value else None
 
 
-@lru_cache(maxsize=4096)
-def _parse_identifier(value: Optional[str]) -> Optional[bytes]:
-    """A customKeyIdentifier (short; shared by a certificate's Sign and Verify entries, so remembered)."""
-    return _parse_binary(value)
-
-
 def _parse_binary(value: Optional[str]) -> Optional[bytes]:
     return binascii.a2b_base64(value) if value else None   # what base64.b64decode does, minus its wrapper
 
 
 def _key_info(kc: dict) -> KeyCredentialInfo:
-    return built(KeyCredentialInfo,
+    key = kc.get("key")   # null on lists
+    return _new_key_credential(
         key_id=kc["keyId"], type=kc.get("type"), usage=kc.get("usage"), display_name=kc.get("displayName"),
         start=_parse_time(kc.get("startDateTime")), end=_parse_time(kc.get("endDateTime")),
-        custom_key_identifier=_parse_identifier(kc.get("customKeyIdentifier")), der=_parse_binary(kc.get("key")))
+        custom_key_identifier=_parse_binary(kc.get("customKeyIdentifier")),
+        der=binascii.a2b_base64(key) if key else None)
 
 
 def _password_info(pc: dict) -> PasswordCredentialInfo:
-    return built(PasswordCredentialInfo,
+    return _new_password_credential(
         key_id=pc["keyId"], display_name=pc.get("displayName"), hint=pc.get("hint"),
         start=_parse_time(pc.get("startDateTime")), end=_parse_time(pc.get("endDateTime")),
-        custom_key_identifier=_parse_identifier(pc.get("customKeyIdentifier")))
+        custom_key_identifier=_parse_binary(pc.get("customKeyIdentifier")))
+
+
+def _keys(values: Optional[list[dict]]) -> tuple[KeyCredentialInfo, ...]:
+    return tuple([_key_info(kc) for kc in values]) if values else ()
+
+
+def _passwords(values: Optional[list[dict]]) -> tuple[PasswordCredentialInfo, ...]:
+    return tuple([_password_info(pc) for pc in values]) if values else ()
 
 
 def _sp_info(sp: dict) -> ServicePrincipalInfo:
-    return built(ServicePrincipalInfo,
+    return _new_service_principal(
         id=sp["id"], app_id=sp.get("appId") or "", display_name=sp.get("displayName") or "",
         preferred_single_sign_on_mode=sp.get("preferredSingleSignOnMode"),
         preferred_token_signing_key_thumbprint=sp.get("preferredTokenSigningKeyThumbprint"),
         notification_email_addresses=tuple(sp.get("notificationEmailAddresses") or ()),
         token_encryption_key_id=sp.get("tokenEncryptionKeyId"),
-        key_credentials=tuple(_key_info(kc) for kc in sp.get("keyCredentials") or ()),
-        password_credentials=tuple(_password_info(pc) for pc in sp.get("passwordCredentials") or ()),
+        key_credentials=_keys(sp.get("keyCredentials")),
+        password_credentials=_passwords(sp.get("passwordCredentials")),
         service_principal_names=tuple(sp.get("servicePrincipalNames") or ()),
         reply_urls=tuple(sp.get("replyUrls") or ()),
         reads_token_encryption="tokenEncryptionKeyId" in sp)
@@ -306,12 +346,12 @@ def _application_info(app: dict) -> ApplicationInfo:
     # Read but null: "Require verification certificates" was never turned on, and Entra then checks
     # no request signature (notes 1c). Only an unread property (not in the response) is unknown.
     required = bool(flag) if "requestSignatureVerification" in app else None
-    return built(ApplicationInfo,
+    return _new_application(
         id=app["id"], app_id=app.get("appId") or "", display_name=app.get("displayName") or "",
         signed_requests_required=required,
         allowed_weak_algorithms=verification.get("allowedWeakAlgorithms"),
-        key_credentials=tuple(_key_info(kc) for kc in app.get("keyCredentials") or ()),
-        password_credentials=tuple(_password_info(pc) for pc in app.get("passwordCredentials") or ()),
+        key_credentials=_keys(app.get("keyCredentials")),
+        password_credentials=_passwords(app.get("passwordCredentials")),
         identifier_uris=tuple(app.get("identifierUris") or ()),
         token_encryption_key_id=app.get("tokenEncryptionKeyId"),
         reads_token_encryption="tokenEncryptionKeyId" in app,
@@ -331,11 +371,11 @@ def signing_certificates_of(sp: ServicePrincipalInfo) -> tuple[SigningCertificat
         is_active = bool(preferred) and verify.thumbprint == preferred
         if sign is None and not is_active:
             continue   # a lone public key on an SP cannot sign tokens
-        certificates.append(built(SigningCertificate,
+        certificates.append(_new_signing_certificate(
             thumbprint=verify.thumbprint, thumbprint_source=verify.thumbprint_source,
             display_name=verify.display_name, not_before=verify.start, not_after=verify.end,
             verify_key_id=verify.key_id, sign_key_id=sign.key_id if sign else None,
-            custom_key_identifier=(base64.b64encode(verify.custom_key_identifier).decode()
+            custom_key_identifier=(binascii.b2a_base64(verify.custom_key_identifier, newline=False).decode()
                                    if verify.custom_key_identifier else None),
             active=is_active))
     return tuple(certificates)
@@ -347,7 +387,7 @@ def build_inventory_entry(sp: Optional[ServicePrincipalInfo],
     state, encryption_key_id, encryption_thumbprint = token_encryption_of(sp, application)
     active = sp.active_certificate if sp else None
     anchor = sp or application
-    return built(SamlAppInventory,
+    return _new_inventory_entry(
         display_name=anchor.display_name, sp_id=sp.id if sp else "", app_id=anchor.app_id,
         application_object_id=application.id if application else None,
         signing_certificates=sp.signing_certificates if sp else (),
@@ -360,8 +400,7 @@ def build_inventory_entry(sp: Optional[ServicePrincipalInfo],
         client_secrets=application.password_credentials if application else (),
         certificate_credentials=application.key_credentials if application else (),
         identifier_uris=_identifiers(sp, application),
-        reply_urls=tuple(dict.fromkeys([*(sp.reply_urls if sp else ()),
-                                        *(application.redirect_uris if application else ())])),
+        reply_urls=_distinct(sp.reply_urls if sp else (), application.redirect_uris if application else ()),
         allowed_weak_algorithms=application.allowed_weak_algorithms if application else None,
         token_encryption_state=state)
 
@@ -392,9 +431,18 @@ def token_encryption_of(sp: Optional[ServicePrincipalInfo], application: Optiona
 def _identifiers(sp: Optional[ServicePrincipalInfo], application: Optional[ApplicationInfo]) -> tuple[str, ...]:
     """identifierUris and servicePrincipalNames ("copied over from the associated application"), without
     the appId that servicePrincipalNames always holds."""
-    values = [*(application.identifier_uris if application else ()), *(sp.service_principal_names if sp else ())]
+    values = _distinct(application.identifier_uris if application else (), sp.service_principal_names if sp else ())
+    if not values:
+        return ()
     app_id = (sp or application).app_id if (sp or application) else ""
-    return tuple(v for v in dict.fromkeys(values) if v and v != app_id)
+    return tuple(v for v in values if v and v != app_id)
+
+
+def _distinct(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
+    """The values of both, each once, in order (most apps have none)."""
+    if not first and not second:
+        return ()
+    return tuple(dict.fromkeys((*first, *second)))
 
 
 def to_trust_facts(app: SamlAppInventory) -> EntraAppFacts:

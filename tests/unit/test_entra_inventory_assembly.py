@@ -22,8 +22,8 @@ from rollover.integrations.entra_model import (
     _application_info,
     _sp_info,
     build_inventory_entry,
-    built,
     cycle_collection_paused,
+    maker,
 )
 
 THUMB = bytes(range(20))
@@ -120,14 +120,19 @@ def test_entries_before_every_registration_arrived_is_a_bug_not_a_guess():
 
 @pytest.mark.parametrize("cls", [KeyCredentialInfo, PasswordCredentialInfo, ServicePrincipalInfo, ApplicationInfo,
                                  SigningCertificate, SamlAppInventory])
-def test_built_makes_the_object_the_constructor_makes(cls):
+def test_the_maker_makes_the_object_the_constructor_makes(cls):
     values = {f.name: _sample(f) for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
-    fast, normal = built(cls, **values), cls(**values)
-    assert fast == normal and vars(fast) == vars(normal)   # defaults applied too
+    make = maker(cls)
+    fast, normal = make(**values), cls(**values)
+    assert type(fast) is cls and fast == normal and vars(fast) == vars(normal)   # defaults applied too
+    assert make is maker(cls)
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast.display_name = "changed"
     with pytest.raises(TypeError, match="no field 'colour'"):
-        built(cls, **values, colour="red")
+        make(**values, colour="red")
+    missing = next(iter(values))
+    with pytest.raises(TypeError, match=missing):
+        make(**{name: value for name, value in values.items() if name != missing})
 
 
 def _sample(field: dataclasses.Field):

@@ -99,3 +99,41 @@ def test_an_app_file_keeps_public_certificates_and_nothing_that_could_be_private
     assert keys["k1"]["key"] == "UFVCTElD"
     assert keys["k2"]["key"] is None and keys["k3"]["key"] is None
     assert "secretText" not in json.dumps(body) and "hunter2" not in json.dumps(body)
+
+
+SHORT = b"not-a-thumbprint"   # a customKeyIdentifier that is not 20 bytes: no thumbprint without the key
+
+
+@pytest.mark.parametrize("keys, preferred, needs", [
+    ([key("s1", "Sign", ENTRA), key("v1", "Verify", ENTRA)], ENTRA.hex().upper(), False),
+    ([key("s1", "Sign", ENTRA), key("v1", "Verify", ENTRA)], ENTRA.hex(), False),      # compared in upper case
+    ([key("s1", "Sign", SHORT), key("v1", "Verify", ENTRA)], ENTRA.hex(), False),      # Sign keys don't count
+    ([key("v1", "Verify", SHORT)], None, True),
+    ([key("v1", "Verify", ENTRA), key("e1", "Encrypt", SHORT)], ENTRA.hex(), True),
+    ([key("v1", "Verify", WEBEX_OLD), key("v2", "Verify", ENTRA)], ENTRA.hex(), False),
+    ([key("v1", "Verify", WEBEX_OLD)], ENTRA.hex(), True),                            # preferred unexplained
+    ([], None, False),
+    ([], ENTRA.hex(), True),
+])
+def test_a_service_principal_needs_its_keys_read_only_when_its_thumbprints_cannot_be_derived(keys, preferred, needs):
+    sp = _sp_info(service_principal(keyCredentials=keys, preferredTokenSigningKeyThumbprint=preferred))
+    assert sp.needs_key_fetch is needs
+
+
+@pytest.mark.parametrize("keys, needs", [
+    ([key("v1", "Verify"), key("e1", "Encrypt", SHORT)], False),   # only Verify keys count on the application
+    ([key("v1", "Verify"), key("v2", "Verify", SHORT)], True),
+    ([], False),
+])
+def test_an_application_needs_its_keys_read_only_for_a_verify_key_without_a_thumbprint(keys, needs):
+    assert _application_info(application(keyCredentials=keys)).needs_key_fetch is needs
+
+
+def test_identifiers_and_reply_urls_are_each_listed_once_in_order_without_the_app_id():
+    app = application(identifierUris=[IDENTIFIER, IDENTIFIER], web={"redirectUris": [ACS, "https://b/acs"]})
+    sp = service_principal(servicePrincipalNames=[APP_ID, "", "urn:other", IDENTIFIER], replyUrls=[ACS])
+    entry = build_inventory_entry(_sp_info(sp), _application_info(app))
+    assert entry.identifier_uris == (IDENTIFIER, "urn:other")
+    assert entry.reply_urls == (ACS, "https://b/acs")
+    bare = build_inventory_entry(_sp_info(service_principal(servicePrincipalNames=None, replyUrls=None)), None)
+    assert (bare.identifier_uris, bare.reply_urls) == ((), ())
