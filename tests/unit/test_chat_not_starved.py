@@ -9,7 +9,7 @@ import threading
 import pytest
 import requests
 
-from rollover.pipeline.wakeup import wake_folder
+from rollover.pipeline.wakeup import TARGETS_TTL, wake_folder
 from tests.support.processes import ROOT, start_worker, wait_until, worker_environment
 from tests.unit.test_serve import _healthy, free_port
 
@@ -44,7 +44,8 @@ def test_the_web_process_wakes_the_worker_process_without_waiting_for_its_poll(c
     worker = start_worker(env)
     try:
         assert wait_until(lambda: listening(chat)), "the worker never listened for wake-ups"
-        wait_until(lambda: False, timeout=0.5)                # past its first (start-up) look for events
+        # Past its first (start-up) look for events, and past the web app's last look for listening workers.
+        wait_until(lambda: False, timeout=max(0.5, TARGETS_TTL + 0.1))
         chat.say(chat.alice, "help", process=False)          # recorded by the web app, which pokes the worker
         # Its next poll is ten minutes away: only the poke can bring the answer within this wait.
         assert wait_until(lambda: chat.webex.sent_by_bot(chat.room), timeout=60)

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from rollover.pipeline import wakeup
 from rollover.pipeline.wakeup import SocketWakeChannel, wake_channel_for, wake_folder
 
 
@@ -97,3 +98,29 @@ def test_the_folder_of_a_database_server_is_not_named_after_its_password():
     with_password = wake_folder("postgresql://rollover:one-secret@db.example/rollover")
     other_password = wake_folder("postgresql://rollover:another@db.example/rollover")
     assert with_password == other_password               # the name does not depend on (nor reveal) the password
+
+
+def test_one_look_at_the_folder_serves_the_events_of_the_next_second_and_a_new_worker_is_found_after(
+        tmp_path, monkeypatch):
+    """Every poke used to cost a system call or two (lstat, stat) even with no worker listening; now one look
+    serves TARGETS_TTL seconds of events, and a worker that starts meanwhile is poked from the next look on."""
+    folder = tmp_path / "wake"
+    looks = []
+    real_lstat = os.lstat
+    monkeypatch.setattr(wakeup.os, "lstat", lambda path, *a, **k: (
+        looks.append(path) if str(path) == str(folder) else None) or real_lstat(path, *a, **k))
+    monkeypatch.setattr(wakeup, "TARGETS_TTL", 0.3)
+    web = SocketWakeChannel(folder)
+    for _ in range(50):
+        web.notify()                                         # nobody listens: one look, not fifty
+    assert len(looks) == 1
+    woken = threading.Event()
+    stop = SocketWakeChannel(folder).listen(woken.set)      # a worker starts
+    try:
+        web.notify()
+        assert not woken.wait(0.1)                           # its first events: found by its poll
+        threading.Event().wait(0.3)
+        web.notify()                                         # the next look finds it
+        assert woken.wait(10)
+    finally:
+        stop()
