@@ -136,8 +136,11 @@ class Reminders:
         db, planned = self.db, 0
         with db.transaction():
             for room_id, subject, kind, step in due:
+                # By the (room_id, subject, …) key, not the status index ("|| ''" keeps the planner off it): that
+                # walked every planned reminder for each due one.
                 db.execute("UPDATE reminders SET status = 'superseded' WHERE room_id = ? AND subject = ? "
-                           "AND status = 'planned' AND NOT (kind = ? AND step = ?)", [room_id, subject, kind, step])
+                           "AND status || '' = 'planned' AND NOT (kind = ? AND step = ?)",
+                           [room_id, subject, kind, step])
                 planned += db.execute(
                     "INSERT INTO reminders (room_id, subject, kind, step, planned_at, available_at) "
                     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",

@@ -109,7 +109,11 @@ class Tracking:
         self.db.execute("DELETE FROM sources WHERE id = ?", [source_id])
 
     def certificates(self, *, room_id: str | None = None, present_only: bool = True) -> list[TrackedCertificate]:
-        where, params = where_clause({"s.room_id = ?": room_id, "c.present = 1": present_only or None})
+        # One space's: the planner must start from its sources (the room_id index), not walk every space's
+        # certificates in expiry order (the expiry index, chosen for the ORDER BY) and drop the others'; "+ 0"
+        # keeps it off that index. A sweep asked this per space, so it grew as spaces x certificates.
+        present = "c.present + 0 = 1" if room_id is not None else "c.present = 1"
+        where, params = where_clause({"s.room_id = ?": room_id, present: present_only or None})
         rows = self.db.execute(
             f"SELECT {self._TRACKED_COLUMNS} FROM tracked_certificates c JOIN sources s ON s.id = c.source_id"
             f"{where} ORDER BY c.not_after, c.id", params)
