@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 from webexpythonsdk.models.cards import (
     AdaptiveCard,
@@ -76,23 +76,31 @@ def card(body: list[Any], actions: list[Submit | ShowCard] | None = None) -> Ada
     return AdaptiveCard(body=body, actions=actions or None)
 
 
-def _texts(element: Any, *, into_show_cards: bool) -> Iterator[tuple[Any, str]]:
-    """(element, attribute) of every text and fact in ``element``, in reading order."""
-    if isinstance(element, list):
-        for item in element:
-            yield from _texts(item, into_show_cards=into_show_cards)
-        return
-    if not hasattr(element, "to_dict"):
-        return
-    if isinstance(element, ShowCard):
-        if into_show_cards and element.card is not None:
-            yield from _texts(element.card.body or [], into_show_cards=True)
-            yield from _texts(element.card.actions or [], into_show_cards=True)
-        return
-    if isinstance(element, TextBlock) and isinstance(element.text, str):
-        yield element, "text"
-    elif isinstance(element, Fact):
-        yield element, "title"
-        yield element, "value"
-    for name in ("items", "columns", "facts", "actions"):
-        yield from _texts(getattr(element, name, None) or [], into_show_cards=into_show_cards)
+def _texts(element: Any, *, into_show_cards: bool) -> list[tuple[Any, str]]:
+    """(element, attribute) of every text and fact in ``element``, in reading order. A walk with a stack (the
+    next item on top), not nested generators: a reminder sweep builds a card per reminder, and the recursive
+    walk cost more than building the card."""
+    found: list[tuple[Any, str]] = []
+    pending = [element]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, list):
+            pending.extend(reversed(item))
+            continue
+        if not hasattr(item, "to_dict"):
+            continue
+        if isinstance(item, ShowCard):
+            if into_show_cards and item.card is not None:
+                pending.append(item.card.actions or [])
+                pending.append(item.card.body or [])
+            continue
+        if isinstance(item, TextBlock) and isinstance(item.text, str):
+            found.append((item, "text"))
+        elif isinstance(item, Fact):
+            found.append((item, "title"))
+            found.append((item, "value"))
+        for name in ("actions", "facts", "columns", "items"):   # pushed last-first: popped items, columns, ...
+            children = getattr(item, name, None)
+            if children:
+                pending.append(children)
+    return found

@@ -71,3 +71,23 @@ def test_a_console_name_without_a_path_is_left_alone():
     said = PathsSaid()
     text = "Control Hub trusts Entra; Site Administration > SSO Configuration is a place; Control Hub > x."
     assert said.text(text) == text and said.text(text) == text
+
+
+def test_a_cards_texts_are_walked_in_reading_order_into_show_cards_only_when_asked():
+    from webexpythonsdk.models.cards import ActionSet, AdaptiveCard, Column, ColumnSet, Container, Fact, FactSet
+    from webexpythonsdk.models.cards import TextBlock as T
+    from webexpythonsdk.models.cards.actions import ShowCard, Submit
+
+    from cards.common import _texts
+    inner = AdaptiveCard(body=[T(text="s1"), FactSet(facts=[Fact(title="sf", value="sv")])],
+                         actions=[ShowCard(title="deep", card=AdaptiveCard(body=[T(text="s2")]))])
+    columns = ColumnSet(columns=[Column(items=[T(text="c"), FactSet(facts=[Fact(title="f1", value="v1")])]),
+                                 Column(items=[T(text="d")])])
+    body = [T(text="a"), Container(items=[T(text="b"), columns]),
+            ActionSet(actions=[ShowCard(title="x", card=inner), Submit(title="go")]), T(text="e")]
+    actions = [ShowCard(title="more", card=AdaptiveCard(body=[T(text="m1")])), Submit(title="ok")]
+
+    def walked(into_show_cards):
+        return [getattr(element, name) for element, name in _texts([*body, *actions], into_show_cards=into_show_cards)]
+    assert walked(False) == ["a", "b", "c", "f1", "v1", "d", "e"]
+    assert walked(True) == ["a", "b", "c", "f1", "v1", "d", "s1", "sf", "sv", "s2", "e", "m1"]
