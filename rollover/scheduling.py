@@ -1,4 +1,5 @@
-"""The one scheduler of background work: APScheduler runs the rotation sweep and the reminder sweep.
+"""The one scheduler of background work: APScheduler runs the rotation sweep, the reminder sweep and, hourly,
+the deletion of events past their retention.
 
 Every process that runs it (each ``bot.py worker``, or ``bot.py serve``) sweeps on the same intervals;
 leases in the database let one of them do each item at a time, so adding workers never doubles a
@@ -9,6 +10,7 @@ done resumes at once, and a bot that was down catches up on its reminders.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -17,11 +19,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from rollover.describe import plural
 from rollover.integrations.webex_client import WebexError
+from rollover.pipeline.retention import prune_finished_events
 from rollover.reminders.sweep import run_sweep
 from rollover.rotation.engine import sweep as sweep_rotations
 from rollover.services import Services
 
 log = logging.getLogger(__name__)
+
+EVENT_PRUNING_SECONDS = 3600
 
 
 def start_scheduler(rotation_services: Services, reminder_services: Services) -> BackgroundScheduler:
@@ -34,6 +39,8 @@ def start_scheduler(rotation_services: Services, reminder_services: Services) ->
            seconds=rotation_services.config.rotation_sweep_seconds, first=now)
     _every(scheduler, "reminder-sweep", scheduled_reminder_sweep, reminder_services,
            seconds=reminder_services.config.reminder_sweep_minutes * 60, first=now)
+    _every(scheduler, "event-retention", scheduled_event_pruning, reminder_services,
+           seconds=EVENT_PRUNING_SECONDS, first=now)
     scheduler.start()
     log.info("scheduler started: rotations every %s s, reminders every %s",
              rotation_services.config.rotation_sweep_seconds,
@@ -67,3 +74,16 @@ def scheduled_reminder_sweep(services: Services) -> None:
     if report.sent or report.waiting or report.failed or report.refresh_problems:
         for line in report.lines():
             log.info("%s", line)
+
+
+def scheduled_event_pruning(services: Services) -> None:
+    """Delete the events past ROLLOVER_EVENT_RETENTION_DAYS; a failure is logged and the next hour tries again.
+    Workers running it at once delete disjoint or already-deleted rows: no lease is needed."""
+    try:
+        deleted = prune_finished_events(services.storage, time.time(), services.config.event_retention_days)
+    except Exception:
+        log.exception("deleting old events failed; the next run tries again")
+        return
+    if deleted:
+        log.info("deleted %s finished more than %s ago", plural(deleted, "event"),
+                 plural(services.config.event_retention_days, "day"))

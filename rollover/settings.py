@@ -400,6 +400,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ROLLOVER_WORKER_MAX_ATTEMPTS", "worker_max_attempts", "8",
             "Attempts per event (Webex 429/5xx are retried with backoff) before it is marked failed.",
             parse_positive_int),
+    Setting("ROLLOVER_EVENT_RETENTION_DAYS", "event_retention_days", "30",
+            "Days a handled (or failed) event is kept after it finished, so that a redelivery of it is recognised "
+            "and not handled twice (Webex redelivers for hours); older ones, with their record of the posts "
+            "made, are deleted by the workers every hour.", parse_positive_int),
     Setting("ROLLOVER_LOG_LEVEL", "log_level", "INFO", "DEBUG, INFO, WARNING or ERROR.", parse_log_level),
     # --- metrics (off unless one of the first two is set) -----------------------------------------
     Setting("ROLLOVER_METRICS_TOKEN", "metrics_token", "",

@@ -129,6 +129,14 @@ class Events:
     def retry_later(self, key: str, owner: str, available_at: float, error: str) -> bool:
         return self._update_held(key, owner, {"available_at": available_at, "last_error": error}, release=True)
 
+    def prune(self, finished_before: float, limit: int) -> list[str]:
+        """Delete up to ``limit`` of the oldest events that finished (done or failed) before ``finished_before``;
+        their keys. A redelivery of a deleted event would be handled again: the caller keeps them longer than
+        Webex redelivers (hours)."""
+        return [row[0] for row in self.db.execute(
+            "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE status IN ('done', 'failed') "
+            "AND finished_at < ? ORDER BY seq LIMIT ?) RETURNING key", [finished_before, limit]).fetchall()]
+
     def status(self, key: str) -> dict[str, Any] | None:
         row = self.db.execute(
             "SELECT status, attempts, last_error FROM events WHERE key = ? "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from rollover.storage.connection import Database
+from rollover.storage.connection import Database, placeholders
 
 
 class Outbox:
@@ -24,3 +24,8 @@ class Outbox:
         self.db.execute("INSERT INTO outbox (event_key, position, message_id, sent_at) VALUES (?, ?, ?, ?) "
                         "ON CONFLICT (event_key, position) DO UPDATE SET message_id = excluded.message_id, "
                         "sent_at = excluded.sent_at", [event_key, position, message_id, time.time()])
+
+    def forget(self, event_keys: list[str]) -> None:
+        """Drop the posts of work items that are gone (events deleted after their retention)."""
+        if event_keys:
+            self.db.execute(f"DELETE FROM outbox WHERE event_key IN ({placeholders(event_keys)})", event_keys)
