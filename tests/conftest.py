@@ -57,12 +57,18 @@ def store(request, store_kind, tmp_path) -> str:
     return str(tmp_path / "rollover.sqlite3")
 
 
-CONVERSATION_TABLES = ("events, outbox, sources, tracked_certificates, entra_apps, reminder_subscriptions, "
-                       "reminder_marks, reminders, scheduler_leases, rotations, rotation_approvals, audit_log")
+@pytest.fixture
+def storage(store):
+    """A migrated ``Storage`` on the test's store (a module may define its own ``storage`` instead)."""
+    from rollover.storage import Storage
+    storage = Storage(store)
+    storage.migrate()
+    yield storage
+    storage.dispose()
 
 
 @pytest.fixture(scope="session")
-def conversation_database(postgres_cluster) -> Iterator[tuple[str, object]]:
+def conversation_database(postgres_cluster) -> Iterator[tuple[str, object, str]]:
     """One migrated PostgreSQL database the conversations share, emptied before each (a fresh database per
     test costs a second of createdb and migrations; emptying it costs milliseconds)."""
     import psycopg
@@ -75,7 +81,11 @@ def conversation_database(postgres_cluster) -> Iterator[tuple[str, object]]:
     with psycopg.connect(url, autocommit=True) as cleaner:
         # The audit log refuses TRUNCATE by trigger; replica mode keeps triggers quiet for this session only.
         cleaner.execute("SET session_replication_role = replica")
-        yield url, cleaner
+        # Every table the migrations made (a table added later is emptied too), not the migrations' own record.
+        tables = ", ".join(row[0] for row in cleaner.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'migrations' "
+            "ORDER BY tablename"))
+        yield url, cleaner, tables
 
 
 @pytest.fixture
@@ -83,8 +93,8 @@ def chat_store(request, store_kind, tmp_path) -> str:
     """The store of a conversation: a fresh SQLite file, or the emptied shared PostgreSQL database."""
     if store_kind == "sqlite":
         return str(tmp_path / "rollover.sqlite3")
-    url, cleaner = request.getfixturevalue("conversation_database")
-    cleaner.execute(f"TRUNCATE {CONVERSATION_TABLES} RESTART IDENTITY")
+    url, cleaner, tables = request.getfixturevalue("conversation_database")
+    cleaner.execute(f"TRUNCATE {tables} RESTART IDENTITY")
     return url
 
 

@@ -13,14 +13,6 @@ from rollover.storage import Storage
 NOW = 1_800_000_000.0
 
 
-@pytest.fixture
-def storage(store):
-    storage = Storage(store)
-    storage.migrate()
-    yield storage
-    storage.dispose()
-
-
 def handled(storage, name, *, finished_days_ago, status="done"):
     key = f"messages:{name}"
     storage.events.record(key, "messages", "created", {"data": {"id": name}}, now=NOW - 60 * DAY_SECONDS)

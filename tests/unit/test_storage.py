@@ -9,14 +9,6 @@ import pytest
 from rollover.storage import MIGRATIONS, RotationChange, Storage
 
 
-@pytest.fixture
-def storage(store):
-    storage = Storage(store)
-    storage.migrate()
-    yield storage
-    storage.dispose()
-
-
 def test_migrations_apply_once(store):
     storage = Storage(store)
     assert storage.migrate() == [name for name, _ in MIGRATIONS]
