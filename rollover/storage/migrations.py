@@ -278,6 +278,13 @@ def _create_event_inbox(db: Database) -> None:
                f"event TEXT NOT NULL, payload TEXT NOT NULL, order_key TEXT, received_at {t.float} NOT NULL)")
 
 
+def _index_claimable_reminders(db: Database) -> None:
+    # A claim walks the reminders that can be claimed in id order and takes the first one due: without this,
+    # each claim sorted every planned reminder, so a sweep's claims grew with the square of its reminders.
+    # (reminders.CLAIMABLE_REMINDERS repeats the condition: a claim names it so SQLite sees the index applies.)
+    db.execute("CREATE INDEX reminders_claimable ON reminders (id) WHERE status IN ('planned', 'posting')")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_events", _create_events),
     ("0002_outbox", _create_outbox),
@@ -291,6 +298,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0010_event_order", _order_events),
     ("0011_event_takeovers", _mark_event_takeovers),
     ("0012_event_inbox", _create_event_inbox),
+    ("0013_reminders_claimable", _index_claimable_reminders),
 ]
 
 

@@ -8,7 +8,10 @@ from typing import Any, NamedTuple
 from rollover.leases import Lease
 from rollover.storage.connection import Database, placeholders
 
-LEASE = Lease("reminders", "id", owner="claimed_by", until="claimed_until")
+# The reminders a claim may take: the condition of the index it walks (migration 0013_reminders_claimable),
+# word for word, so SQLite sees that the index applies.
+CLAIMABLE_REMINDERS = "status IN ('planned', 'posting')"
+LEASE = Lease("reminders", "id", owner="claimed_by", until="claimed_until", index="reminders_claimable")
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,8 @@ class Reminders:
     def claim(self, owner: str, *, now: float, wall_now: float, claim_seconds: float) -> PlannedReminder | None:
         """Claim the oldest reminder ready to post; a claim left by a crashed poster is reclaimable (a planned
         reminder has no claim; a posting one whose claim ran out is a crashed poster's)."""
-        row = LEASE.claim_next(self.db, ready="(status = 'planned' AND available_at <= ?) OR status = 'posting'",
+        row = LEASE.claim_next(self.db, ready=f"{CLAIMABLE_REMINDERS} AND ((status = 'planned' AND available_at <= ?) "
+                                              "OR status = 'posting')",
                                params=[now], owner=owner, until=wall_now + claim_seconds, now=wall_now,
                                returning="id, room_id, subject, kind, step, attempts", also_set=", status = 'posting'")
         return None if row is None else PlannedReminder(*row)
