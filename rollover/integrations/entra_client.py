@@ -74,7 +74,6 @@ from rollover.integrations.entra_model import (  # noqa: F401  (re-exported: the
     _utc,
     build_inventory_entry,
     cycle_collection_paused,
-    signing_certificates_of,
     to_trust_facts,
 )
 

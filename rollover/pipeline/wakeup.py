@@ -53,7 +53,8 @@ class SocketWakeChannel:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         self._sender: socket.socket | None = None
-        self._targets: tuple[str, ...] = ()
+        self._targets: tuple[str, ...] = ()   # what notify pokes until the next look
+        self._listing: tuple[str, ...] = ()   # the folder's sockets as last listed, at mtime _seen_mtime
         self._seen_mtime: int | None = None
         self._looked_until = 0.0          # monotonic time until which the last look at the folder is reused
         self._lock = threading.Lock()
@@ -83,10 +84,10 @@ class SocketWakeChannel:
                 return ()   # another user's folder (or a symlink) must not tell us where to send, nor what to unlink
             # The folder's mtime changes when a worker comes or goes: list it only then.
             if status.st_mtime_ns != self._seen_mtime:
-                self._targets = tuple(str(self.folder / name) for name in os.listdir(self.folder)
+                self._listing = tuple(str(self.folder / name) for name in os.listdir(self.folder)
                                       if name.endswith(SOCKET_SUFFIX))
                 self._seen_mtime = status.st_mtime_ns
-            return self._targets
+            return self._listing
         except OSError:
             return ()   # no worker listens (yet): polling covers it
 
@@ -107,7 +108,7 @@ class SocketWakeChannel:
         try:
             private = is_private_folder(self.folder)   # checked again now: the look may be a second old
         except OSError:
-            return
+            return   # the folder itself is gone: no socket left to unlink
         if private:
             self._forget(target)
 

@@ -3,6 +3,7 @@ compare-and-set, the audit entry in the change's transaction."""
 
 import sqlite3
 import threading
+import time
 
 import pytest
 
@@ -140,6 +141,7 @@ def test_recording_while_workers_move_and_claim_loses_nothing_and_keeps_each_gro
             if event is None:
                 if recorded.is_set() and storage.events.count("pending") == 0:
                     break
+                time.sleep(0.001)   # nothing ready: let the senders and the other workers run
                 continue
             with lock:
                 handled.append(event.key)

@@ -124,3 +124,25 @@ def test_one_look_at_the_folder_serves_the_events_of_the_next_second_and_a_new_w
         assert woken.wait(10)
     finally:
         stop()
+
+
+def test_a_folder_closed_again_after_being_open_to_others_is_used_again(tmp_path, monkeypatch):
+    """Opening the folder to others (a chmod leaves its mtime as it was) stops the pokes; closing it again brings
+    them back, though no worker came or went in between."""
+    monkeypatch.setattr(wakeup, "TARGETS_TTL", 0.0)
+    folder = tmp_path / "wake"
+    woken = threading.Event()
+    stop = SocketWakeChannel(folder).listen(woken.set)
+    web = SocketWakeChannel(folder)
+    try:
+        web.notify()
+        assert woken.wait(10)
+        woken.clear()
+        folder.chmod(0o777)
+        web.notify()
+        assert not woken.wait(0.2)                           # not private: nobody poked
+        folder.chmod(0o700)
+        web.notify()
+        assert woken.wait(10)
+    finally:
+        stop()
