@@ -36,6 +36,7 @@ def copy_store(source: Storage, target: Storage, progress: Callable[[str], None]
                ) -> list[CopiedTable]:
     """Copy every table of ``source`` into the empty ``target``; returns the verified counts per table."""
     source.migrate()
+    source.events.admit_all()   # an SQLite file's spooled deliveries join its tables first: they are copied too
     target.migrate()
     not_empty = [name for name, _ in TABLES if count(target, name)]
     if not_empty:

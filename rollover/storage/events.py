@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
 from rollover.leases import Lease
 from rollover.storage.connection import Database
+from rollover.storage.spool import EMPTY_AFTER_BYTES, Spool, SpooledEvent, spool_path
 
-ADMIT_BATCH = 500   # deliveries moved from the inbox per transaction: the acknowledgements wait for it
+log = logging.getLogger(__name__)
+
+ADMIT_BATCH = 500   # deliveries moved from the inbox or spool per transaction
 
 # Workers name events by key; the oldest goes first, walking the small index of the pending ones.
 LEASE = Lease("events", "key", order="seq", index="events_pending")
@@ -44,9 +50,19 @@ class Event:
         return self.payload.get("data", {}).get("id", "")
 
 
+def spool_of(database: Database) -> Spool | None:
+    """An SQLite file's acknowledgement spool; None for PostgreSQL (no local disk to count on: its
+    acknowledgements go into ``event_inbox``) and for an in-memory database."""
+    path = getattr(database, "path", None)
+    if database.dialect != "sqlite" or not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return Spool(spool_path(path))
+
+
 class Events:
     def __init__(self, database: Database):
         self.database = database
+        self.spool = spool_of(database)
 
     @property
     def db(self) -> Database:
@@ -54,25 +70,43 @@ class Events:
 
     def record(self, key: str, resource: str, event: str, payload: dict[str, Any],
                now: float | None = None) -> bool:
-        """Store a delivery durably (committed when this returns); False when it was recorded already.
+        """Store a delivery durably (written when this returns); False when it is known to be recorded already.
 
-        It goes into the inbox (``event_inbox``), whose insert is cheap enough for the acknowledgement; the
-        next claim moves it into ``events``. One statement, so one snapshot: not in the inbox and not among
-        the events. (Should a move slip between the check and the insert on PostgreSQL, the move drops the
-        second copy: a key is in ``events`` once.)"""
+        SQLite: appended to the spool (``storage.spool``), three system calls where an insert is ten; a
+        redelivery is recorded again and dropped when a worker reads it (the events' unique key).
+        PostgreSQL: inserted into the inbox (``event_inbox``), whose insert is cheaper than one into ``events``;
+        one statement, so one snapshot: not in the inbox and not among the events. (Should a move slip between
+        the check and the insert, the move drops the second copy: a key is in ``events`` once.)
+        Either way the next claim moves it into ``events``."""
         now = time.time() if now is None else now
+        order_key = event_order_key(resource, payload)
+        if self.spool is not None:
+            self.spool.append(SpooledEvent(key, resource, event, payload, order_key, now))
+            return True
         cursor = self.db.execute(
             "INSERT INTO event_inbox (key, resource, event, payload, order_key, received_at) "
             "SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM events WHERE key = ?) ON CONFLICT DO NOTHING",
-            [key, resource, event, json.dumps(payload, separators=(",", ":")), event_order_key(resource, payload),
-             now, key], urgent=True)
+            [key, resource, event, json.dumps(payload, separators=(",", ":")), order_key, now, key], urgent=True)
         return cursor.rowcount == 1
 
     def admit_received(self, limit: int | None = None) -> int:
-        """Move the oldest ``limit`` deliveries from the inbox into ``events``, in the order they came, in one
-        transaction (a crash moves all or none); the number moved. On PostgreSQL a second mover waits for the
-        rows the first has locked, so the moves, too, keep the order of arrival."""
+        """Move up to ``limit`` of the oldest deliveries into ``events``, in the order they came, in one
+        transaction (a crash moves all or none); the number moved. The inbox table goes first: on SQLite it
+        holds only what a version before the spool acknowledged."""
         limit = ADMIT_BATCH if limit is None else limit
+        moved = self._admit_inbox(limit)
+        if self.spool is not None and moved < limit:
+            moved += self._admit_spooled(limit - moved)
+        return moved
+
+    def admit_all(self) -> None:
+        """Move every delivery acknowledged so far, in batches (acknowledgements go on between them)."""
+        while self.admit_received() == ADMIT_BATCH:
+            pass
+
+    def _admit_inbox(self, limit: int) -> int:
+        """On PostgreSQL a second mover waits for the rows the first has locked, so the moves, too, keep the
+        order of arrival."""
         if self.db.execute("SELECT 1 FROM event_inbox LIMIT 1").fetchone() is None:
             return 0     # the usual case: a read, no write lock
         with self.db.transaction():
@@ -80,13 +114,52 @@ class Events:
                 "DELETE FROM event_inbox WHERE seq IN (SELECT seq FROM event_inbox ORDER BY seq LIMIT ?"
                 f"{self.db.for_update}) RETURNING seq, key, resource, event, payload, order_key, received_at",
                 [limit]).fetchall())
-            if moved:
-                self.db.executemany(
-                    "INSERT INTO events (key, resource, event, payload, order_key, available_at, received_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    [(key, resource, event, payload, order_key, received_at, received_at)
-                     for _seq, key, resource, event, payload, order_key, received_at in moved])
+            self._insert([row[1:] for row in moved])
         return len(moved)
+
+    def _insert(self, rows: list[tuple]) -> None:
+        """(key, resource, event, payload, order_key, received_at) rows into ``events``; a key already there
+        (a redelivery) is dropped."""
+        if rows:
+            self.db.executemany(
+                "INSERT INTO events (key, resource, event, payload, order_key, available_at, received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [(key, resource, event, payload, order_key, received_at, received_at)
+                 for key, resource, event, payload, order_key, received_at in rows])
+
+    def _admit_spooled(self, limit: int) -> int:
+        identity = self.spool.identity()
+        if identity is None or self._spool_start(identity) >= identity[1]:
+            return 0     # the usual case: a stat and a read, no write lock
+        with self.db.transaction():
+            read = self.spool.read(self._spool_start(identity), limit)   # again, under the write lock
+            self._insert([event.row for event in read.events])
+            self.db.execute("INSERT INTO event_spool (id, inode, read_to) VALUES (1, ?, ?) ON CONFLICT (id) "
+                            "DO UPDATE SET inode = excluded.inode, read_to = excluded.read_to",
+                            [identity[0], read.end])
+        if read.skipped:
+            log.warning("skipped %d records of the event spool %s that were cut short or damaged (deliveries "
+                        "never acknowledged: Webex sends them again)", read.skipped, self.spool.path)
+        if read.end >= EMPTY_AFTER_BYTES and len(read.events) < limit:
+            self._empty_spool()
+        return len(read.events)
+
+    def _spool_start(self, identity: tuple[int, int]) -> int:
+        row = self.db.execute("SELECT inode, read_to FROM event_spool WHERE id = 1").fetchone()
+        return read_position(identity, *(row or (None, None)))
+
+    def _empty_spool(self) -> None:
+        """Truncate the spool read through; see ``storage.spool`` for why the order of the steps is safe."""
+        with ExitStack() as hold:
+            with self.db.transaction():             # the database's write lock first: appenders never wait for it
+                fd = hold.enter_context(self.spool.exclusive())
+                if fd is None:
+                    return                          # appenders kept it busy: the next pass empties it
+                stat = os.fstat(fd)
+                if self._spool_start((stat.st_ino, stat.st_size)) != stat.st_size:
+                    return                          # appended meanwhile: read that first
+                self.db.execute("UPDATE event_spool SET read_to = 0 WHERE id = 1")
+            os.ftruncate(fd, 0)                     # committed first: a crash here re-reads what was inserted
 
     def claim(self, owner: str, lease_seconds: float, now: float | None = None) -> Event | None:
         """Lease the oldest ready event to ``owner``; an expired lease (crashed worker) is reclaimable.
@@ -95,8 +168,7 @@ class Events:
         done or failed, also while the earlier one runs or waits for its retry. The deliveries acknowledged
         since the last claim join ``events`` first (``admit_received``)."""
         now = time.time() if now is None else now
-        while self.admit_received() == ADMIT_BATCH:
-            pass   # a backlog of deliveries (no worker ran for a while): moved in batches, acks go on between
+        self.admit_all()
         row = LEASE.claim_next(self.db, ready=READY, params=[now],
                                owner=owner, until=now + lease_seconds, now=now,
                                returning="seq, key, resource, event, payload, attempts, taken_over",
@@ -141,20 +213,48 @@ class Events:
         row = self.db.execute(
             "SELECT status, attempts, last_error FROM events WHERE key = ? "
             "UNION ALL SELECT 'pending', 0, NULL FROM event_inbox WHERE key = ?", [key, key]).fetchone()
+        if row is None and self.spool is not None:
+            identity = self.spool.identity()
+            if identity is not None and self.spool.find(key, self._spool_start(identity)):
+                row = ("pending", 0, None)
         return None if row is None else {"status": row[0], "attempts": row[1], "last_error": row[2]}
 
     def count(self, status: str) -> int:
-        """Events of ``status``; the pending ones include those still in the inbox."""
-        inbox = "(SELECT count(*) FROM event_inbox)" if status == "pending" else "0"
-        return self.db.execute(f"SELECT count(*) + {inbox} FROM events WHERE status = ?", [status]).fetchone()[0]
+        """Events of ``status``; the pending ones include those still in the inbox or the spool."""
+        if status == "pending":
+            return self.backlog(time.time())["pending"]
+        return self.db.execute("SELECT count(*) FROM events WHERE status = ?", [status]).fetchone()[0]
 
     def backlog(self, now: float) -> dict[str, Any]:
-        """Pending (the inbox's included) and failed events and the age of the oldest pending one (for /healthz).
-        One statement: one snapshot, so an event moving out of the inbox meanwhile is counted once."""
-        pending, failed, oldest, received, oldest_received = self.db.execute(
+        """Pending (the inbox's and spool's included) and failed events and the age of the oldest pending one
+        (for /healthz). One statement: one snapshot, so an event moving out of the inbox meanwhile is counted
+        once; the spool is counted from where that snapshot says the workers had read it."""
+        pending, failed, oldest, received, oldest_received, inode, read_to = self.db.execute(
             "SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE status = 'failed'), "
             "min(received_at) FILTER (WHERE status = 'pending'), "
-            "(SELECT count(*) FROM event_inbox), (SELECT min(received_at) FROM event_inbox) FROM events").fetchone()
-        oldest = min((t for t in (oldest, oldest_received) if t is not None), default=None)
-        return {"pending": (pending or 0) + received, "failed": failed or 0,
+            "(SELECT count(*) FROM event_inbox), (SELECT min(received_at) FROM event_inbox), "
+            "(SELECT inode FROM event_spool WHERE id = 1), (SELECT read_to FROM event_spool WHERE id = 1) "
+            "FROM events").fetchone()
+        spooled, oldest_spooled = self._spool_pending(inode, read_to)
+        oldest = min((t for t in (oldest, oldest_received, oldest_spooled) if t is not None), default=None)
+        return {"pending": (pending or 0) + received + spooled, "failed": failed or 0,
                 "oldest_pending_seconds": round(now - oldest, 1) if oldest else 0}
+
+    def _spool_pending(self, inode: int | None, read_to: int | None) -> tuple[int, float | None]:
+        identity = self.spool.identity() if self.spool is not None else None
+        if identity is None:
+            return 0, None
+        start = read_position(identity, inode, read_to)
+        return self.spool.pending(start) if start < identity[1] else (0, None)
+
+    def close(self) -> None:
+        """Close the spool's file (the process is done with the store)."""
+        if self.spool is not None:
+            self.spool.close()
+
+
+def read_position(identity: tuple[int, int], inode: int | None, read_to: int | None) -> int:
+    """Where the workers' reading of the spool (``identity``: inode, size) stands: from the start for a file
+    other than the one read so far, or one shorter than what was read (replaced under the store)."""
+    same_file = inode == identity[0] and read_to is not None and read_to <= identity[1]
+    return read_to if same_file else 0

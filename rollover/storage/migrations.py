@@ -285,6 +285,14 @@ def _index_claimable_reminders(db: Database) -> None:
     db.execute("CREATE INDEX reminders_claimable ON reminders (id) WHERE status IN ('planned', 'posting')")
 
 
+def _create_event_spool(db: Database) -> None:
+    # How far the workers have read an SQLite store's acknowledgement spool (storage.spool): one row, naming
+    # the file by its inode, so a file replaced under the store is read from its start. Unused on PostgreSQL,
+    # whose acknowledgements go into event_inbox.
+    db.execute("CREATE TABLE event_spool (id INTEGER PRIMARY KEY CHECK (id = 1), inode BIGINT NOT NULL, "
+               "read_to BIGINT NOT NULL)")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_events", _create_events),
     ("0002_outbox", _create_outbox),
@@ -299,6 +307,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0011_event_takeovers", _mark_event_takeovers),
     ("0012_event_inbox", _create_event_inbox),
     ("0013_reminders_claimable", _index_claimable_reminders),
+    ("0014_event_spool", _create_event_spool),
 ]
 
 

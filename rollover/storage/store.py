@@ -73,5 +73,6 @@ class Storage:
         self.database.close()
 
     def dispose(self) -> None:
-        """Close every connection (the process is done with the store)."""
+        """Close every connection and file (the process is done with the store)."""
+        self.events.close()
         self.database.dispose()

@@ -91,7 +91,8 @@ def test_a_space_that_also_has_a_webhook_is_answered_once(socket_chat, mercury):
     (frame,) = mercury.on_message(second)
     assert mercury.wait_for(lambda: mercury.acked(frame), WAIT)
     body, headers = chat.webex.webhook_event("messages", "created", second["id"])
-    assert chat.client.post("/webhooks/webex", data=body, headers=headers).json["status"] == "duplicate"
+    replayed = {"sqlite": "accepted", "postgresql": "duplicate"}[chat.services.storage.dialect]   # see the spool
+    assert chat.client.post("/webhooks/webex", data=body, headers=headers).json["status"] == replayed
     chat.worker.drain()
     assert len(chat.webex.sent_by_bot(chat.room)) == 2
     assert chat.services.storage.events.count("done") == 2

@@ -69,7 +69,10 @@ def test_a_replayed_delivery_is_acknowledged_but_handled_once(app, storage):
     body = envelope()
     client = app.test_client()
     assert post(client, body, signature_for(SECRET, body)).json == {"status": "accepted"}
-    assert post(client, body, signature_for(SECRET, body)).json == {"status": "duplicate"}
+    # PostgreSQL's inbox tells a replay at once; SQLite's spool takes it again and the worker's move drops it.
+    replayed = {"sqlite": "accepted", "postgresql": "duplicate"}[storage.dialect]
+    assert post(client, body, signature_for(SECRET, body)).json == {"status": replayed}
+    storage.events.admit_all()
     assert storage.events.count("pending") == 1
 
 
