@@ -107,11 +107,10 @@ TOO_LARGE, LENGTH_REQUIRED = 413, 411   # read_body's answers when there is no b
 def read_body(max_bytes: int) -> bytes | int:
     """The request body, or TOO_LARGE / LENGTH_REQUIRED. A chunked body has no Content-Length to refuse it
     by, so it is read up to one byte past the limit (never cut short and then verified)."""
-    if request.content_length is not None and request.content_length > max_bytes:
-        return TOO_LARGE
+    length = request.content_length
+    if length is not None:
+        return TOO_LARGE if length > max_bytes else request.get_data(cache=False)
     stream = request.environ["wsgi.input"]
-    if request.content_length is not None:
-        return request.get_data(cache=False)
     if not request.environ.get("wsgi.input_terminated"):
         return LENGTH_REQUIRED   # neither a length nor a terminated stream: nothing can be read safely
     chunks, size = [], 0
