@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
-from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rollover.leases import Lease
+from rollover.storage import spool as spool_file
 from rollover.storage.connection import Database
-from rollover.storage.spool import EMPTY_AFTER_BYTES, Spool, SpooledEvent, spool_path
+from rollover.storage.spool import Position, Spool, SpooledEvent, spool_path
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def spool_of(database: Database) -> Spool | None:
     path = getattr(database, "path", None)
     if database.dialect != "sqlite" or not path or path == ":memory:" or path.startswith("file:"):
         return None
-    return Spool(spool_path(path))
+    return Spool(spool_path(path), mode_of=Path(path))
 
 
 class Events:
@@ -72,7 +72,7 @@ class Events:
                now: float | None = None) -> bool:
         """Store a delivery durably (written when this returns); False when it is known to be recorded already.
 
-        SQLite: appended to the spool (``storage.spool``), three system calls where an insert is ten; a
+        SQLite: appended to the spool (``storage.spool``), four system calls where an insert is ten; a
         redelivery is recorded again and dropped when a worker reads it (the events' unique key).
         PostgreSQL: inserted into the inbox (``event_inbox``), whose insert is cheaper than one into ``events``;
         one statement, so one snapshot: not in the inbox and not among the events. (Should a move slip between
@@ -128,38 +128,35 @@ class Events:
                  for key, resource, event, payload, order_key, received_at in rows])
 
     def _admit_spooled(self, limit: int) -> int:
-        identity = self.spool.identity()
-        if identity is None or self._spool_start(identity) >= identity[1]:
+        hint, stored = self.spool.size_hint(), self._spool_position()
+        if hint is None or (stored is not None and (stored.inode, stored.read_to) == hint):
             return 0     # the usual case: a stat and a read, no write lock
         with self.db.transaction():
-            read = self.spool.read(self._spool_start(identity), limit)   # again, under the write lock
+            with self.spool.reading() as file:       # the position is worked out under the lock, from this file
+                if file is None:
+                    return 0
+                read = file.read(file.start(self._spool_position()), limit)
             self._insert([event.row for event in read.events])
-            self.db.execute("INSERT INTO event_spool (id, inode, read_to) VALUES (1, ?, ?) ON CONFLICT (id) "
-                            "DO UPDATE SET inode = excluded.inode, read_to = excluded.read_to",
-                            [identity[0], read.end])
+            self.db.execute("INSERT INTO event_spool (id, inode, read_to, tail) VALUES (1, ?, ?, ?) "
+                            "ON CONFLICT (id) DO UPDATE SET inode = excluded.inode, read_to = excluded.read_to, "
+                            "tail = excluded.tail", [read.position.inode, read.position.read_to, read.position.tail])
         if read.skipped:
             log.warning("skipped %d records of the event spool %s that were cut short or damaged (deliveries "
                         "never acknowledged: Webex sends them again)", read.skipped, self.spool.path)
-        if read.end >= EMPTY_AFTER_BYTES and len(read.events) < limit:
+        if read.position.read_to >= spool_file.EMPTY_AFTER_BYTES and len(read.events) < limit:
             self._empty_spool()
         return len(read.events)
 
-    def _spool_start(self, identity: tuple[int, int]) -> int:
-        row = self.db.execute("SELECT inode, read_to FROM event_spool WHERE id = 1").fetchone()
-        return read_position(identity, *(row or (None, None)))
+    def _spool_position(self) -> Position | None:
+        row = self.db.execute("SELECT inode, read_to, tail FROM event_spool WHERE id = 1").fetchone()
+        return None if row is None else Position(row[0], row[1], bytes(row[2]))
 
     def _empty_spool(self) -> None:
-        """Truncate the spool read through; see ``storage.spool`` for why the order of the steps is safe."""
-        with ExitStack() as hold:
-            with self.db.transaction():             # the database's write lock first: appenders never wait for it
-                fd = hold.enter_context(self.spool.exclusive())
-                if fd is None:
-                    return                          # appenders kept it busy: the next pass empties it
-                stat = os.fstat(fd)
-                if self._spool_start((stat.st_ino, stat.st_size)) != stat.st_size:
-                    return                          # appended meanwhile: read that first
-                self.db.execute("UPDATE event_spool SET read_to = 0 WHERE id = 1")
-            os.ftruncate(fd, 0)                     # committed first: a crash here re-reads what was inserted
+        """Truncate the spool if it is read through (see ``storage.spool``: the stored position then no longer
+        fits the file, so nothing needs committing with it)."""
+        with self.spool.exclusive() as file:
+            if file is not None and file.size and file.start(self._spool_position()) == file.size:
+                file.truncate()
 
     def claim(self, owner: str, lease_seconds: float, now: float | None = None) -> Event | None:
         """Lease the oldest ready event to ``owner``; an expired lease (crashed worker) is reclaimable.
@@ -214,9 +211,9 @@ class Events:
             "SELECT status, attempts, last_error FROM events WHERE key = ? "
             "UNION ALL SELECT 'pending', 0, NULL FROM event_inbox WHERE key = ?", [key, key]).fetchone()
         if row is None and self.spool is not None:
-            identity = self.spool.identity()
-            if identity is not None and self.spool.find(key, self._spool_start(identity)):
-                row = ("pending", 0, None)
+            with self.spool.reading() as file:
+                if file is not None and file.find(key, file.start(self._spool_position())):
+                    row = ("pending", 0, None)
         return None if row is None else {"status": row[0], "attempts": row[1], "last_error": row[2]}
 
     def count(self, status: str) -> int:
@@ -229,32 +226,25 @@ class Events:
         """Pending (the inbox's and spool's included) and failed events and the age of the oldest pending one
         (for /healthz). One statement: one snapshot, so an event moving out of the inbox meanwhile is counted
         once; the spool is counted from where that snapshot says the workers had read it."""
-        pending, failed, oldest, received, oldest_received, inode, read_to = self.db.execute(
+        pending, failed, oldest, received, oldest_received, *position = self.db.execute(
             "SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE status = 'failed'), "
             "min(received_at) FILTER (WHERE status = 'pending'), "
             "(SELECT count(*) FROM event_inbox), (SELECT min(received_at) FROM event_inbox), "
-            "(SELECT inode FROM event_spool WHERE id = 1), (SELECT read_to FROM event_spool WHERE id = 1) "
-            "FROM events").fetchone()
-        spooled, oldest_spooled = self._spool_pending(inode, read_to)
+            "(SELECT inode FROM event_spool WHERE id = 1), (SELECT read_to FROM event_spool WHERE id = 1), "
+            "(SELECT tail FROM event_spool WHERE id = 1) FROM events").fetchone()
+        stored = Position(position[0], position[1], bytes(position[2])) if position[0] is not None else None
+        spooled, oldest_spooled = self._spool_pending(stored)
         oldest = min((t for t in (oldest, oldest_received, oldest_spooled) if t is not None), default=None)
         return {"pending": (pending or 0) + received + spooled, "failed": failed or 0,
                 "oldest_pending_seconds": round(now - oldest, 1) if oldest else 0}
 
-    def _spool_pending(self, inode: int | None, read_to: int | None) -> tuple[int, float | None]:
-        identity = self.spool.identity() if self.spool is not None else None
-        if identity is None:
+    def _spool_pending(self, stored: Position | None) -> tuple[int, float | None]:
+        if self.spool is None:
             return 0, None
-        start = read_position(identity, inode, read_to)
-        return self.spool.pending(start) if start < identity[1] else (0, None)
+        with self.spool.reading() as file:
+            return (0, None) if file is None else file.pending(file.start(stored))
 
     def close(self) -> None:
         """Close the spool's file (the process is done with the store)."""
         if self.spool is not None:
             self.spool.close()
-
-
-def read_position(identity: tuple[int, int], inode: int | None, read_to: int | None) -> int:
-    """Where the workers' reading of the spool (``identity``: inode, size) stands: from the start for a file
-    other than the one read so far, or one shorter than what was read (replaced under the store)."""
-    same_file = inode == identity[0] and read_to is not None and read_to <= identity[1]
-    return read_to if same_file else 0

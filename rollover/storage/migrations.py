@@ -287,10 +287,10 @@ def _index_claimable_reminders(db: Database) -> None:
 
 def _create_event_spool(db: Database) -> None:
     # How far the workers have read an SQLite store's acknowledgement spool (storage.spool): one row, naming
-    # the file by its inode, so a file replaced under the store is read from its start. Unused on PostgreSQL,
-    # whose acknowledgements go into event_inbox.
-    db.execute("CREATE TABLE event_spool (id INTEGER PRIMARY KEY CHECK (id = 1), inode BIGINT NOT NULL, "
-               "read_to BIGINT NOT NULL)")
+    # the file by its inode and the bytes before the position, so a file emptied or replaced under the store
+    # is read from its start. Unused on PostgreSQL, whose acknowledgements go into event_inbox.
+    db.execute(f"CREATE TABLE event_spool (id INTEGER PRIMARY KEY CHECK (id = 1), inode BIGINT NOT NULL, "
+               f"read_to BIGINT NOT NULL, tail {db.types.bytes} NOT NULL)")
 
 
 MIGRATIONS: list[tuple[str, Migration]] = [

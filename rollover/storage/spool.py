@@ -1,26 +1,31 @@
 """The acknowledgement spool of an SQLite store: deliveries appended to one file beside the database.
 
 A webhook's acknowledgement waits for its record. An insert into SQLite is ten system calls (the WAL's
-locks, its frame headers and pages): ~0.15 ms on an idle server, ~0.3 ms at p99. An append here is three
-(a shared ``flock``, the ``write``, the unlock). Both reach the page cache and neither is synced (the store
-runs ``synchronous=NORMAL``), so an acknowledged delivery survives a killed process as it did in the WAL.
+locks, its frame headers and pages): ~0.15 ms on an idle server, ~0.3 ms at p99. An append here is four
+(a shared ``flock``, the ``write``, the unlock, an ``fstat``). Both reach the page cache and neither is synced
+(the store runs ``synchronous=NORMAL``), so an acknowledged delivery survives a killed process as it did in
+the WAL.
 
-**Format.** Each record is RS (0x1e), the CRC-32 of its JSON in 8 hex digits, a space, the JSON (ASCII: no
-newline, no RS), LF. A write cut short (its process killed inside it, a full disk) leaves a record without its
+**Format.** Each record is RS (0x1e), its JSON (ASCII: no newline, no RS), a space, the CRC-32 of the JSON in
+8 hex digits, LF. A write cut short (its process killed inside it, a full disk) leaves a record without its
 LF; the next record's RS starts afresh, and the cut one is skipped (it was never acknowledged).
 
-**Order.** Every process appends to the same file, opened ``O_APPEND``: Linux appends each ``write`` whole and
-one after another, so the file's order is the order the acknowledgements were given.
+**Order.** Every process appends to the same file, opened ``O_APPEND``: on a local Linux file system (not NFS)
+each ``write`` lands whole, one after another, so the file's order is the order the acknowledgements were
+given. An appender that finds its file unlinked after a write (deleted, or replaced by a rename) opens the
+path again and appends the record there too; the move drops the second copy if both are read.
 
-**Reading.** Workers read the records past the offset stored in the database (``event_spool``) and insert them
-into ``events`` in the transaction that moves the offset (``Events.admit_received``): each record lands once,
-and a redelivery is dropped there by the events' unique key.
+**Reading.** Workers read, under a shared ``flock``, the records past the position stored in the database
+(``event_spool``) and insert them into ``events`` in the transaction that stores the new position: each record
+lands once, and a redelivery is dropped there by the events' unique key. A position names its file by inode
+and by the 16 bytes that end it: a file emptied, replaced, or created again under a reused inode number does
+not have those bytes there, and is read from its start.
 
-**Emptying.** Once everything is read and the file is past ``EMPTY_AFTER_BYTES``, a worker empties it: holding
-the database's write lock, it takes the file's exclusive ``flock`` (appenders hold a shared one while they
-write, so no append falls between its check and the truncation; readers too, so no read falls between the
-commit and the truncation), checks that the size is still the stored offset, commits offset 0, truncates. A
-crash between the commit and the truncation re-reads records already inserted; the unique key drops them.
+**Emptying.** Once read through and past ``EMPTY_AFTER_BYTES``, the file is truncated under an exclusive
+``flock`` (appenders and readers hold a shared one, so none is inside it), if its size is still the stored
+position. Nothing is committed with it: the stored position no longer fits the file, so the next read starts
+at 0, and a crash around the truncation leaves either the read records (the position still fits and skips
+them) or none.
 """
 
 from __future__ import annotations
@@ -37,9 +42,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 RS, LF = b"\x1e", b"\n"
-EMPTY_AFTER_BYTES = 1 << 20     # the file is emptied once read through and this large (~2,500 records)
+EMPTY_AFTER_BYTES = 1 << 20     # the file is emptied once read through and this large (~3,000 records)
 READ_BYTES = 1 << 20            # read per pass; doubled while one record does not fit
-EXCLUSIVE_WAIT_SECONDS = 1.0    # emptying waits this long for the appenders' shared locks, else tries later
+TAIL_BYTES = 16                 # the bytes before a stored position that show it is this file's
+EXCLUSIVE_WAIT_SECONDS = 0.02   # emptying waits this long for the appenders' shared locks, else tries later
 
 
 @dataclass(frozen=True)
@@ -59,9 +65,17 @@ class SpooledEvent:
 
 
 @dataclass(frozen=True)
+class Position:
+    """How far the workers have read a spool, as stored in the database."""
+    inode: int
+    read_to: int
+    tail: bytes          # the TAIL_BYTES before read_to
+
+
+@dataclass(frozen=True)
 class SpoolRead:
     events: list[SpooledEvent]
-    end: int             # the offset just past the last whole record read
+    position: Position   # just past the last whole record read
     skipped: int         # records cut short or failing their check
 
 
@@ -73,15 +87,16 @@ def spool_path(database_path: str) -> Path:
 def encode(event: SpooledEvent) -> bytes:
     body = json.dumps([event.key, event.resource, event.event, event.payload, event.order_key, event.received_at],
                       separators=(",", ":")).encode("ascii")
-    return b"%b%08x %b%b" % (RS, zlib.crc32(body), body, LF)
+    return b"%b%b %08x%b" % (RS, body, zlib.crc32(body), LF)
 
 
 class Spool:
     """One store's spool file. Appending is safe from any thread and process; reading is for workers."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, mode_of: Path | None = None):
         self.path = path
-        self._lock = threading.Lock()     # this process's appenders share one open file (and its flock)
+        self._mode_of = mode_of             # the database file: the spool is created with its permissions
+        self._lock = threading.Lock()       # this process's appenders share one open file (and its flock)
         self._fd: int | None = None
         self._pid: int | None = None
 
@@ -91,20 +106,35 @@ class Spool:
         """Write the record whole or raise ``OSError`` (the delivery is then not acknowledged)."""
         record = encode(event)
         with self._lock:
-            fd = self._appender()
-            fcntl.flock(fd, fcntl.LOCK_SH)
-            try:
-                written = os.write(fd, record)
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+            self._write(record)
+            if os.fstat(self._fd).st_nlink == 0:   # the file was deleted or replaced under us: write it anew
+                self._reopen()
+                self._write(record)
+
+    def _write(self, record: bytes) -> None:
+        if self._fd is None or self._pid != os.getpid():   # opened after a fork (gunicorn's workers), not before
+            self._reopen()
+        fcntl.flock(self._fd, fcntl.LOCK_SH)
+        try:
+            written = os.write(self._fd, record)
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
         if written != len(record):   # a full disk: the cut record is skipped by its reader
             raise OSError(f"the event spool took {written} of {len(record)} bytes (is the disk full?)")
 
-    def _appender(self) -> int:
-        if self._fd is None or self._pid != os.getpid():   # opened after a fork (gunicorn's workers), not before
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            self._pid = os.getpid()
-        return self._fd
+    def _reopen(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, self._mode())
+        self._pid = os.getpid()
+
+    def _mode(self) -> int:
+        """The database file's permissions, as SQLite gives its -wal and -shm files (so a web and a worker
+        process of different users sharing the store by group can both use it); else owner only."""
+        try:
+            return os.stat(self._mode_of).st_mode & 0o666 if self._mode_of else 0o600
+        except FileNotFoundError:
+            return 0o600
 
     def close(self) -> None:
         with self._lock:
@@ -114,89 +144,130 @@ class Spool:
 
     # --- the workers' side ----------------------------------------------------------------------------
 
-    def identity(self) -> tuple[int, int] | None:
-        """(inode, size) of the file; None while nothing was ever appended."""
+    def size_hint(self) -> tuple[int, int] | None:
+        """(inode, size) without a lock, for a quick look whether anything is new; None while there is no file."""
         try:
             stat = os.stat(self.path)
         except FileNotFoundError:
             return None
         return stat.st_ino, stat.st_size
 
-    def read(self, offset: int, limit: int) -> SpoolRead:
-        """Up to ``limit`` whole records from ``offset``; a record still being written is left for later.
-
-        Under a shared lock: a worker emptying the file holds it exclusively from its commit of offset 0 to the
-        truncation, and a read between the two would take the old records' end for the new file's."""
-        size = READ_BYTES
+    @contextmanager
+    def reading(self) -> Iterator[SpoolFile | None]:
+        """The file under a shared lock (an emptying holds it exclusively); None while there is no file."""
         with _opened(self.path, os.O_RDONLY) as fd:
-            fcntl.flock(fd, fcntl.LOCK_SH)          # released with the descriptor
-            while True:
-                data = os.pread(fd, size, offset)
-                read = parse(data, limit)
-                # Nothing whole in a full read: one record is larger than the read; read more of it.
-                if read.end or read.events or len(data) < size:
-                    return SpoolRead(read.events, offset + read.end, read.skipped)
-                size *= 2
-
-    def pending(self, offset: int) -> tuple[int, float | None]:
-        """How many whole records lie past ``offset``, and when the first was received (for the health counts).
-        Counts line ends, so a backlog of any size costs one pass over the bytes, not a parse."""
-        count, oldest = 0, None
-        with _opened(self.path, os.O_RDONLY) as fd:
-            while data := os.pread(fd, READ_BYTES, offset):
-                if oldest is None:
-                    first = parse(data, 1).events
-                    oldest = first[0].received_at if first else None
-                count += data.count(LF)
-                offset += len(data)
-        return count, oldest
-
-    def find(self, key: str, offset: int) -> bool:
-        """Whether a whole record past ``offset`` carries ``key`` (a delivery not yet read by a worker)."""
-        with _opened(self.path, os.O_RDONLY) as fd:
-            while True:
-                read = parse(os.pread(fd, READ_BYTES, offset), limit=None)
-                if any(event.key == key for event in read.events):
-                    return True
-                if not read.end:
-                    return False
-                offset += read.end
+            if fd is None:
+                yield None
+                return
+            fcntl.flock(fd, fcntl.LOCK_SH)       # released with the descriptor
+            yield SpoolFile(fd)
 
     @contextmanager
-    def exclusive(self) -> Iterator[int | None]:
-        """Hold the file against appenders; yields a descriptor to truncate with, or None when the appenders'
-        locks did not clear within ``EXCLUSIVE_WAIT_SECONDS`` (emptying waits for the next pass)."""
-        with _opened(self.path, os.O_WRONLY) as fd:
+    def exclusive(self) -> Iterator[SpoolFile | None]:
+        """The file held against appenders and readers, to empty it; None when there is no file or their locks
+        did not clear within ``EXCLUSIVE_WAIT_SECONDS`` (emptying waits for the next pass)."""
+        with _opened(self.path, os.O_RDWR) as fd:
             deadline = time.monotonic() + EXCLUSIVE_WAIT_SECONDS
-            while True:
+            while fd is not None:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
-                        yield None
-                        return
-                    time.sleep(0.0005)
-            try:
-                yield fd
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                        fd = None
+                    else:
+                        time.sleep(0.0005)
+            yield None if fd is None else SpoolFile(fd)
+
+
+class SpoolFile:
+    """The spool opened and locked by ``Spool.reading`` or ``Spool.exclusive``."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        stat = os.fstat(fd)
+        self.inode, self.size = stat.st_ino, stat.st_size
+
+    def start(self, stored: Position | None) -> int:
+        """Where reading goes on: the stored position if it is this file's, else the file's start."""
+        if stored is None or stored.inode != self.inode or stored.read_to > self.size:
+            return 0
+        return stored.read_to if self._tail(stored.read_to) == stored.tail else 0
+
+    def _tail(self, end: int) -> bytes:
+        length = min(TAIL_BYTES, end)
+        return os.pread(self.fd, length, end - length)
+
+    def read(self, offset: int, limit: int) -> SpoolRead:
+        """Up to ``limit`` whole records from ``offset``; a record still being written is left for later."""
+        size = READ_BYTES
+        while True:
+            data = os.pread(self.fd, size, offset)
+            read, end = parse(data, limit)
+            # Nothing whole in a full read: one record is larger than the read; read more of it.
+            if end or read or len(data) < size:
+                return SpoolRead(read.events, Position(self.inode, offset + end, self._tail(offset + end)),
+                                 read.skipped)
+            size *= 2
+
+    def pending(self, offset: int) -> tuple[int, float | None]:
+        """How many whole records lie past ``offset``, and when the first was received (for the health counts).
+        Counts line ends, so a backlog of any size costs one pass over the bytes, not a parse."""
+        count, oldest = 0, None
+        while data := os.pread(self.fd, READ_BYTES, offset):
+            if oldest is None:
+                first, _ = parse(data, 1)
+                oldest = first.events[0].received_at if first.events else None
+            count += data.count(LF)
+            offset += len(data)
+        return count, oldest
+
+    def find(self, key: str, offset: int) -> bool:
+        """Whether a whole record past ``offset`` carries ``key`` (a delivery not yet read by a worker)."""
+        while offset < self.size:
+            read = self.read(offset, limit=ADMIT_LIMIT)
+            if any(event.key == key for event in read.events):
+                return True
+            if read.position.read_to == offset:
+                return False
+            offset = read.position.read_to
+        return False
+
+    def truncate(self) -> None:
+        os.ftruncate(self.fd, 0)
+
+
+ADMIT_LIMIT = 500   # records per read where the caller names none
 
 
 @contextmanager
-def _opened(path: Path, flags: int) -> Iterator[int]:
-    fd = os.open(path, flags | os.O_CLOEXEC)
+def _opened(path: Path, flags: int) -> Iterator[int | None]:
+    try:
+        fd = os.open(path, flags | os.O_CLOEXEC)
+    except FileNotFoundError:
+        yield None
+        return
     try:
         yield fd
     finally:
         os.close(fd)
 
 
-def parse(data: bytes, limit: int | None) -> SpoolRead:
-    """The whole records of ``data`` (at most ``limit``), in one pass: each byte is looked at a bounded number
-    of times. ``end`` stops before a record without its LF at the end of the data (still being written)."""
+@dataclass(frozen=True)
+class Parsed:
+    events: list[SpooledEvent]
+    skipped: int
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.skipped)
+
+
+def parse(data: bytes, limit: int | None) -> tuple[Parsed, int]:
+    """The whole records of ``data`` (at most ``limit``) and the offset just past the last one, in one pass:
+    each byte is looked at a bounded number of times (the line end found for a record cut short is kept for
+    the next). The end stops before a record without its LF at the end of the data (still being written)."""
     events: list[SpooledEvent] = []
-    position, skipped = 0, 0
+    position, skipped, line_end = 0, 0, -1
     while position < len(data) and (limit is None or len(events) < limit):
         start = data.find(RS, position)
         if start < 0:                               # stray bytes (a record is written whole, RS first)
@@ -204,13 +275,16 @@ def parse(data: bytes, limit: int | None) -> SpoolRead:
             position = len(data)
             break
         skipped += start > position                 # stray bytes before this record
-        line_end = data.find(LF, start)
-        next_start = data.find(RS, start + 1, line_end if line_end >= 0 else len(data))
+        if line_end < start:
+            line_end = data.find(LF, start)
+            if line_end < 0:
+                line_end = len(data)                # no LF in the rest of the data
+        next_start = data.find(RS, start + 1, line_end)
         if next_start >= 0:                         # cut short: the next record began before its LF
             skipped += 1
             position = next_start
             continue
-        if line_end < 0:
+        if line_end == len(data):
             position = start                        # still being written: read again later
             break
         event = decode(data[start + 1:line_end])
@@ -219,14 +293,14 @@ def parse(data: bytes, limit: int | None) -> SpoolRead:
         else:
             events.append(event)
         position = line_end + 1
-    return SpoolRead(events, position, skipped)
+    return Parsed(events, skipped), position
 
 
 def decode(line: bytes) -> SpooledEvent | None:
-    """One record's content ("crc json"), or None when it fails its check or its shape."""
-    checksum, _, body = line.partition(b" ")
+    """One record's content ("json crc"), or None when it fails its check or its shape."""
+    body, _, checksum = line.rpartition(b" ")
     try:
-        if int(checksum, 16) != zlib.crc32(body):
+        if len(checksum) != 8 or int(checksum, 16) != zlib.crc32(body):
             return None
         key, resource, event, payload, order_key, received_at = json.loads(body)
     except (ValueError, TypeError, RecursionError):
