@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Iterator
@@ -13,6 +14,17 @@ from fakes.webex import LocalWebex
 
 pytest_plugins = ["tests.support.postgres"]     # postgres_cluster, postgres_database, postgres_url
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(autouse=True)
+def restored_logging() -> Iterator[None]:
+    """The root logger as it was before the test: ``configure_logging`` (the app, the CLI) binds a handler to the
+    test's captured stderr, which pytest closes after the test; a thread of that test logging late (a
+    websocket reconnecting as it stops) then printed "--- Logging error ---" into a later test's output."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:], root.level = handlers, level
 
 
 @pytest.fixture
