@@ -149,7 +149,7 @@ class Events:
 
     def _spool_position(self) -> Position | None:
         row = self.db.execute("SELECT inode, read_to, tail FROM event_spool WHERE id = 1").fetchone()
-        return None if row is None else Position(row[0], row[1], bytes(row[2]))
+        return Position.from_row(*row) if row is not None else None
 
     def _empty_spool(self) -> None:
         """Truncate the spool if it is read through (see ``storage.spool``: the stored position then no longer
@@ -232,8 +232,7 @@ class Events:
             "(SELECT count(*) FROM event_inbox), (SELECT min(received_at) FROM event_inbox), "
             "(SELECT inode FROM event_spool WHERE id = 1), (SELECT read_to FROM event_spool WHERE id = 1), "
             "(SELECT tail FROM event_spool WHERE id = 1) FROM events").fetchone()
-        stored = Position(position[0], position[1], bytes(position[2])) if position[0] is not None else None
-        spooled, oldest_spooled = self._spool_pending(stored)
+        spooled, oldest_spooled = self._spool_pending(Position.from_row(*position))
         oldest = min((t for t in (oldest, oldest_received, oldest_spooled) if t is not None), default=None)
         return {"pending": (pending or 0) + received + spooled, "failed": failed or 0,
                 "oldest_pending_seconds": round(now - oldest, 1) if oldest else 0}

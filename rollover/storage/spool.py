@@ -71,6 +71,11 @@ class Position:
     read_to: int
     tail: bytes          # the TAIL_BYTES before read_to
 
+    @classmethod
+    def from_row(cls, inode: int | None, read_to: int | None, tail: bytes | None) -> Position | None:
+        """From the ``event_spool`` row's columns (None: nothing was read yet)."""
+        return None if inode is None else cls(inode, read_to, bytes(tail))
+
 
 @dataclass(frozen=True)
 class SpoolRead:
@@ -198,14 +203,14 @@ class SpoolFile:
         length = min(TAIL_BYTES, end)
         return os.pread(self.fd, length, end - length)
 
-    def read(self, offset: int, limit: int) -> SpoolRead:
+    def read(self, offset: int, limit: int | None) -> SpoolRead:
         """Up to ``limit`` whole records from ``offset``; a record still being written is left for later."""
         size = READ_BYTES
         while True:
             data = os.pread(self.fd, size, offset)
             read, end = parse(data, limit)
             # Nothing whole in a full read: one record is larger than the read; read more of it.
-            if end or read or len(data) < size:
+            if end or len(data) < size:
                 return SpoolRead(read.events, Position(self.inode, offset + end, self._tail(offset + end)),
                                  read.skipped)
             size *= 2
@@ -225,7 +230,7 @@ class SpoolFile:
     def find(self, key: str, offset: int) -> bool:
         """Whether a whole record past ``offset`` carries ``key`` (a delivery not yet read by a worker)."""
         while offset < self.size:
-            read = self.read(offset, limit=ADMIT_LIMIT)
+            read = self.read(offset, limit=None)
             if any(event.key == key for event in read.events):
                 return True
             if read.position.read_to == offset:
@@ -235,9 +240,6 @@ class SpoolFile:
 
     def truncate(self) -> None:
         os.ftruncate(self.fd, 0)
-
-
-ADMIT_LIMIT = 500   # records per read where the caller names none
 
 
 @contextmanager
@@ -257,9 +259,6 @@ def _opened(path: Path, flags: int) -> Iterator[int | None]:
 class Parsed:
     events: list[SpooledEvent]
     skipped: int
-
-    def __bool__(self) -> bool:
-        return bool(self.events or self.skipped)
 
 
 def parse(data: bytes, limit: int | None) -> tuple[Parsed, int]:
