@@ -1,4 +1,5 @@
-"""The Flask adapter: verify, record durably, acknowledge. Everything after runs in the worker."""
+"""The web adapter: webhooks verified, recorded durably and acknowledged (``webhook_endpoint``, plain WSGI),
+in front of Flask's ``/healthz`` and ``/metrics``. Everything after the acknowledgement runs in the worker."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from rollover.pipeline.socket_events import connection_status
 from rollover.pipeline.wakeup import wake_channel_for
 from rollover.pipeline.webhooks import WebhookReceiver
 from rollover.settings import Config
+from rollover.webhook_endpoint import WebhookEndpoint
 
 log = logging.getLogger("rollover")
 
@@ -46,21 +48,10 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
         wake_channel.notify()         # the worker processes of this host (the Procfile's worker)
 
     receiver = WebhookReceiver(config.webhook_secret, storage, config.max_webhook_bytes, on_recorded=wake_workers)
-
     app = Flask("rollover")
-    app.config["MAX_CONTENT_LENGTH"] = config.max_webhook_bytes   # refuse huge bodies before reading them
+    app.config["MAX_CONTENT_LENGTH"] = config.max_webhook_bytes   # Flask's routes take no body: none large
     app.extensions["rollover"] = {"config": config, "storage": storage, "wake_callbacks": wake_callbacks,
                                   "wake_channel": wake_channel}
-
-    @app.post("/webhooks/webex")
-    def webex_webhook():
-        body = read_body(config.max_webhook_bytes)
-        if body == TOO_LARGE:
-            return {"error": "body too large"}, 413
-        if body == LENGTH_REQUIRED:
-            return {"error": "a Content-Length or a chunked body is required"}, 411
-        answer = receiver.receive(body, request.headers.get("X-Spark-Signature"))
-        return answer.body, answer.status
 
     if config.metrics_token:
         @app.get("/metrics")
@@ -90,6 +81,8 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     # What notify keeps open (a PostgreSQL connection, a socket) is closed with the app, not left to the
     # garbage collector (psycopg warns then, at some unrelated moment).
     weakref.finalize(app, wake_channel.close)
+    # POST /webhooks/webex is answered in plain WSGI, before Flask (webhook_endpoint says why); Flask serves the rest.
+    app.wsgi_app = WebhookEndpoint(receiver, config.max_webhook_bytes, app.wsgi_app)
     freeze_startup_heap()
     sys.setswitchinterval(ACK_SWITCH_INTERVAL)
     return app
@@ -99,28 +92,6 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
 # most this long, not Python's default 5 ms: under load that wait was the acknowledgement's tail (p99 1.34-1.50x
 # the bare HMAC endpoint with 5 ms, 1.02-1.21x with 0.5-1 ms; bench/webhook_ack.py). Process-wide, like logging.
 ACK_SWITCH_INTERVAL = 0.0005
-
-
-TOO_LARGE, LENGTH_REQUIRED = 413, 411   # read_body's answers when there is no body to verify
-
-
-def read_body(max_bytes: int) -> bytes | int:
-    """The request body, or TOO_LARGE / LENGTH_REQUIRED. A chunked body has no Content-Length to refuse it
-    by, so it is read up to one byte past the limit (never cut short and then verified)."""
-    length = request.content_length
-    if length is not None:
-        return TOO_LARGE if length > max_bytes else request.get_data(cache=False)
-    stream = request.environ["wsgi.input"]
-    if not request.environ.get("wsgi.input_terminated"):
-        return LENGTH_REQUIRED   # neither a length nor a terminated stream: nothing can be read safely
-    chunks, size = [], 0
-    while size <= max_bytes:
-        chunk = stream.read(min(65536, max_bytes + 1 - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return TOO_LARGE if size > max_bytes else b"".join(chunks)
 
 
 def on_recorded(app: Flask, callback: Callable[[], Any]) -> None:

@@ -1,0 +1,153 @@
+"""POST /webhooks/webex is answered in plain WSGI before Flask: every answer of the path is given there, and every
+other request reaches Flask unchanged."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import bot
+from rollover.pipeline.webhooks import signature_for
+from rollover.webhook_endpoint import PATH, content_length, read_body
+from tests.unit.test_webhook_endpoint import SECRET, envelope
+
+MAX = 64 * 1024
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = bot.create_app({"database_path": str(tmp_path / "r.sqlite3"), "webhook_secret": SECRET,
+                          "max_webhook_bytes": MAX})
+    yield app
+    app.extensions["rollover"]["storage"].dispose()
+
+
+def pending(app) -> int:
+    return app.extensions["rollover"]["storage"].events.count("pending")
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "HEAD"])
+def test_other_methods_on_the_webhook_path_get_405_naming_post(app, method):
+    response = app.test_client().open(PATH, method=method)
+    assert response.status_code == 405 and response.headers["Allow"] == "POST"
+
+
+def test_other_paths_reach_flask(app):
+    client = app.test_client()
+    assert client.get("/healthz").json["status"] == "ok"
+    assert client.post("/webhooks/webex/").status_code == 404       # Flask's answer: no such route
+    assert client.get("/nothing-here").status_code == 404
+
+
+def test_answers_are_json_with_their_length(app):
+    body = envelope("M1")
+    response = app.test_client().post(PATH, data=body, headers={"X-Spark-Signature": signature_for(SECRET, body)})
+    assert response.status_code == 200 and response.json == {"status": "accepted"}
+    assert response.headers["Content-Type"] == "application/json"
+    assert int(response.headers["Content-Length"]) == len(response.data)
+
+
+class Unreadable(io.RawIOBase):
+    def read(self, size=-1):
+        raise AssertionError("the body was read")
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_a_byte_is_read():
+    environ = {"wsgi.input": Unreadable(), "CONTENT_LENGTH": str(MAX + 1)}
+    assert read_body(environ, MAX).status == 413
+
+
+def test_a_body_shorter_than_its_content_length_is_refused_not_verified():
+    environ = {"wsgi.input": io.BytesIO(b"{}"), "CONTENT_LENGTH": "10"}
+    assert read_body(environ, MAX).status == 400
+
+
+@pytest.mark.parametrize("header, expected", [("12", 12), (" 7 ", 7), ("0", 0), ("", None), ("-1", None),
+                                              ("1_0", None), ("²", None), ("0x10", None), ("1e3", None)])
+def test_only_a_plain_number_is_a_content_length(header, expected):
+    assert content_length({"CONTENT_LENGTH": header}) == expected
+
+
+def test_a_chunked_body_has_no_declared_length_even_with_a_content_length_header():
+    assert content_length({"CONTENT_LENGTH": "5", "HTTP_TRANSFER_ENCODING": "chunked"}) is None
+
+
+def test_a_length_that_is_not_a_number_and_no_chunked_stream_gets_411(app):
+    body = envelope("M2")
+    response = app.test_client().post(PATH, input_stream=io.BytesIO(body), environ_overrides={
+        "CONTENT_LENGTH": "lots", "wsgi.input_terminated": False},
+        headers={"X-Spark-Signature": signature_for(SECRET, body)})
+    assert response.status_code == 411 and pending(app) == 0
+
+
+def test_a_failure_to_record_is_a_500_with_an_incident_id_and_a_logged_traceback(app, caplog):
+    storage = app.extensions["rollover"]["storage"]
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    storage.events.record = broken
+    body = envelope("M3")
+    with caplog.at_level(logging.ERROR):
+        response = app.test_client().post(PATH, data=body, headers={"X-Spark-Signature": signature_for(SECRET, body)})
+    assert response.status_code == 500
+    incident = response.json["incident"]
+    record = next(r for r in caplog.records if incident in r.getMessage())
+    assert record.exc_info is not None
+    assert SECRET not in caplog.text and SECRET not in response.get_data(as_text=True)
+
+
+def start_gunicorn(folder) -> tuple[subprocess.Popen, int]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ROLLOVER_WEBHOOK_SECRET": SECRET,
+           "ROLLOVER_DATABASE": str(folder / "g.sqlite3"), "ROLLOVER_MAX_WEBHOOK_BYTES": str(MAX)}
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "2",   # keep-alive
+                                "--log-level", "warning", "--bind", f"127.0.0.1:{port}", "bot:create_app()"],
+                               cwd=folder, env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process, port
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("gunicorn did not start")
+
+
+def test_requests_after_refusals_on_one_kept_alive_connection_are_answered_in_turn(tmp_path):
+    """Under gunicorn, one connection kept alive: a 405, an acknowledgement, /healthz, then a 413 whose body is
+    never read (last: gunicorn closes a connection with a body left unread). Each answer is its own request's."""
+    process, port = start_gunicorn(tmp_path)
+    body, huge = envelope("M4"), b"{" + b" " * MAX + b"}"
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    answers = []
+
+    def exchange(method: str, path: str, payload: bytes | None = None) -> None:
+        headers = {"X-Spark-Signature": signature_for(SECRET, payload)} if payload else {}
+        connection.request(method, path, body=payload, headers=headers)
+        response = connection.getresponse()
+        answers.append((response.status, json.loads(response.read())))
+    try:
+        exchange("GET", PATH)
+        exchange("POST", PATH, body)
+        exchange("GET", "/healthz")
+        exchange("POST", PATH, huge)
+    finally:
+        connection.close()
+        process.terminate()
+        process.wait(10)
+    assert [status for status, _ in answers] == [405, 200, 200, 413]
+    assert answers[1][1] == {"status": "accepted"} and answers[2][1]["events"]["pending"] == 1
