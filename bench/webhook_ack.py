@@ -3,10 +3,13 @@
 Sends N signed webhooks at a fixed rate (open loop: a request is sent on schedule
 whether or not earlier ones have answered) to
   1. the real app (`bot:create_app()`: verify signature, record durably in SQLite, 200), and
-  2. the floor: a bare Flask endpoint on the same gunicorn settings that only verifies the HMAC.
-Both servers run side by side and are measured in short alternating rounds, in mirrored order (A B,
-B A, ...), so a busy neighbour or a slow drift hits both alike; prints one line: p50/p99 of each over all
-its rounds together, and the p99 ratio (target <= 1.3 at 200 req/s on 2 cores).
+  2. the floor: a bare Flask endpoint on the same gunicorn settings that only verifies the HMAC, and
+  3. the same HMAC check as a plain WSGI callable: the app answers webhooks in plain WSGI, before Flask
+     (rollover/webhook_endpoint.py), so this is the simplest code doing the floor's work the app's way.
+The servers run side by side and are measured in short alternating rounds, in mirrored order (A B C,
+C B A, ...), so a busy neighbour or a slow drift hits all alike; prints one line: p50/p99 of each over all
+its rounds together, and the app's p99 ratio to each floor (target <= 1.3 to the HMAC-only Flask floor at
+200 req/s on 2 cores).
 
     python bench/webhook_ack.py [--rate 200] [--count 100] [--rounds 50] [--database postgresql://…]
 
@@ -123,6 +126,7 @@ def main() -> None:
             url = stack.enter_context(scratch_schema(args.database, "rollover_bench"))
             servers["postgresql"] = start_gunicorn("bot:create_app()", {**app_env, "ROLLOVER_DATABASE": url})
         servers["floor"] = start_gunicorn("bench.floor_app:create_floor_app()", {"FLOOR_SECRET": SECRET})
+        servers["wsgi floor"] = start_gunicorn("bench.floor_app:create_wsgi_floor_app()", {"FLOOR_SECRET": SECRET})
         try:
             results: dict[str, list[float]] = {name: [] for name in servers}
             for name, (_, port) in servers.items():
@@ -138,6 +142,7 @@ def main() -> None:
                 process.terminate()
                 process.wait(timeout=10)
     (app_p50, app_p99), (floor_p50, floor_p99) = summary(results["app"]), summary(results["floor"])
+    wsgi_p50, wsgi_p99 = summary(results["wsgi floor"])
     postgres = ""
     if "postgresql" in results:
         pg_p50, pg_p99 = summary(results["postgresql"])
@@ -147,6 +152,8 @@ def main() -> None:
     print(f"webhook_ack: {total} webhooks per server in {args.rounds} alternating rounds at {args.rate:.0f}/s under "
           f"gunicorn (2 workers x 4 threads): app on SQLite p50 {app_p50:.2f} ms p99 {app_p99:.2f} ms | "
           f"{postgres}floor (HMAC-only Flask) p50 {floor_p50:.2f} ms p99 {floor_p99:.2f} ms | "
+          f"plain-WSGI HMAC p50 {wsgi_p50:.2f} ms p99 {wsgi_p99:.2f} ms, the app's p99 ratio to it "
+          f"{app_p99 / wsgi_p99:.2f} | "
           f"p99 ratio {app_p99 / floor_p99:.2f} (target <= 1.3)")
 
 
