@@ -131,8 +131,8 @@ def main() -> None:
             results: dict[str, list[float]] = {name: [] for name in servers}
             for name, (_, port) in servers.items():
                 measure(port, bodies(200, f"warm-{name}"), args.rate)      # imports, connections, caches
-            # Alternate the servers round by round, in mirrored order (A B, B A, ...), so a noisy neighbour or a
-            # slow drift hits both alike; each round's p99 is compared with the floor's of the same round.
+            # Alternate the servers round by round, in mirrored order (A B C, C B A, ...), so a noisy neighbour or a
+            # slow drift hits all alike; each server's rounds are pooled for its p50 and p99.
             for round_number in range(args.rounds):
                 order = list(servers.items())
                 for name, (_, port) in order if round_number % 2 == 0 else reversed(order):

@@ -20,7 +20,7 @@ IDLE_SECONDS = 10.0
 
 
 class _Handler(WSGIRequestHandler):
-    protocol_version = "HTTP/1.1"     # keep-alive: a client sending several requests reuses its connection
+    protocol_version = "HTTP/1.1"     # answers in HTTP/1.1; werkzeug still closes each connection after its answer
     timeout = IDLE_SECONDS            # applied to the connection's socket by socketserver
 
 

@@ -7,21 +7,20 @@ acknowledgement's own work. So this endpoint answers in WSGI, and everything els
 any other path) passes through to Flask untouched. ``web.create_app`` installs it as ``app.wsgi_app``, Flask's
 documented place for middleware, so gunicorn, ``serve`` and ``app.test_client()`` all reach it the same way.
 
-It is the only route of the path: every answer to it is given here (405 for another method, 411, 413, 400 for a
-body cut short, the receiver's 200/400/401), and a failure to record is a 500 with an incident id, its
-traceback in the log.
+It is the only route of the path, and answers it in JSON: 405 for another method (a HEAD's without a body), 411
+without a length, 413, 400 for a body cut short or unreadable, the receiver's 200/400/401, and a 500 with an
+incident id (its traceback in the log) when the event cannot be recorded. The server's own refusals (a
+malformed request line or header, which gunicorn answers before any app) stay the server's.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Callable, Iterable
 
-from rollover.pipeline.webhooks import WebhookReceiver
+from rollover.pipeline.webhooks import TOO_LARGE, Answer, WebhookReceiver
 
 log = logging.getLogger(__name__)
 
@@ -43,34 +42,37 @@ class WebhookEndpoint:
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != PATH:
             return self._app(environ, start_response)
-        if environ.get("REQUEST_METHOD") != "POST":
-            return respond(start_response, 405, {"error": "only POST is allowed here"}, [("Allow", "POST")])
-        body = read_body(environ, self._max_bytes)
-        if isinstance(body, Refusal):
-            return respond(start_response, body.status, {"error": body.reason})
+        method = environ.get("REQUEST_METHOD")
+        if method != "POST":
+            answer = respond(start_response, METHOD_NOT_ALLOWED, [("Allow", "POST")])
+            return [] if method == "HEAD" else answer
+        try:
+            body = read_body(environ, self._max_bytes)
+        except Exception as error:   # a malformed chunk, a connection dropped mid-body: the sender's doing
+            log.warning("could not read a webhook delivery's body: %s", type(error).__name__)
+            body = UNREADABLE
+        if isinstance(body, Answer):
+            return respond(start_response, body)
         try:
             answer = self._receiver.receive(body, environ.get("HTTP_X_SPARK_SIGNATURE"))
         except Exception:
             incident = secrets.token_hex(4)
             log.exception("incident %s: a webhook delivery could not be recorded", incident)
-            return respond(start_response, 500, {"error": "the event could not be recorded", "incident": incident})
-        return respond(start_response, answer.status, answer.body)
+            return respond(start_response, Answer(500, {"error": "the event could not be recorded",
+                                                        "incident": incident}))
+        return respond(start_response, answer)
 
 
-@dataclass(frozen=True)
-class Refusal:
-    """Why a body was not read: nothing of it is verified or recorded."""
-    status: int
-    reason: str
+# The endpoint's own answers, beside the receiver's (TOO_LARGE is shared: a length over the limit is refused here).
+METHOD_NOT_ALLOWED = Answer(405, {"error": "only POST is allowed here"})
+LENGTH_REQUIRED = Answer(411, {"error": "a Content-Length or a chunked body is required"})
+CUT_SHORT = Answer(400, {"error": "the body ended before its Content-Length"})
+UNREADABLE = Answer(400, {"error": "the body could not be read"})
+MAX_LENGTH_DIGITS = 18   # past this a length is absurd (and int() refuses a string over 4,300 digits)
 
 
-TOO_LARGE = Refusal(413, "body too large")
-LENGTH_REQUIRED = Refusal(411, "a Content-Length or a chunked body is required")
-CUT_SHORT = Refusal(400, "the body ended before its Content-Length")
-
-
-def read_body(environ: dict, max_bytes: int) -> bytes | Refusal:
-    """The request body, or why it was not read.
+def read_body(environ: dict, max_bytes: int) -> bytes | Answer:
+    """The request body, or the answer that refuses it (nothing of it verified or recorded).
 
     With a Content-Length, a body over ``max_bytes`` is refused before a byte of it is read. A chunked body has
     no length to refuse it by, so it is read up to one byte past the limit (never cut short and then verified).
@@ -80,7 +82,7 @@ def read_body(environ: dict, max_bytes: int) -> bytes | Refusal:
     if length is not None:
         if length > max_bytes:
             return TOO_LARGE
-        body = stream.read(length) if length else b""
+        body = read_exactly(stream, length)
         return body if len(body) == length else CUT_SHORT
     if not environ.get("wsgi.input_terminated"):
         return LENGTH_REQUIRED
@@ -94,19 +96,36 @@ def read_body(environ: dict, max_bytes: int) -> bytes | Refusal:
     return TOO_LARGE if size > max_bytes else b"".join(chunks)
 
 
+def read_exactly(stream, length: int) -> bytes:
+    """Up to ``length`` bytes: as many reads as it takes (PEP 3333 does not promise one read returns them all),
+    fewer only where the stream ends."""
+    chunks, size = [], 0
+    while size < length:
+        chunk = stream.read(length - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 def content_length(environ: dict) -> int | None:
-    """The declared length; None for a chunked body or a header that is not a plain number (as werkzeug)."""
+    """The declared length; None for a chunked body, and for a header that is not a plain decimal number of at
+    most ``MAX_LENGTH_DIGITS`` digits (werkzeug would read ``-1`` or ``+5`` as 0; a sender that means either is
+    asked for a length instead: 411)."""
     if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
         return None
     value = environ.get("CONTENT_LENGTH", "").strip()
-    return int(value) if value.isascii() and value.isdigit() else None
+    if value.isascii() and value.isdigit() and len(value) <= MAX_LENGTH_DIGITS:
+        return int(value)
+    return None
 
 
-def respond(start_response: StartResponse, status: int, body: dict,
+def respond(start_response: StartResponse, answer: Answer,
             headers: list[tuple[str, str]] | None = None) -> list[bytes]:
-    payload = json.dumps(body, separators=(",", ":")).encode() + b"\n"
-    start_response(STATUS_LINES[status], [("Content-Type", "application/json"),
-                                          ("Content-Length", str(len(payload))), *(headers or ())])
+    payload = answer.json
+    start_response(STATUS_LINES[answer.status], [("Content-Type", "application/json"),
+                                                 ("Content-Length", str(len(payload))), *(headers or ())])
     return [payload]
 
 

@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Callable
 
 from rollover import metrics
@@ -43,6 +44,19 @@ class Answer:
     status: int
     body: dict
 
+    @cached_property
+    def json(self) -> bytes:
+        """The body as sent: compact JSON and a line end, encoded once per answer (the answers are constants)."""
+        return json.dumps(self.body, separators=(",", ":")).encode() + b"\n"
+
+
+TOO_LARGE = Answer(413, {"error": "body too large"})
+INVALID_SIGNATURE = Answer(401, {"error": "invalid signature"})
+NOT_AN_EVENT = Answer(400, {"error": "not a Webex webhook event"})
+IGNORED = Answer(200, {"status": "ignored"})
+ACCEPTED = Answer(200, {"status": "accepted"})
+DUPLICATE = Answer(200, {"status": "duplicate"})
+
 
 class WebhookReceiver:
     def __init__(self, secret: str, storage: Storage, max_bytes: int,
@@ -61,24 +75,24 @@ class WebhookReceiver:
     def _receive(self, body: bytes, signature: str | None) -> tuple[Answer, str]:
         """The answer, and the resource as a metrics label (only those the bot subscribes to, else 'other')."""
         if len(body) > self._max_bytes:
-            return Answer(413, {"error": "body too large"}), "other"
+            return TOO_LARGE, "other"
         if not signature_is_valid(self._secret, body, signature):
             log.warning("rejected a webhook delivery with a %s signature",
                         "missing" if not signature else "wrong")
-            return Answer(401, {"error": "invalid signature"}), "other"
+            return INVALID_SIGNATURE, "other"
         envelope = parse_envelope(body)
         if envelope is None:
-            return Answer(400, {"error": "not a Webex webhook event"}), "other"
+            return NOT_AN_EVENT, "other"
         resource, event, data_id = envelope["resource"], envelope["event"], envelope["data"]["id"]
         if (resource, event) not in SUBSCRIPTIONS:
-            return Answer(200, {"status": "ignored"}), "other"
+            return IGNORED, "other"
         # Keep only what the worker needs: the envelope minus anything we do not use.
         payload = {"resource": resource, "event": event, "actorId": envelope.get("actorId"),
                    "data": {k: envelope["data"].get(k) for k in ("id", "roomId", "personId")}}
         is_new = self._storage.events.record(f"{resource}:{data_id}", resource, event, payload)
         if is_new:
             self._on_recorded()
-        return Answer(200, {"status": "accepted" if is_new else "duplicate"}), resource
+        return (ACCEPTED if is_new else DUPLICATE), resource
 
 
 MAX_ID_LENGTH = 512   # Webex ids are base64 of a short URI (~80 characters)

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from werkzeug.test import EnvironBuilder
 
 import bot
 from rollover.pipeline.webhooks import signature_for
@@ -37,10 +38,11 @@ def pending(app) -> int:
     return app.extensions["rollover"]["storage"].events.count("pending")
 
 
-@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "HEAD"])
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "OPTIONS", "HEAD"])
 def test_other_methods_on_the_webhook_path_get_405_naming_post(app, method):
     response = app.test_client().open(PATH, method=method)
     assert response.status_code == 405 and response.headers["Allow"] == "POST"
+    assert (response.data == b"") == (method == "HEAD")      # a HEAD's answer has no body
 
 
 def test_other_paths_reach_flask(app):
@@ -79,8 +81,43 @@ def test_only_a_plain_number_is_a_content_length(header, expected):
     assert content_length({"CONTENT_LENGTH": header}) == expected
 
 
-def test_a_chunked_body_has_no_declared_length_even_with_a_content_length_header():
-    assert content_length({"CONTENT_LENGTH": "5", "HTTP_TRANSFER_ENCODING": "chunked"}) is None
+@pytest.mark.parametrize("coding", ["chunked", "Chunked", "gzip, chunked"])
+def test_a_chunked_body_has_no_declared_length_even_with_a_content_length_header(coding):
+    assert content_length({"CONTENT_LENGTH": "5", "HTTP_TRANSFER_ENCODING": coding}) is None
+
+
+def test_a_length_of_thousands_of_digits_is_no_length():
+    assert content_length({"CONTENT_LENGTH": "9" * 5000}) is None
+
+
+class Trickle(io.RawIOBase):
+    """A stream that hands out at most three bytes per read, as PEP 3333 allows."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def read(self, size=-1):
+        part, self.data = self.data[:min(size, 3)], self.data[min(size, 3):]
+        return part
+
+
+def test_a_body_is_read_whole_however_many_reads_it_takes():
+    body = envelope("M5")
+    assert read_body({"wsgi.input": Trickle(body), "CONTENT_LENGTH": str(len(body))}, MAX) == body
+
+
+class Broken(io.RawIOBase):
+    def read(self, size=-1):
+        raise OSError("Invalid chunk header")
+
+
+def test_a_body_that_cannot_be_read_is_a_bad_request_in_json(app):
+    environ = EnvironBuilder(path=PATH, method="POST", headers={"Transfer-Encoding": "chunked"}).get_environ()
+    environ.update({"wsgi.input": Broken(), "wsgi.input_terminated": True})
+    statuses = []
+    answer = b"".join(app(environ, lambda status, headers: statuses.append(status)))
+    assert statuses == ["400 Bad Request"] and json.loads(answer) == {"error": "the body could not be read"}
+    assert pending(app) == 0
 
 
 def test_a_length_that_is_not_a_number_and_no_chunked_stream_gets_411(app):
@@ -128,11 +165,14 @@ def start_gunicorn(folder) -> tuple[subprocess.Popen, int]:
 
 
 def test_requests_after_refusals_on_one_kept_alive_connection_are_answered_in_turn(tmp_path):
-    """Under gunicorn, one connection kept alive: a 405, an acknowledgement, /healthz, then a 413 whose body is
-    never read (last: gunicorn closes a connection with a body left unread). Each answer is its own request's."""
+    """Under gunicorn, on one connection kept alive: a 405 to a PUT whose body is never read, an acknowledgement,
+    /healthz, then a 413 (last: gunicorn closes a connection after a body over the limit). Each answer is its own
+    request's: an unread body is not taken for the next request."""
     process, port = start_gunicorn(tmp_path)
     body, huge = envelope("M4"), b"{" + b" " * MAX + b"}"
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.connect()
+    kept = connection.sock
     answers = []
 
     def exchange(method: str, path: str, payload: bytes | None = None) -> None:
@@ -140,11 +180,13 @@ def test_requests_after_refusals_on_one_kept_alive_connection_are_answered_in_tu
         connection.request(method, path, body=payload, headers=headers)
         response = connection.getresponse()
         answers.append((response.status, json.loads(response.read())))
+        assert connection.sock is kept      # http.client would reconnect quietly had the server closed it
     try:
-        exchange("GET", PATH)
+        exchange("PUT", PATH, envelope("not read"))
         exchange("POST", PATH, body)
         exchange("GET", "/healthz")
-        exchange("POST", PATH, huge)
+        connection.request("POST", PATH, body=huge, headers={"X-Spark-Signature": signature_for(SECRET, huge)})
+        answers.append((connection.getresponse().status, None))
     finally:
         connection.close()
         process.terminate()
