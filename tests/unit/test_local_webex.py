@@ -403,6 +403,22 @@ def test_file_posted_by_loopback_url_is_rehosted(webex, api, group, site):
     assert [(f["name"], f["data"]) for f in webex.files_posted] == [("cert.pem", PEM)]
 
 
+def test_an_uploaded_file_is_closed_with_its_request_not_left_to_the_collector(webex, api, group, tmp_path):
+    """Else its temporary file warns (ResourceWarning) in whatever test the collector happens to run in."""
+    local = tmp_path / "cert.pem"
+    local.write_bytes(PEM)
+    seen = []
+
+    class Recorded(webex.request_class):
+        def __init__(self, environ, *args, **kwargs):
+            super().__init__(environ, *args, **kwargs)
+            seen.append(self)
+    webex.request_class = Recorded
+    api.messages.create(roomId=group.id, text="cert", files=[str(local)])
+    uploads = [upload for request in seen for upload in request.files.values()]
+    assert uploads and all(upload.stream.closed for upload in uploads)
+
+
 def test_file_url_outside_loopback_is_refused(api, group):
     with pytest.raises(ApiError) as caught:
         api.messages.create(roomId=group.id, text="cert", files=["https://example.com/cert.pem"])
