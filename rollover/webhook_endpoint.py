@@ -25,7 +25,6 @@ from rollover.pipeline.webhooks import TOO_LARGE, Answer, WebhookReceiver
 log = logging.getLogger(__name__)
 
 PATH = "/webhooks/webex"
-READ_CHUNK = 65536
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
@@ -86,14 +85,8 @@ def read_body(environ: dict, max_bytes: int) -> bytes | Answer:
         return body if len(body) == length else CUT_SHORT
     if not environ.get("wsgi.input_terminated"):
         return LENGTH_REQUIRED
-    chunks, size = [], 0
-    while size <= max_bytes:
-        chunk = stream.read(min(READ_CHUNK, max_bytes + 1 - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return TOO_LARGE if size > max_bytes else b"".join(chunks)
+    body = read_exactly(stream, max_bytes + 1)      # to its end, or one byte past the limit
+    return TOO_LARGE if len(body) > max_bytes else body
 
 
 def read_exactly(stream, length: int) -> bytes:
