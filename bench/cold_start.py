@@ -25,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.webhook_ack import SECRET, bodies, measure, start_gunicorn  # noqa: E402
+from bench.webhook_ack import GUNICORN_ARGS, SECRET, bodies, measure  # noqa: E402
+from tests.support.processes import start_gunicorn  # noqa: E402
 
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "metadata" / "adfs_v2_metadata_signed_wsfed_roledescriptors.xml"
 FLOOR = [sys.executable, "-c", "import cryptography.x509, defusedxml.ElementTree"]
@@ -72,8 +73,8 @@ def web_memory(folder: str) -> dict[str, float]:
     """RSS of a web worker of the bot and of the floor app after 200 signed webhooks, and of bot.py worker."""
     database = f"{folder}/bench.sqlite3"
     servers = {"web": start_gunicorn("bot:create_app()", {"ROLLOVER_WEBHOOK_SECRET": SECRET,
-                                                          "ROLLOVER_DATABASE": database}),
-               "floor": start_gunicorn("bench.floor_app:create_floor_app()", {"FLOOR_SECRET": SECRET})}
+                                                          "ROLLOVER_DATABASE": database}, GUNICORN_ARGS),
+               "floor": start_gunicorn("bench.floor_app:create_floor_app()", {"FLOOR_SECRET": SECRET}, GUNICORN_ARGS)}
     worker = subprocess.Popen([sys.executable, "bot.py", "worker"], cwd=ROOT, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, env={**os.environ, **worker_env(database)})
     try:

@@ -29,10 +29,11 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.webhook_ack import free_port, percentile  # noqa: E402
+from bench.webhook_ack import percentile  # noqa: E402
 from fakes.webex import LocalWebex  # noqa: E402
 from rollover.integrations.webex_client import WebexClient  # noqa: E402
 from rollover.pipeline.webhooks import sync_webhooks  # noqa: E402
+from tests.support.processes import free_port  # noqa: E402
 
 SECRET = "bench-secret-0123456789"
 throughput: dict[tuple[str, float], list[float]] = {}    # (set-up, rate) -> replies per second, per round

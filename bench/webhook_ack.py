@@ -24,9 +24,6 @@ import argparse
 import contextlib
 import http.client
 import json
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,31 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rollover.pipeline.webhooks import signature_for  # noqa: E402
+from tests.support.processes import start_gunicorn  # noqa: E402
 
 SECRET = "bench-secret-0123456789"
 GUNICORN_ARGS = ["--workers", "2", "--threads", "4", "--log-level", "warning"]   # as in the Procfile
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_gunicorn(app_spec: str, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", *GUNICORN_ARGS, "--bind", f"127.0.0.1:{port}", app_spec],
-        cwd=ROOT, env={**os.environ, **env})
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process, port
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"gunicorn did not start for {app_spec}")
 
 
 def bodies(count: int, tag: str) -> list[bytes]:
@@ -120,13 +96,15 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder, contextlib.ExitStack() as stack:
         app_env = {"ROLLOVER_WEBHOOK_SECRET": SECRET, "ROLLOVER_DATABASE": f"{folder}/bench.sqlite3"}
-        servers = {"app": start_gunicorn("bot:create_app()", app_env)}
+        servers = {"app": start_gunicorn("bot:create_app()", app_env, GUNICORN_ARGS)}
         if args.database:
             from rollover.storage.postgresql import scratch_schema
             url = stack.enter_context(scratch_schema(args.database, "rollover_bench"))
-            servers["postgresql"] = start_gunicorn("bot:create_app()", {**app_env, "ROLLOVER_DATABASE": url})
-        servers["floor"] = start_gunicorn("bench.floor_app:create_floor_app()", {"FLOOR_SECRET": SECRET})
-        servers["wsgi floor"] = start_gunicorn("bench.floor_app:create_wsgi_floor_app()", {"FLOOR_SECRET": SECRET})
+            servers["postgresql"] = start_gunicorn("bot:create_app()", {**app_env, "ROLLOVER_DATABASE": url},
+                                                   GUNICORN_ARGS)
+        servers["floor"] = start_gunicorn("bench.floor_app:create_floor_app()", {"FLOOR_SECRET": SECRET}, GUNICORN_ARGS)
+        servers["wsgi floor"] = start_gunicorn("bench.floor_app:create_wsgi_floor_app()", {"FLOOR_SECRET": SECRET},
+                                              GUNICORN_ARGS)
         try:
             results: dict[str, list[float]] = {name: [] for name in servers}
             for name, (_, port) in servers.items():

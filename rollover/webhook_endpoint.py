@@ -99,7 +99,7 @@ def read_exactly(stream, length: int) -> bytes:
             break
         chunks.append(chunk)
         size += len(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return b"".join(chunks)
 
 
 def content_length(environ: dict) -> int | None:

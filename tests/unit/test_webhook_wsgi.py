@@ -7,12 +7,6 @@ import http.client
 import io
 import json
 import logging
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 from werkzeug.test import EnvironBuilder
@@ -20,10 +14,10 @@ from werkzeug.test import EnvironBuilder
 import bot
 from rollover.pipeline.webhooks import signature_for
 from rollover.webhook_endpoint import PATH, content_length, read_body
+from tests.support.processes import start_gunicorn
 from tests.unit.test_webhook_endpoint import SECRET, envelope
 
 MAX = 64 * 1024
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -144,31 +138,14 @@ def test_a_failure_to_record_is_a_500_with_an_incident_id_and_a_logged_traceback
     assert SECRET not in caplog.text and SECRET not in response.get_data(as_text=True)
 
 
-def start_gunicorn(folder) -> tuple[subprocess.Popen, int]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "ROLLOVER_WEBHOOK_SECRET": SECRET,
-           "ROLLOVER_DATABASE": str(folder / "g.sqlite3"), "ROLLOVER_MAX_WEBHOOK_BYTES": str(MAX)}
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "2",   # keep-alive
-                                "--log-level", "warning", "--bind", f"127.0.0.1:{port}", "bot:create_app()"],
-                               cwd=folder, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return process, port
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("gunicorn did not start")
-
-
 def test_requests_after_refusals_on_one_kept_alive_connection_are_answered_in_turn(tmp_path):
     """Under gunicorn, on one connection kept alive: a 405 to a PUT whose body is never read, an acknowledgement,
     /healthz, then a 413 (last: gunicorn closes a connection after a body over the limit). Each answer is its own
     request's: an unread body is not taken for the next request."""
-    process, port = start_gunicorn(tmp_path)
+    process, port = start_gunicorn("bot:create_app()", {
+        "ROLLOVER_WEBHOOK_SECRET": SECRET, "ROLLOVER_DATABASE": str(tmp_path / "g.sqlite3"),
+        "ROLLOVER_MAX_WEBHOOK_BYTES": str(MAX)}, ["--workers", "1", "--threads", "2", "--log-level", "warning"],
+        cwd=tmp_path)   # threads: gunicorn's gthread worker, the one that keeps connections alive
     body, huge = envelope("M4"), b"{" + b" " * MAX + b"}"
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     connection.connect()
